@@ -1,0 +1,143 @@
+//! Safetensors files: model files (weights + the config that made them) and full
+//! training states (everything `--resume` needs to continue bit-for-bit).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{read_file, write_atomic};
+use crate::model::{Layout, MlpConfig};
+use crate::schedule::Param;
+use crate::{Error, Result};
+
+pub const META_KEY: &str = "tract_studio";
+
+/// What a model file says about itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    pub format: String,
+    pub mlp: MlpConfig,
+    pub param: Param,
+    /// Base grid T the model samples on.
+    pub grid_steps: usize,
+    /// Steps the model was distilled for (T for a teacher).
+    pub steps: usize,
+    pub data: String,
+    /// "fit", "tract", "btd", "teacher".
+    pub kind: String,
+    pub schedule: String,
+    pub train_samples: u64,
+    pub clip_x0: bool,
+}
+
+/// A loaded model file.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    pub meta: ModelMeta,
+    pub flat: Vec<f32>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serialize named f32 tensors plus JSON metadata.
+pub fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: &str) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors.iter().map(|(n, s, v)| (n.clone(), f32_bytes(v), s.clone())).collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data")))
+        .collect();
+    let mut info = HashMap::new();
+    info.insert(META_KEY.to_string(), meta.to_string());
+    let out = safetensors::serialize(views, Some(info)).map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
+    write_atomic(path, &out)
+}
+
+/// A parsed safetensors file with its tract-studio metadata.
+pub struct Reader {
+    bytes: Vec<u8>,
+    pub meta: String,
+    path: String,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        let bytes = read_file(path)?;
+        let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}"))
+        })?;
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}")))?;
+        let meta = md
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(META_KEY).cloned())
+            .ok_or_else(|| Error::file(path, "a safetensors file without tract-studio metadata; expected a checkpoint written by tract-studio"))?;
+        Ok(Reader { bytes, meta, path: path.display().to_string() })
+    }
+
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let st = SafeTensors::deserialize(&self.bytes).expect("validated in open");
+        let t = st.tensor(name).map_err(|_| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(Error::file(&self.path, format!("tensor '{name}' is {:?}, expected F32", t.dtype())));
+        }
+        if t.shape() != shape {
+            return Err(Error::file(&self.path, format!("tensor '{name}' has shape {:?}, expected {:?}", t.shape(), shape)));
+        }
+        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        SafeTensors::deserialize(&self.bytes).map(|st| st.names().contains(&name)).unwrap_or(false)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Named tensors of one flat parameter vector, with a prefix.
+pub fn named(prefix: &str, layout: &Layout, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    layout
+        .split(flat)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (format!("{prefix}{}", layout.names[i]), layout.shapes[i].clone(), v.to_vec()))
+        .collect()
+}
+
+pub fn read_flat(r: &Reader, prefix: &str, layout: &Layout) -> Result<Vec<f32>> {
+    let mut flat = Vec::with_capacity(layout.total);
+    for (i, n) in layout.names.iter().enumerate() {
+        flat.extend(r.tensor(&format!("{prefix}{n}"), &layout.shapes[i])?);
+    }
+    Ok(flat)
+}
+
+impl ModelFile {
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let layout = crate::model::Mlp::new(self.meta.mlp.clone()).layout();
+        let meta = serde_json::to_string(&self.meta).expect("meta serializes");
+        write_tensors(path, &named("", &layout, &self.flat), &meta)
+    }
+
+    pub fn load(path: &Path) -> Result<ModelFile> {
+        let r = Reader::open(path)?;
+        let meta: ModelMeta = serde_json::from_str(&r.meta).map_err(|e| {
+            Error::file(path, format!("tract-studio metadata is not a model description ({e}); is this a training state? use the student.safetensors or a phase file"))
+        })?;
+        if meta.format != "tract-studio-model/1" {
+            return Err(Error::file(path, format!("unsupported model format '{}', expected tract-studio-model/1", meta.format)));
+        }
+        let layout = crate::model::Mlp::new(meta.mlp.clone()).layout();
+        let flat = read_flat(&r, "", &layout)?;
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err(Error::file(path, "weights contain NaN or infinity"));
+        }
+        Ok(ModelFile { meta, flat })
+    }
+}

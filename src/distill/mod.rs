@@ -1,0 +1,613 @@
+//! Distillation: TRACT phases (Algorithms 1 and 2), the BTD baseline, and the short
+//! fit of a student network to the exact teacher. One loop runs them all, sends events
+//! to any front end, checkpoints the full state atomically, and resumes bit-for-bit.
+
+pub mod optim;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{ModelFile, ModelMeta, Reader, write_tensors};
+use crate::data::Data;
+use crate::data::gmm::ExactDenoiser;
+use crate::diffusion::{Denoiser, Times, ddim_step, heun_step, target_coefs};
+use crate::model::mlp::Bound;
+use crate::model::{Mlp, MlpConfig, flat_from_host, flat_to_host};
+use crate::rng::{Rng, purpose};
+use crate::schedule::{Coef, Grid, Param, Schedule, karras_sigma};
+use crate::tensors::{column, from_vec2, scalar};
+use crate::{Error, Result};
+pub use optim::{Adam, AdamConfig, ema_update, ema_weight, inference_mu};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Tract,
+    Btd,
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tract" => Ok(Method::Tract),
+            "btd" => Ok(Method::Btd),
+            o => Err(Error::input(format!("unknown method '{o}': expected tract or btd"))),
+        }
+    }
+}
+
+/// Everything that defines a run; saved in every checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DistillConfig {
+    pub data: String,
+    /// "exact" (closed-form mixture denoiser) or a model file path.
+    pub teacher: String,
+    /// Start the student from this model file instead of fitting one to the teacher.
+    pub init: Option<String>,
+    pub method: Method,
+    pub schedule: String,
+    pub param: Param,
+    /// Distillation budget in samples, across all phases (fit not included).
+    pub train_samples: u64,
+    /// Samples for fitting a fresh network to the exact teacher (0 with --init or a model teacher).
+    pub fit_samples: u64,
+    pub batch: usize,
+    pub seed: u64,
+    pub adam: AdamConfig,
+    pub mu_s: f64,
+    pub ema_eps: f64,
+    /// Fixed inference EMA momentum instead of eps^(1/N).
+    pub mu_i: Option<f64>,
+    /// Relative budget per phase ("auto": the paper's 1:5 for two phases, equal otherwise).
+    pub phase_split: Option<Vec<f64>>,
+    pub clip_x0: bool,
+    pub mlp: MlpConfig,
+    pub ckpt_every: u64,
+}
+
+impl DistillConfig {
+    /// Defaults for a data set: the paper's hyper-parameters, an MLP sized for 2-D data.
+    pub fn new(data: &Data, param: Param) -> Self {
+        DistillConfig {
+            data: data.spec.clone(),
+            teacher: "exact".into(),
+            init: None,
+            method: Method::Tract,
+            schedule: if param == Param::Vp { "1024,32,1".into() } else { "40,8,1".into() },
+            param,
+            train_samples: 2_000_000,
+            fit_samples: 1_000_000,
+            batch: 512,
+            seed: 0,
+            adam: AdamConfig { lr: 1e-3, ..Default::default() },
+            mu_s: 0.5,
+            ema_eps: 1e-4,
+            mu_i: None,
+            phase_split: None,
+            clip_x0: false,
+            mlp: MlpConfig::new(data.dim(), param, data.mixture.rms()),
+            ckpt_every: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhaseKind {
+    Fit,
+    Tract { from: usize, to: usize },
+    Btd { from: usize, to: usize },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub kind: PhaseKind,
+    pub samples: u64,
+    pub steps: u64,
+}
+
+impl Phase {
+    pub fn name(&self) -> String {
+        match self.kind {
+            PhaseKind::Fit => "fit".into(),
+            PhaseKind::Tract { from, to } => format!("tract-{from}to{to}"),
+            PhaseKind::Btd { from, to } => format!("btd-{from}to{to}"),
+        }
+    }
+    pub fn to_steps(&self) -> Option<usize> {
+        match self.kind {
+            PhaseKind::Fit => None,
+            PhaseKind::Tract { to, .. } | PhaseKind::Btd { to, .. } => Some(to),
+        }
+    }
+}
+
+/// Split the budget and list the phases of a run.
+pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
+    let sched = Schedule::parse(&cfg.schedule)?;
+    if cfg.batch == 0 {
+        return Err(Error::input("--batch must be at least 1"));
+    }
+    let pairs = match cfg.method {
+        Method::Tract => sched.tract_phases(),
+        Method::Btd => sched.btd_phases()?,
+    };
+    let split: Vec<f64> = match (&cfg.phase_split, cfg.method) {
+        (Some(s), _) => {
+            if s.len() != pairs.len() || s.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+                return Err(Error::input(format!(
+                    "--phase-split has {} positive weights but the run has {} phases",
+                    s.iter().filter(|w| **w > 0.0).count(),
+                    pairs.len()
+                )));
+            }
+            s.clone()
+        }
+        (None, Method::Tract) if pairs.len() == 2 => vec![1.0, 5.0],
+        _ => vec![1.0; pairs.len()],
+    };
+    let tot: f64 = split.iter().sum();
+    let steps_of = |samples: u64| samples.div_ceil(cfg.batch as u64).max(1);
+    let mut phases = vec![];
+    if cfg.fit_samples > 0 {
+        phases.push(Phase { kind: PhaseKind::Fit, samples: cfg.fit_samples, steps: steps_of(cfg.fit_samples) });
+    }
+    for (i, (from, to)) in pairs.into_iter().enumerate() {
+        let samples = (cfg.train_samples as f64 * split[i] / tot).round() as u64;
+        let kind = match cfg.method {
+            Method::Tract => PhaseKind::Tract { from, to },
+            Method::Btd => PhaseKind::Btd { from, to },
+        };
+        phases.push(Phase { kind, samples, steps: steps_of(samples) });
+    }
+    Ok(phases)
+}
+
+/// What the loop tells a front end.
+#[derive(Clone, Debug)]
+pub enum Event {
+    PhaseStart { index: usize, count: usize, name: String, steps: u64 },
+    Step { phase: usize, step: u64, steps: u64, samples_done: u64, samples_total: u64, loss: f32 },
+    Checkpoint { path: PathBuf, global_step: u64 },
+    PhaseEnd { index: usize, path: PathBuf },
+}
+
+/// A front end: receives events; returning false asks the loop to stop (after a checkpoint).
+pub trait Observer {
+    fn event(&mut self, e: &Event) -> bool;
+}
+
+impl<F: FnMut(&Event) -> bool> Observer for F {
+    fn event(&mut self, e: &Event) -> bool {
+        self(e)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Finished { student: PathBuf },
+    Stopped { global_step: u64 },
+}
+
+/// The teacher of a phase.
+enum TeacherNet {
+    Exact(ExactDenoiser),
+    Net(Tensor<1>),
+}
+
+/// The full mutable training state.
+struct RunState {
+    phase: usize,
+    step: u64,
+    global_step: u64,
+    student: Tensor<1>,
+    self_teacher: Tensor<1>,
+    ema: Tensor<1>,
+    /// The learned teacher of the current phase (None: the original teacher).
+    teacher: Option<Tensor<1>>,
+    adam: Adam,
+    rng: Rng,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateMeta {
+    format: String,
+    config: DistillConfig,
+    phase: usize,
+    step: u64,
+    global_step: u64,
+    adam_t: u64,
+    rng: [String; 4],
+}
+
+pub const STATE_FILE: &str = "state.safetensors";
+pub const LOSS_FILE: &str = "loss.csv";
+
+/// A distillation run bound to a directory.
+pub struct Run {
+    pub cfg: DistillConfig,
+    pub dir: PathBuf,
+    pub phases: Vec<Phase>,
+    data: Data,
+    mlp: Mlp,
+    grid: Grid,
+    device: Device,
+    original: TeacherNet,
+    /// The starting network of the first phase (fit: random init).
+    init: Vec<f32>,
+    pending_losses: Vec<String>,
+}
+
+impl Run {
+    /// Validate everything before any file is written.
+    pub fn new(mut cfg: DistillConfig, dir: &Path, device: &Device) -> Result<Run> {
+        let data = Data::parse(&cfg.data)?;
+        let sched = Schedule::parse(&cfg.schedule)?;
+        let mut init_rng = Rng::stream(cfg.seed, purpose::INIT);
+        let original;
+        let mut init: Option<Vec<f32>> = None;
+        if cfg.teacher == "exact" {
+            original = TeacherNet::Exact(data.mixture.exact_denoiser(device));
+        } else {
+            let m = ModelFile::load(Path::new(&cfg.teacher))?;
+            check_model_fits(&m, &data, cfg.param, &cfg.teacher)?;
+            cfg.mlp = m.meta.mlp.clone();
+            cfg.fit_samples = 0;
+            init = Some(m.flat.clone());
+            original = TeacherNet::Net(flat_from_host(m.flat, device));
+        }
+        if let Some(p) = &cfg.init {
+            let m = ModelFile::load(Path::new(p))?;
+            check_model_fits(&m, &data, cfg.param, p)?;
+            cfg.mlp = m.meta.mlp.clone();
+            cfg.fit_samples = 0;
+            init = Some(m.flat);
+        }
+        if cfg.mlp.dim != data.dim() {
+            return Err(Error::input(format!("model dimension {} does not match data dimension {}", cfg.mlp.dim, data.dim())));
+        }
+        let mlp = Mlp::new(cfg.mlp.clone());
+        let init = match init {
+            Some(v) => v,
+            None => {
+                if cfg.fit_samples == 0 {
+                    return Err(Error::input("a fresh student needs --fit-samples > 0 (or --init MODEL)"));
+                }
+                mlp.init(&mut init_rng)
+            }
+        };
+        if !(0.0..1.0).contains(&cfg.mu_s) {
+            return Err(Error::input(format!("--mu-s {} is outside [0, 1)", cfg.mu_s)));
+        }
+        if !(cfg.adam.lr.is_finite() && cfg.adam.lr > 0.0) {
+            return Err(Error::input(format!("--lr {} must be a positive number", cfg.adam.lr)));
+        }
+        let phases = plan(&cfg)?;
+        let grid = Grid::new(cfg.param, sched.teacher_steps());
+        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, mlp, grid, device: device.clone(), original, init, pending_losses: vec![] })
+    }
+
+    /// Open a run directory to resume it: the config comes from its state file.
+    pub fn open(dir: &Path, device: &Device) -> Result<Run> {
+        let path = dir.join(STATE_FILE);
+        if !path.exists() {
+            return Err(Error::file(&path, "nothing to resume: no training state here (start without --resume)"));
+        }
+        let r = Reader::open(&path)?;
+        let meta: StateMeta = serde_json::from_str(&r.meta).map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
+        Run::new(meta.config, dir, device)
+    }
+
+    pub fn total_samples(&self) -> u64 {
+        self.phases.iter().map(|p| p.samples).sum()
+    }
+
+    fn fresh_state(&self) -> RunState {
+        let student = flat_from_host(self.init.clone(), &self.device);
+        RunState {
+            phase: 0,
+            step: 0,
+            global_step: 0,
+            self_teacher: student.clone(),
+            ema: student.clone(),
+            adam: Adam::new(&student),
+            student,
+            teacher: None,
+            rng: Rng::stream(self.cfg.seed, purpose::TRAIN),
+        }
+    }
+
+    fn load_state(&self) -> Result<RunState> {
+        let path = self.dir.join(STATE_FILE);
+        let r = Reader::open(&path)?;
+        let meta: StateMeta = serde_json::from_str(&r.meta).map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
+        let n = self.mlp.layout().total;
+        let get = |name: &str| -> Result<Tensor<1>> { Ok(flat_from_host(r.tensor(name, &[n])?, &self.device)) };
+        let rng: Vec<u64> = meta.rng.iter().map(|s| s.parse().map_err(|_| Error::file(&path, "corrupt RNG state"))).collect::<Result<_>>()?;
+        Ok(RunState {
+            phase: meta.phase,
+            step: meta.step,
+            global_step: meta.global_step,
+            student: get("student")?,
+            self_teacher: get("self_teacher")?,
+            ema: get("ema")?,
+            teacher: if r.has("teacher") { Some(get("teacher")?) } else { None },
+            adam: Adam { m: get("adam_m")?, v: get("adam_v")?, t: meta.adam_t },
+            rng: Rng::from_state([rng[0], rng[1], rng[2], rng[3]]),
+        })
+    }
+
+    fn save_state(&mut self, st: &RunState) -> Result<PathBuf> {
+        let n = self.mlp.layout().total;
+        let mut ts = vec![
+            ("student".to_string(), vec![n], flat_to_host(&st.student)),
+            ("self_teacher".to_string(), vec![n], flat_to_host(&st.self_teacher)),
+            ("ema".to_string(), vec![n], flat_to_host(&st.ema)),
+            ("adam_m".to_string(), vec![n], flat_to_host(&st.adam.m)),
+            ("adam_v".to_string(), vec![n], flat_to_host(&st.adam.v)),
+        ];
+        if let Some(t) = &st.teacher {
+            ts.push(("teacher".to_string(), vec![n], flat_to_host(t)));
+        }
+        let meta = StateMeta {
+            format: "tract-studio-state/1".into(),
+            config: self.cfg.clone(),
+            phase: st.phase,
+            step: st.step,
+            global_step: st.global_step,
+            adam_t: st.adam.t,
+            rng: st.rng.state().map(|w| w.to_string()),
+        };
+        // the loss log first, so the log never lags behind a saved state
+        self.flush_losses()?;
+        let path = self.dir.join(STATE_FILE);
+        write_tensors(&path, &ts, &serde_json::to_string(&meta).expect("serializes"))?;
+        Ok(path)
+    }
+
+    fn flush_losses(&mut self) -> Result<()> {
+        use std::io::Write;
+        let path = self.dir.join(LOSS_FILE);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        for l in self.pending_losses.drain(..) {
+            writeln!(f, "{l}").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Truncate the loss log to the lines written up to `global_step` (for resume).
+    fn trim_losses(&self, global_step: u64) -> Result<()> {
+        let path = self.dir.join(LOSS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut keep = String::from("phase,step,global_step,loss\n");
+        for line in text.lines().skip(1) {
+            let gs: Option<u64> = line.split(',').nth(2).and_then(|v| v.parse().ok());
+            if gs.is_some_and(|g| g <= global_step) {
+                keep.push_str(line);
+                keep.push('\n');
+            }
+        }
+        crate::error::write_atomic(&path, keep.as_bytes())
+    }
+
+    fn model_meta(&self, kind: &str, steps: usize, samples: u64) -> ModelMeta {
+        ModelMeta {
+            format: "tract-studio-model/1".into(),
+            mlp: self.cfg.mlp.clone(),
+            param: self.cfg.param,
+            grid_steps: self.grid.steps,
+            steps,
+            data: self.cfg.data.clone(),
+            kind: kind.into(),
+            schedule: self.cfg.schedule.clone(),
+            train_samples: samples,
+            clip_x0: self.cfg.clip_x0,
+        }
+    }
+
+    pub fn phase_file(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("phase{}-{}.safetensors", i, self.phases[i].name()))
+    }
+
+    /// Run (or resume) to the end. `max_global_steps` interrupts after that many optimizer
+    /// steps with a checkpoint, as a kill would (used by tests and the app's pause).
+    pub fn run(&mut self, resume: bool, observer: &mut dyn Observer, max_global_steps: Option<u64>) -> Result<Outcome> {
+        let mut st = if resume {
+            let st = self.load_state()?;
+            self.trim_losses(st.global_step)?;
+            st
+        } else {
+            std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
+            let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
+            crate::error::write_atomic(&self.dir.join(LOSS_FILE), b"phase,step,global_step,loss\n")?;
+            crate::error::write_atomic(&self.dir.join("config.json"), serde_json::to_string_pretty(&self.cfg).expect("serializes").as_bytes())?;
+            self.fresh_state()
+        };
+        let samples_total = self.total_samples();
+        let mut samples_done: u64 = self.phases[..st.phase].iter().map(|p| p.samples).sum::<u64>() + st.step * self.cfg.batch as u64;
+        let mut last_good = self.dir.join(STATE_FILE);
+        while st.phase < self.phases.len() {
+            let phase = self.phases[st.phase].clone();
+            if !observer.event(&Event::PhaseStart { index: st.phase, count: self.phases.len(), name: phase.name(), steps: phase.steps }) {
+                return Ok(Outcome::Stopped { global_step: st.global_step });
+            }
+            let mu_i = self.cfg.mu_i.unwrap_or_else(|| inference_mu(self.cfg.ema_eps, phase.steps));
+            while st.step < phase.steps {
+                let loss_t = self.train_step(&phase, &mut st)?;
+                let loss = scalar(loss_t);
+                if !loss.is_finite() {
+                    return Err(Error::Diverged(format!(
+                        "loss is {loss} at phase {} ({}), step {}; the weights were not saved. The last good checkpoint is {} (resume from it with --resume, perhaps after lowering --lr)",
+                        st.phase, phase.name(), st.step, last_good.display()
+                    )));
+                }
+                st.step += 1;
+                st.global_step += 1;
+                // EMAs after the optimizer step (Algorithm 1 line 21, A.7)
+                st.self_teacher = ema_update(st.self_teacher.clone(), &st.student, self.cfg.mu_s, st.step);
+                st.ema = ema_update(st.ema.clone(), &st.student, mu_i, st.step);
+                samples_done += self.cfg.batch as u64;
+                self.pending_losses.push(format!("{},{},{},{}", st.phase, st.step, st.global_step, loss));
+                let go = observer.event(&Event::Step {
+                    phase: st.phase,
+                    step: st.step,
+                    steps: phase.steps,
+                    samples_done: samples_done.min(samples_total),
+                    samples_total,
+                    loss,
+                });
+                let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
+                if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
+                    last_good = self.save_state(&st)?;
+                    observer.event(&Event::Checkpoint { path: last_good.clone(), global_step: st.global_step });
+                }
+                if interrupted {
+                    return Ok(Outcome::Stopped { global_step: st.global_step });
+                }
+            }
+            // phase end: save its inference-EMA model, then set up the next phase
+            let (kind, steps) = match phase.kind {
+                PhaseKind::Fit => ("fit", self.grid.steps),
+                PhaseKind::Tract { to, .. } => ("tract", to),
+                PhaseKind::Btd { to, .. } => ("btd", to),
+            };
+            let done: u64 = self.phases[..=st.phase].iter().filter(|p| p.kind != PhaseKind::Fit).map(|p| p.samples).sum();
+            let mf = ModelFile { meta: self.model_meta(kind, steps, done), flat: flat_to_host(&st.ema) };
+            let pf = self.phase_file(st.phase);
+            mf.save(&pf)?;
+            observer.event(&Event::PhaseEnd { index: st.phase, path: pf });
+            let was_fit = phase.kind == PhaseKind::Fit;
+            let result = st.ema.clone();
+            st.phase += 1;
+            st.step = 0;
+            // the next phase: teacher = this phase's EMA (except after the fit, where the
+            // original teacher stays); student and self-teacher start as copies; Adam restarts
+            if !was_fit {
+                st.teacher = Some(result.clone());
+            }
+            st.student = result.clone();
+            st.self_teacher = result.clone();
+            st.ema = result;
+            st.adam = Adam::new(&st.student);
+            last_good = self.save_state(&st)?;
+        }
+        let last = self.phases.len() - 1;
+        let student = self.dir.join("student.safetensors");
+        std::fs::copy(self.phase_file(last), &student).map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
+        Ok(Outcome::Finished { student })
+    }
+
+    fn teacher_den<'a>(&'a self, st: &'a RunState) -> Box<dyn Denoiser + 'a> {
+        match (&st.teacher, &self.original) {
+            (Some(t), _) => Box::new(Bound { model: &self.mlp, params: t }),
+            (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
+            (None, TeacherNet::Net(t)) => Box::new(Bound { model: &self.mlp, params: t }),
+        }
+    }
+
+    /// Teacher step t -> t-1: DDIM for VP, Heun for VE (Algorithms 1 and 2).
+    fn teacher_step(&self, den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef]) -> Tensor<2> {
+        match self.cfg.param {
+            Param::Vp => ddim_step(den, x, from, to, self.cfg.clip_x0),
+            Param::Ve => heun_step(den, x, from, to, self.cfg.clip_x0),
+        }
+    }
+
+    fn loss_weight(&self, c: &Coef) -> f64 {
+        match self.cfg.param {
+            Param::Vp => c.snr().max(1.0),
+            Param::Ve => {
+                let sd = self.cfg.mlp.sigma_data;
+                (c.sigma * c.sigma + sd * sd) / (c.sigma * sd).powi(2)
+            }
+        }
+    }
+
+    /// One optimizer step; returns the (device) loss.
+    fn train_step(&self, phase: &Phase, st: &mut RunState) -> Result<Tensor<1>> {
+        let (b, d) = (self.cfg.batch, self.data.dim());
+        let dev = &self.device;
+        let x0 = from_vec2(self.data.sample(&mut st.rng, b), [b, d], dev);
+        let eps = from_vec2(st.rng.normals(b * d), [b, d], dev);
+        let (ct, target) = match phase.kind {
+            PhaseKind::Fit => {
+                let ct: Vec<Coef> = (0..b).map(|_| self.random_level(&mut st.rng)).collect();
+                let times = Times::new(ct.clone(), dev);
+                let xt = x0 * times.alpha() + eps * times.sigma();
+                let target = self.teacher_den(st).denoise(xt.clone(), &times);
+                (ct, (xt, target))
+            }
+            PhaseKind::Tract { from, to } | PhaseKind::Btd { from, to } => {
+                let stride = self.grid.steps / from;
+                let group = from / to;
+                let btd = matches!(phase.kind, PhaseKind::Btd { .. });
+                let mut idx = Vec::with_capacity(b);
+                for _ in 0..b {
+                    let s = group * st.rng.below(to);
+                    let t = if btd { s + 2 } else { s + 1 + st.rng.below(group) };
+                    idx.push((t, s));
+                }
+                let c = |i: usize| self.grid.coef(i * stride);
+                let ct: Vec<Coef> = idx.iter().map(|&(t, _)| c(t)).collect();
+                let ct1: Vec<Coef> = idx.iter().map(|&(t, _)| c(t - 1)).collect();
+                let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
+                let times = Times::new(ct.clone(), dev);
+                let xt = x0 * times.alpha() + eps * times.sigma();
+                let teacher = self.teacher_den(st);
+                let xt1 = self.teacher_step(teacher.as_ref(), xt.clone(), &ct, &ct1);
+                let xs = if btd {
+                    self.teacher_step(teacher.as_ref(), xt1, &ct1, &cs)
+                } else if idx.iter().all(|&(t, s)| t - 1 == s) {
+                    xt1
+                } else {
+                    let selft = Bound { model: &self.mlp, params: &st.self_teacher };
+                    ddim_step(&selft, xt1, &ct1, &cs, self.cfg.clip_x0)
+                };
+                let (a, bb): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
+                let target = xs * column(&a, dev) + xt.clone() * column(&bb, dev);
+                (ct, (xt, target))
+            }
+        };
+        let (xt, target) = target;
+        let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
+        let times = Times::new(ct, dev);
+        let leaf = st.student.clone().autodiff().require_grad();
+        let g = self.mlp.forward(&leaf, xt, &times);
+        let diff = g - target.detach();
+        let per = (diff.clone() * diff).mean_dim(1) * column(&w, dev);
+        let loss = per.mean();
+        let grads = loss.backward();
+        let grad = leaf.grad(&grads).ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
+        st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
+        Ok(loss.inner())
+    }
+
+    /// A continuous noise level for the fit phase: u ~ U(0, 1] (VP), or a uniform position
+    /// on the Karras curve (VE).
+    fn random_level(&self, rng: &mut Rng) -> Coef {
+        match self.cfg.param {
+            Param::Vp => crate::schedule::vp_coef(1.0 - rng.uniform()),
+            Param::Ve => {
+                let (lo, hi) = (crate::schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0), crate::schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0));
+                let _ = karras_sigma;
+                crate::schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
+            }
+        }
+    }
+}
+
+fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Result<()> {
+    if m.meta.mlp.dim != data.dim() {
+        return Err(Error::file(
+            what,
+            format!("the model is for {}-dimensional data but {} is {}-dimensional", m.meta.mlp.dim, data.spec, data.dim()),
+        ));
+    }
+    if m.meta.param != param {
+        return Err(Error::file(what, format!("the model is {:?} but the run is {:?} (--param)", m.meta.param, param)));
+    }
+    Ok(())
+}

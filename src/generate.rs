@@ -1,0 +1,125 @@
+//! Load any model (`exact:DATA` or a model file) and sample from it at K steps from
+//! seeded noise: the same --seed and --n give the same noise for every model and K.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::checkpoint::ModelFile;
+use crate::data::Data;
+use crate::data::gmm::ExactDenoiser;
+use crate::diffusion::{Solver, sample};
+use crate::model::mlp::Bound;
+use crate::model::{Mlp, flat_from_host};
+use crate::rng::{Rng, purpose};
+use crate::schedule::{Grid, Param, default_steps};
+use crate::tensors::{from_vec2, to_vec};
+use crate::{Error, Result};
+
+pub enum Model {
+    Exact { data: Data, den: ExactDenoiser, grid: Grid },
+    Net { file: ModelFile, mlp: Mlp, flat: Tensor<1>, grid: Grid },
+}
+
+impl Model {
+    /// `exact:DATA` (with `param` and `grid_steps`, default 1024 VP / 40 VE) or a model file.
+    pub fn load(spec: &str, param: Param, grid_steps: Option<usize>, device: &Device) -> Result<Model> {
+        if let Some(d) = spec.strip_prefix("exact:") {
+            let data = Data::parse(d)?;
+            let den = data.mixture.exact_denoiser(device);
+            let steps = grid_steps.unwrap_or(default_steps(param));
+            if steps == 0 {
+                return Err(Error::input("--grid must be at least 1"));
+            }
+            return Ok(Model::Exact { data, den, grid: Grid::new(param, steps) });
+        }
+        let file = ModelFile::load(Path::new(spec))?;
+        let mlp = Mlp::new(file.meta.mlp.clone());
+        let flat = flat_from_host(file.flat.clone(), device);
+        let grid = Grid::new(file.meta.param, file.meta.grid_steps);
+        Ok(Model::Net { file, mlp, flat, grid })
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            Model::Exact { data, .. } => data.dim(),
+            Model::Net { file, .. } => file.meta.mlp.dim,
+        }
+    }
+
+    pub fn grid(&self) -> Grid {
+        match self {
+            Model::Exact { grid, .. } | Model::Net { grid, .. } => *grid,
+        }
+    }
+
+    /// The step count the model was made for (T for a teacher).
+    pub fn native_steps(&self) -> usize {
+        match self {
+            Model::Exact { grid, .. } => grid.steps,
+            Model::Net { file, .. } => file.meta.steps,
+        }
+    }
+
+    pub fn data_spec(&self) -> &str {
+        match self {
+            Model::Exact { data, .. } => &data.spec,
+            Model::Net { file, .. } => &file.meta.data,
+        }
+    }
+
+    /// Sample from host noise [n, dim] in chunks; returns [n, dim] samples.
+    pub fn sample(&self, noise: &[f32], steps: usize, solver: Solver, device: &Device) -> Result<Vec<f32>> {
+        let d = self.dim();
+        if noise.len() % d != 0 {
+            return Err(Error::input(format!("noise of {} values is not a multiple of the dimension {d}", noise.len())));
+        }
+        if steps == 0 || steps > self.grid().steps {
+            return Err(Error::input(format!("--steps {steps} must be between 1 and the model's grid of {} steps", self.grid().steps)));
+        }
+        let mut out = Vec::with_capacity(noise.len());
+        for chunk in noise.chunks(4096 * d) {
+            let n = chunk.len() / d;
+            let eps = from_vec2(chunk.to_vec(), [n, d], device);
+            let x = match self {
+                Model::Exact { den, grid, .. } => sample(den, eps, grid, steps, solver, false),
+                Model::Net { file, mlp, flat, grid } => {
+                    sample(&Bound { model: mlp, params: flat }, eps, grid, steps, solver, file.meta.clip_x0)
+                }
+            };
+            out.extend(to_vec(x));
+        }
+        Ok(out)
+    }
+}
+
+/// The sampling noise for a seed: identical for every model and step count.
+pub fn noise(seed: u64, n: usize, dim: usize) -> Vec<f32> {
+    Rng::stream(seed, purpose::SAMPLE_NOISE).normals(n * dim)
+}
+
+/// Write `samples` and `noise` as a safetensors file.
+pub fn write_samples(path: &Path, samples: &[f32], noise: &[f32], dim: usize, meta: &serde_json::Value) -> Result<()> {
+    let n = samples.len() / dim;
+    crate::checkpoint::write_tensors(
+        path,
+        &[("samples".into(), vec![n, dim], samples.to_vec()), ("noise".into(), vec![n, dim], noise.to_vec())],
+        &meta.to_string(),
+    )
+}
+
+/// Read a samples file: (samples, noise, dim).
+pub fn read_samples(path: &Path) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    let bytes = crate::error::read_file(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}")))?;
+    let t = st.tensor("samples").map_err(|_| Error::file(path, "no 'samples' tensor; expected a file written by `tract-studio sample`"))?;
+    if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 {
+        return Err(Error::file(path, format!("'samples' is {:?} {:?}; expected F32 [N, D]", t.dtype(), t.shape())));
+    }
+    let dim = t.shape()[1];
+    let f = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
+    let samples = f(t.data());
+    let noise = st.tensor("noise").map(|n| f(n.data())).unwrap_or_default();
+    Ok((samples, noise, dim))
+}

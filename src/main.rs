@@ -1,0 +1,400 @@
+//! The `tract-studio` binary: a thin command line over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use tract_studio::device::{self, Choice};
+use tract_studio::diffusion::Solver;
+use tract_studio::distill::{DistillConfig, Event, Method, Observer, Outcome, Run};
+use tract_studio::generate::{Model, noise, read_samples, write_samples};
+use tract_studio::schedule::Param;
+use tract_studio::{data::Data, demo, eval, plot};
+
+#[derive(Parser)]
+#[command(name = "tract-studio", version, about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Distill a teacher with TRACT or BTD (resumable).
+    Distill(DistillArgs),
+    /// Sample from a model (or exact:DATA) at K steps from seeded noise.
+    Sample(SampleArgs),
+    /// Print metrics of a samples file as one JSON line.
+    Eval(EvalArgs),
+    /// The main job on an embedded default: TRACT vs BTD on toy:ring8.
+    Demo(DemoArgs),
+    /// Distillation throughput on the CPU backend and on wgpu, measured in one run.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct DistillArgs {
+    /// toy:ring8 or gmm:PATH
+    #[arg(long)]
+    data: String,
+    /// `exact` (closed-form mixture teacher) or a model file
+    #[arg(long, default_value = "exact")]
+    teacher: String,
+    /// start the student from this model file instead of fitting a fresh network
+    #[arg(long)]
+    init: Option<String>,
+    #[arg(long, default_value = "tract")]
+    method: String,
+    /// step counts per phase, e.g. 1024,32,1
+    #[arg(long)]
+    schedule: Option<String>,
+    /// the whole distillation budget in samples, across all phases
+    #[arg(long)]
+    train_samples: u64,
+    /// samples for fitting a fresh student network to the exact teacher first
+    #[arg(long)]
+    fit_samples: Option<u64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "vp")]
+    param: String,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// self-teacher EMA momentum
+    #[arg(long)]
+    mu_s: Option<f64>,
+    /// fixed inference EMA momentum (default: eps^(1/N))
+    #[arg(long)]
+    mu_i: Option<f64>,
+    #[arg(long)]
+    ema_eps: Option<f64>,
+    /// relative budget per phase, e.g. 1,5
+    #[arg(long)]
+    phase_split: Option<String>,
+    /// optimizer steps between checkpoints
+    #[arg(long)]
+    ckpt_every: Option<u64>,
+    #[arg(long)]
+    out: PathBuf,
+    /// continue the run in --out from its last checkpoint
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// stop (with a checkpoint) after this many optimizer steps in total, as an interruption would
+    #[arg(long, hide = true)]
+    stop_after: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct SampleArgs {
+    /// a model file, or exact:DATA for the closed-form mixture teacher
+    #[arg(long)]
+    model: String,
+    /// sampling steps (default: what the model was distilled for)
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// for exact:DATA: vp or ve
+    #[arg(long, default_value = "vp")]
+    param: String,
+    /// for exact:DATA: the T-step grid (default 1024 for vp, 40 for ve)
+    #[arg(long)]
+    grid: Option<usize>,
+    #[arg(long, default_value = "ddim")]
+    solver: String,
+    /// also write a scatter plot here
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(long)]
+    samples: PathBuf,
+    #[arg(long)]
+    data: String,
+    /// samples of a reference model from the same noise (RMSE)
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    #[arg(long)]
+    train_samples: Option<u64>,
+    #[arg(long)]
+    fit_samples: Option<u64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    #[arg(long, default_value_t = 200)]
+    steps: u64,
+    /// skip the wgpu measurement
+    #[arg(long)]
+    cpu_only: bool,
+}
+
+/// Progress bar over the whole budget, with samples/s and ETA.
+struct Progress {
+    bar: ProgressBar,
+    phase: String,
+}
+
+impl Progress {
+    fn new(label: &str) -> Self {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg:<28} [{bar:28}] {human_pos}/{human_len} samples  {per_sec}  ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        Progress { bar, phase: String::new() }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&mut self, e: &Event) -> bool {
+        match e {
+            Event::PhaseStart { index, count, name, .. } => {
+                self.phase = format!("{}/{} {name}", index + 1, count);
+                self.bar.set_message(self.phase.clone());
+            }
+            Event::Step { step, samples_done, samples_total, loss, .. } => {
+                self.bar.set_length(*samples_total);
+                self.bar.set_position(*samples_done);
+                if step % 10 == 0 {
+                    self.bar.set_message(format!("{} loss {loss:.4}", self.phase));
+                }
+            }
+            Event::PhaseEnd { path, .. } => self.bar.println(format!("  saved {}", path.display())),
+            Event::Checkpoint { .. } => {}
+        }
+        true
+    }
+}
+
+fn pick_device(s: &str) -> anyhow::Result<device::Picked> {
+    let p = device::pick(s.parse()?)?;
+    eprintln!("device: {}", p.label);
+    Ok(p)
+}
+
+fn distill(a: DistillArgs) -> anyhow::Result<()> {
+    let dev = pick_device(&a.device)?;
+    let mut run = if a.resume {
+        let r = Run::open(&a.out, &dev.device)?;
+        eprintln!("resuming {} (method {:?}, schedule {})", a.out.display(), r.cfg.method, r.cfg.schedule);
+        r
+    } else {
+        let data = Data::parse(&a.data)?;
+        let param: Param = a.param.parse()?;
+        let mut cfg = DistillConfig::new(&data, param);
+        cfg.teacher = a.teacher.clone();
+        cfg.init = a.init.clone();
+        cfg.method = a.method.parse::<Method>()?;
+        if let Some(s) = a.schedule {
+            cfg.schedule = s;
+        }
+        cfg.train_samples = a.train_samples;
+        if let Some(f) = a.fit_samples {
+            cfg.fit_samples = f;
+        }
+        if let Some(b) = a.batch {
+            cfg.batch = b;
+        }
+        cfg.seed = a.seed;
+        if let Some(lr) = a.lr {
+            cfg.adam.lr = lr;
+        }
+        if let Some(m) = a.mu_s {
+            cfg.mu_s = m;
+        }
+        cfg.mu_i = a.mu_i;
+        if let Some(e) = a.ema_eps {
+            cfg.ema_eps = e;
+        }
+        if let Some(s) = &a.phase_split {
+            let v: Result<Vec<f64>, _> = s.split(',').map(|x| x.trim().parse::<f64>()).collect();
+            cfg.phase_split = Some(v.map_err(|_| anyhow::anyhow!("--phase-split '{s}': expected numbers like 1,5"))?);
+        }
+        if let Some(c) = a.ckpt_every {
+            if c == 0 {
+                bail!("--ckpt-every must be at least 1");
+            }
+            cfg.ckpt_every = c;
+        }
+        if a.out.join(tract_studio::distill::STATE_FILE).exists() {
+            bail!("{} already holds a run; use --resume to continue it or choose another --out", a.out.display());
+        }
+        Run::new(cfg, &a.out, &dev.device)?
+    };
+    let label = format!("{:?}", run.cfg.method).to_lowercase();
+    let mut prog = Progress::new(&label);
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.bar.finish_and_clear();
+    match outcome? {
+        Outcome::Finished { student } => {
+            let pts = plot::read_loss_csv(&a.out.join(tract_studio::distill::LOSS_FILE));
+            plot::loss_curve(&pts, "DISTILLATION LOSS", &a.out.join("loss.png"))?;
+            println!("student: {}", student.display());
+            println!("loss curve: {}", a.out.join("loss.png").display());
+        }
+        Outcome::Stopped { global_step } => {
+            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", a.out.display());
+        }
+    }
+    Ok(())
+}
+
+fn sample(a: SampleArgs) -> anyhow::Result<()> {
+    if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!("--out {}: expected a .safetensors file name", a.out.display());
+    }
+    if a.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let dev = pick_device(&a.device)?;
+    let param: Param = a.param.parse()?;
+    let solver: Solver = a.solver.parse()?;
+    let m = Model::load(&a.model, param, a.grid, &dev.device)?;
+    let steps = a.steps.unwrap_or(m.native_steps());
+    let z = noise(a.seed, a.n, m.dim());
+    let t = std::time::Instant::now();
+    let s = m.sample(&z, steps, solver, &dev.device)?;
+    let secs = t.elapsed().as_secs_f64();
+    let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": a.n, "data": m.data_spec()});
+    write_samples(&a.out, &s, &z, m.dim(), &meta)?;
+    println!("{} samples at {steps} steps in {secs:.2}s -> {}", a.n, a.out.display());
+    if let Some(png) = a.png {
+        let title = format!("{} STEPS", steps);
+        plot::scatter_panels(&[plot::Panel { title, subtitle: a.model.clone(), points: &s, dim: m.dim() }], 2.6, &png)?;
+        println!("scatter: {}", png.display());
+    }
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
+    let data = Data::parse(&a.data)?;
+    let (s, _, dim) = read_samples(&a.samples)?;
+    if dim != data.dim() {
+        bail!("{}: samples are {dim}-dimensional but {} is {}-dimensional", a.samples.display(), a.data, data.dim());
+    }
+    let reference = match &a.reference {
+        Some(p) => {
+            let (r, _, rd) = read_samples(p)?;
+            if r.len() != s.len() || rd != dim {
+                bail!("{}: reference has {} x {rd} values, samples have {} x {dim}; expected the same N and dimension (same --n and noise)", p.display(), r.len() / rd.max(1), s.len() / dim);
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let n = s.len() / dim;
+    let fresh = data.sample(&mut tract_studio::rng::Rng::stream(a.seed, tract_studio::rng::purpose::EVAL_DATA), n);
+    let sw2 = eval::sliced_w2(&s, &fresh, dim, 256, a.seed);
+    let we = eval::weight_errors(&data.mixture, &s);
+    let maxw = we.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let r = reference.map(|r| eval::rmse(&s, &r));
+    println!(
+        "{}",
+        serde_json::json!({"samples": a.samples, "n": n, "sw2": sw2, "weight_errors": we, "max_weight_error": maxw, "rmse_to_reference": r})
+    );
+    Ok(())
+}
+
+fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
+    let dev = pick_device(&a.device)?;
+    let mut cfg = demo::DemoConfig { out: a.out.clone(), seed: a.seed, ..Default::default() };
+    if let Some(t) = a.train_samples {
+        cfg.train_samples = t;
+    }
+    if let Some(f) = a.fit_samples {
+        cfg.fit_samples = f;
+    }
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
+    println!(
+        "demo: toy:ring8 (8 Gaussians on a circle), exact teacher, VP, {} fit samples, then TRACT 1024,32,1 / BTD 1024->...->1 / TRACT 1024,32,2 with {} distillation samples each",
+        cfg.fit_samples, cfg.train_samples
+    );
+    let t = std::time::Instant::now();
+    let mut prog = Progress::new("demo");
+    let res = demo::run(&cfg, &dev.device, &mut prog);
+    prog.bar.finish_and_clear();
+    let res = res?;
+    println!("\n{}", res.table());
+    let (t1, tr1, b1) = (res.rows[1].rmse_to_teacher, res.row("TRACT").rmse_to_teacher, res.row("BTD").rmse_to_teacher);
+    println!("TRACT 1-step RMSE = {:.3} x the teacher's own 1-step RMSE (BTD: {:.3} x)", tr1 / t1, b1 / t1);
+    println!("picture: {}\nresults: {}\ntime: {:.0}s", res.picture.display(), a.out.join("results.json").display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    use tract_studio::bench::distill_throughput;
+    println!("distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}", a.batch);
+    let cpu = distill_throughput(&device::cpu().device, "cpu-flex", a.batch, 20, a.steps)?;
+    println!("  CPU backend (flex):  {:>10.0} samples/s  ({} steps)", cpu.samples_per_s, cpu.steps);
+    if !a.cpu_only {
+        match device::pick(Choice::Wgpu) {
+            Ok(p) => {
+                let steps = (a.steps / 4).max(10);
+                let g = distill_throughput(&p.device, "wgpu", a.batch, 20, steps).context("wgpu benchmark")?;
+                println!("  {}:  {:>10.0} samples/s  ({} steps)", p.label, g.samples_per_s, g.steps);
+                println!("  ratio wgpu / cpu: {:.3}", g.samples_per_s / cpu.samples_per_s);
+            }
+            Err(e) => println!("  wgpu: skipped ({e})"),
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Some(Cmd::Distill(a)) => distill(a),
+        Some(Cmd::Sample(a)) => sample(a),
+        Some(Cmd::Eval(a)) => eval_cmd(a),
+        Some(Cmd::Demo(a)) => demo_cmd(a),
+        Some(Cmd::Bench(a)) => bench(a),
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            Ok(())
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

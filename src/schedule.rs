@@ -1,0 +1,262 @@
+//! Noise schedules (ALGORITHM.md section 1) and distillation schedule strings.
+//!
+//! All schedule arithmetic is f64; tensors get f32 coefficients computed from it.
+
+use serde::{Deserialize, Serialize};
+
+/// Which diffusion parameterisation: variance preserving (cosine log-SNR) or
+/// variance exploding (EDM / Karras).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Param {
+    Vp,
+    Ve,
+}
+
+impl std::str::FromStr for Param {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "vp" => Ok(Param::Vp),
+            "ve" => Ok(Param::Ve),
+            other => Err(crate::Error::input(format!("unknown parameterisation '{other}': expected 'vp' or 've'"))),
+        }
+    }
+}
+
+pub const LAMBDA_MAX: f64 = 20.0;
+pub const LAMBDA_MIN: f64 = -20.0;
+pub const KARRAS_RHO: f64 = 7.0;
+pub const KARRAS_SIGMA_MIN: f64 = 0.002;
+pub const KARRAS_SIGMA_MAX: f64 = 80.0;
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { let e = x.exp(); e / (1.0 + e) }
+}
+
+/// Coefficients of x_t = alpha x0 + sigma eps at one grid point, plus the network's
+/// time input `tau` (continuous time u for VP, c_noise = ln(sigma)/4 for VE).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coef {
+    pub alpha: f64,
+    pub sigma: f64,
+    /// log-SNR = ln(alpha^2 / sigma^2); +inf at sigma = 0.
+    pub logsnr: f64,
+    pub tau: f64,
+}
+
+impl Coef {
+    pub fn snr(&self) -> f64 {
+        (self.alpha / self.sigma).powi(2)
+    }
+}
+
+/// VP cosine log-SNR at continuous time u in [0, 1].
+pub fn vp_lambda(u: f64) -> f64 {
+    let b = (-LAMBDA_MAX / 2.0).exp().atan();
+    let a = (-LAMBDA_MIN / 2.0).exp().atan() - b;
+    -2.0 * (a * u + b).tan().ln()
+}
+
+/// VP coefficients at continuous time u (sigma^2 = sigmoid(-lambda), never 1 - gamma).
+pub fn vp_coef(u: f64) -> Coef {
+    let l = vp_lambda(u);
+    Coef { alpha: sigmoid(l).sqrt(), sigma: sigmoid(-l).sqrt(), logsnr: l, tau: u }
+}
+
+/// Karras sigma for grid index t in 1..=T (sigma_1 = sigma_min, sigma_T = sigma_max), 0 at t = 0.
+pub fn karras_sigma(t: usize, big_t: usize) -> f64 {
+    if t == 0 {
+        return 0.0;
+    }
+    if big_t == 1 {
+        return KARRAS_SIGMA_MAX;
+    }
+    let (lo, hi) = (KARRAS_SIGMA_MIN.powf(1.0 / KARRAS_RHO), KARRAS_SIGMA_MAX.powf(1.0 / KARRAS_RHO));
+    let f = (t - 1) as f64 / (big_t - 1) as f64;
+    (lo + f * (hi - lo)).powf(KARRAS_RHO)
+}
+
+pub fn ve_coef_sigma(sigma: f64) -> Coef {
+    Coef {
+        alpha: 1.0,
+        sigma,
+        logsnr: if sigma > 0.0 { -2.0 * sigma.ln() } else { f64::INFINITY },
+        tau: if sigma > 0.0 { sigma.ln() / 4.0 } else { f64::NEG_INFINITY },
+    }
+}
+
+/// A discrete T-step noise grid, t in 0..=T.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub param: Param,
+    pub steps: usize,
+}
+
+impl Grid {
+    pub fn new(param: Param, steps: usize) -> Self {
+        Grid { param, steps }
+    }
+    pub fn coef(&self, t: usize) -> Coef {
+        assert!(t <= self.steps);
+        match self.param {
+            Param::Vp => vp_coef(t as f64 / self.steps as f64),
+            Param::Ve => ve_coef_sigma(karras_sigma(t, self.steps)),
+        }
+    }
+    /// The K-step sampling path t_k = round(k T / K), k = K..0 (descending, ends at 0).
+    pub fn path(&self, k_steps: usize) -> Vec<usize> {
+        let k_steps = k_steps.clamp(1, self.steps);
+        (0..=k_steps).rev().map(|k| ((k * self.steps) as f64 / k_steps as f64).round() as usize).collect()
+    }
+}
+
+/// Default T for a parameterisation (the paper: 1024 for VP, 40 Karras steps for VE).
+pub fn default_steps(param: Param) -> usize {
+    match param {
+        Param::Vp => 1024,
+        Param::Ve => 40,
+    }
+}
+
+/// A distillation schedule `1024,32,1`: the step counts each phase goes through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub steps: Vec<usize>,
+}
+
+impl Schedule {
+    /// Parse and validate. Every number must be positive, strictly decreasing, and each
+    /// must divide the previous one (group size S = T / T').
+    pub fn parse(s: &str) -> Result<Schedule, crate::Error> {
+        let bad = |why: String| {
+            crate::Error::input(format!(
+                "invalid distillation schedule '{s}': {why}; expected positive step counts, strictly decreasing, each dividing the one before, e.g. '1024,32,1'"
+            ))
+        };
+        let steps = s
+            .split(',')
+            .map(|p| p.trim().parse::<usize>().map_err(|_| bad(format!("'{}' is not a whole number", p.trim()))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if steps.len() < 2 {
+            return Err(bad("it needs at least two step counts (a teacher and a student)".into()));
+        }
+        for w in steps.windows(2) {
+            if w[0] == 0 || w[1] == 0 {
+                return Err(bad("step counts must be positive".into()));
+            }
+            if w[1] >= w[0] {
+                return Err(bad(format!("{} does not come down from {}", w[1], w[0])));
+            }
+            if w[0] % w[1] != 0 {
+                return Err(bad(format!("{} does not divide {}", w[1], w[0])));
+            }
+        }
+        Ok(Schedule { steps })
+    }
+
+    pub fn teacher_steps(&self) -> usize {
+        self.steps[0]
+    }
+    pub fn final_steps(&self) -> usize {
+        *self.steps.last().unwrap()
+    }
+    /// TRACT phases: (T, T') pairs.
+    pub fn tract_phases(&self) -> Vec<(usize, usize)> {
+        self.steps.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+    /// BTD phases: halve from T to the final step count (requires a power-of-two ratio).
+    pub fn btd_phases(&self) -> Result<Vec<(usize, usize)>, crate::Error> {
+        let (t, k) = (self.teacher_steps(), self.final_steps());
+        let ratio = t / k;
+        if !ratio.is_power_of_two() {
+            return Err(crate::Error::input(format!(
+                "BTD halves the step count each phase, so {t} / {k} must be a power of two"
+            )));
+        }
+        let mut v = vec![];
+        let mut cur = t;
+        while cur > k {
+            v.push((cur, cur / 2));
+            cur /= 2;
+        }
+        Ok(v)
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s: Vec<String> = self.steps.iter().map(|s| s.to_string()).collect();
+        write!(f, "{}", s.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp_cosine_matches_independent_values() {
+        // Independent closed form: with b = atan(e^-10), a = atan(e^10) - b = pi/2 - 2b,
+        // lambda(0) = 20, lambda(1) = -20, lambda(1/2) = -2 ln tan(pi/4) = 0.
+        assert!((vp_lambda(0.0) - 20.0).abs() < 1e-9);
+        assert!((vp_lambda(1.0) + 20.0).abs() < 1e-9);
+        assert!(vp_lambda(0.5).abs() < 1e-12);
+        // u = 1/4: tan(pi/8 - b/2 + b) computed by hand from the definition.
+        let b = (-10.0f64).exp().atan();
+        let expect = -2.0 * ((std::f64::consts::PI / 2.0 - 2.0 * b) * 0.25 + b).tan().ln();
+        assert!((vp_lambda(0.25) - expect).abs() < 1e-12);
+        // 2 ln(tan(pi/8)) = 2 ln(sqrt(2) - 1) = -1.7627..., lambda(1/4) ~ +1.7627 (b is tiny)
+        assert!((vp_lambda(0.25) - 1.762_747_174).abs() < 1e-3);
+        // alpha^2 + sigma^2 = 1 and sigma stays accurate near t = 0.
+        for u in [0.0, 1e-3, 0.3, 0.77, 1.0] {
+            let c = vp_coef(u);
+            assert!((c.alpha * c.alpha + c.sigma * c.sigma - 1.0).abs() < 1e-12);
+        }
+        let c0 = vp_coef(0.0);
+        assert!((c0.sigma - (1.0 / (1.0 + 20f64.exp())).sqrt()).abs() < 1e-15);
+        // gamma_T ~ 2e-9 (ALGORITHM.md section 5).
+        let gt = vp_coef(1.0).alpha.powi(2);
+        assert!((gt - 2.06e-9).abs() < 0.01e-9, "{gt}");
+    }
+
+    #[test]
+    fn karras_matches_closed_form() {
+        let g = Grid::new(Param::Ve, 40);
+        assert_eq!(g.coef(0).sigma, 0.0);
+        assert!((g.coef(1).sigma - 0.002).abs() < 1e-12);
+        assert!((g.coef(40).sigma - 80.0).abs() < 1e-9);
+        // EDM's own formula, index i = 40 - t from sigma_max down: (smax^(1/7) + i/39 (smin^(1/7) - smax^(1/7)))^7
+        let (smin, smax) = (0.002f64, 80f64);
+        let i = 40 - 17;
+        let edm = (smax.powf(1.0 / 7.0) + i as f64 / 39.0 * (smin.powf(1.0 / 7.0) - smax.powf(1.0 / 7.0))).powf(7.0);
+        assert!((g.coef(17).sigma - edm).abs() < 1e-9 * edm);
+        // strictly increasing
+        for t in 1..40 {
+            assert!(g.coef(t + 1).sigma > g.coef(t).sigma);
+        }
+    }
+
+    #[test]
+    fn sampling_path() {
+        let g = Grid::new(Param::Vp, 1024);
+        assert_eq!(g.path(1), vec![1024, 0]);
+        assert_eq!(g.path(4), vec![1024, 768, 512, 256, 0]);
+        assert_eq!(g.path(1024).len(), 1025);
+    }
+
+    #[test]
+    fn schedule_strings() {
+        let s = Schedule::parse("1024,32,1").unwrap();
+        assert_eq!(s.tract_phases(), vec![(1024, 32), (32, 1)]);
+        assert_eq!(s.btd_phases().unwrap().len(), 10);
+        assert_eq!(Schedule::parse(" 4096, 256,16 ,1").unwrap().steps, vec![4096, 256, 16, 1]);
+        for bad in ["1024,33,1", "32,1024", "0", "", "1024", "1024,,1", "a,b", "1024,0", "64,64", "-4,1"] {
+            let e = Schedule::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid distillation schedule"), "{bad}: {e}");
+        }
+        assert!(Schedule::parse("1024,33,1").unwrap_err().to_string().contains("33 does not divide 1024"));
+        assert!(Schedule::parse("32,1024").unwrap_err().to_string().contains("does not come down"));
+        assert!(Schedule::parse("96,1").unwrap().btd_phases().is_err());
+    }
+}
