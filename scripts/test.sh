@@ -17,4 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# with a Vulkan driver present, a missing wgpu adapter is a failure, not a skip
+if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
+
 cargo test --release --locked "$@"
