@@ -135,6 +135,12 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct DemoArgs {
+    /// the data (default toy:ring8; any gmm:PATH works)
+    #[arg(long, default_value = "toy:ring8")]
+    data: String,
+    /// skip the TRACT 1024,32,2 run
+    #[arg(long)]
+    no_two_step: bool,
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
     #[arg(long)]
@@ -331,7 +337,7 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
 
 fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
-    let mut cfg = demo::DemoConfig { out: a.out.clone(), seed: a.seed, ..Default::default() };
+    let mut cfg = demo::DemoConfig { data: a.data.clone(), out: a.out.clone(), seed: a.seed, two_step: !a.no_two_step, ..Default::default() };
     if let Some(t) = a.train_samples {
         cfg.train_samples = t;
     }
@@ -342,8 +348,11 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
         cfg.batch = b;
     }
     println!(
-        "demo: toy:ring8 (8 Gaussians on a circle), exact teacher, VP, {} fit samples, then TRACT 1024,32,1 / BTD 1024->...->1 / TRACT 1024,32,2 with {} distillation samples each",
-        cfg.fit_samples, cfg.train_samples
+        "demo: {}, exact teacher, VP, {} fit samples, then TRACT 1024,32,1 / BTD 1024->...->1{} with {} distillation samples each",
+        if cfg.data == "toy:ring8" { "toy:ring8 (8 Gaussians on a circle)" } else { &cfg.data },
+        cfg.fit_samples,
+        if cfg.two_step { " / TRACT 1024,32,2" } else { "" },
+        cfg.train_samples
     );
     let t = std::time::Instant::now();
     let mut prog = Progress::new("demo");

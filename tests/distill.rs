@@ -68,3 +68,29 @@ fn tract_on_an_unequal_3d_mixture() {
     assert!(tract.rmse_to_teacher <= 0.4 * teacher1, "TRACT {} vs teacher {}", tract.rmse_to_teacher, teacher1);
     assert!(tract.max_weight_error < 0.1, "mode weights off by {}", tract.max_weight_error);
 }
+
+#[test]
+fn tract_ve_edm_path() {
+    // VE (Karras sigmas, Heun teacher, EDM preconditioning, eq 14/15) through the CLI engine
+    use tract_studio::distill::{DistillConfig, Outcome, Run};
+    use tract_studio::generate::{Model, noise};
+    use tract_studio::diffusion::Solver;
+    use tract_studio::schedule::Param;
+    let dev = Device::flex();
+    let data = tract_studio::data::Data::parse("toy:ring8").unwrap();
+    let mut cfg = DistillConfig::new(&data, Param::Ve);
+    assert_eq!(cfg.schedule, "40,8,1");
+    cfg.fit_samples = 300_000;
+    cfg.train_samples = 500_000;
+    let dir = tmp("ve");
+    let mut run = Run::new(cfg, &dir, &dev).unwrap();
+    let Outcome::Finished { student } = run.run(false, &mut quiet, None).unwrap() else { panic!() };
+    let z = noise(1, 4000, 2);
+    let exact = Model::load("exact:toy:ring8", Param::Ve, Some(40), &dev).unwrap();
+    let reference = exact.sample(&z, 40, Solver::Heun, &dev).unwrap();
+    let t1 = exact.sample(&z, 1, Solver::Ddim, &dev).unwrap();
+    let s1 = Model::load(student.to_str().unwrap(), Param::Ve, None, &dev).unwrap().sample(&z, 1, Solver::Ddim, &dev).unwrap();
+    let (rt, rs) = (tract_studio::eval::rmse(&t1, &reference), tract_studio::eval::rmse(&s1, &reference));
+    eprintln!("VE: teacher 1 step RMSE {rt:.4}, TRACT 1 step RMSE {rs:.4}");
+    assert!(rs < 0.5 * rt, "VE TRACT {rs} vs teacher {rt}");
+}

@@ -63,7 +63,10 @@ fn clip(x0: Tensor<2>, on: bool) -> Tensor<2> {
 /// Evaluate at `from`, but where `from` has sigma = 0 (VE t = 0) use a safe level: the
 /// result is multiplied by a zero coefficient there anyway.
 fn safe(from: &[Coef], to: &[Coef]) -> Vec<Coef> {
-    from.iter().zip(to).map(|(f, t)| if f.sigma > 0.0 { *f } else { *t }).collect()
+    from.iter()
+        .zip(to)
+        .map(|(f, t)| if f.sigma > 0.0 { *f } else if t.sigma > 0.0 { *t } else { crate::schedule::ve_coef_sigma(1.0) })
+        .collect()
 }
 
 /// One DDIM step per sample from `from[i]` to `to[i]`.
