@@ -93,6 +93,25 @@ impl Model {
     }
 }
 
+impl Model {
+    /// States along the K-step path for a few noise vectors (for drawing trajectories).
+    pub fn sample_path(&self, noise: &[f32], steps: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+        let d = self.dim();
+        let n = noise.len() / d;
+        if steps == 0 || steps > self.grid().steps {
+            return Err(Error::input(format!("steps {steps} must be between 1 and {}", self.grid().steps)));
+        }
+        let eps = from_vec2(noise.to_vec(), [n, d], device);
+        let xs = match self {
+            Model::Exact { den, grid, .. } => crate::diffusion::sample_path(den, eps, grid, steps, Solver::Ddim, false),
+            Model::Net { file, mlp, flat, grid } => {
+                crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
+            }
+        };
+        Ok(xs.into_iter().map(to_vec).collect())
+    }
+}
+
 /// The sampling noise for a seed: identical for every model and step count.
 pub fn noise(seed: u64, n: usize, dim: usize) -> Vec<f32> {
     Rng::stream(seed, purpose::SAMPLE_NOISE).normals(n * dim)

@@ -16,7 +16,10 @@ pub mod model;
 pub mod plot;
 pub mod rng;
 pub mod schedule;
+pub mod studio;
 pub mod tensors;
 pub mod bench;
+#[cfg(feature = "gui")]
+pub mod app;
 
 pub use error::{Error, Result};

@@ -33,6 +33,26 @@ enum Cmd {
     Demo(DemoArgs),
     /// Distillation throughput on the CPU backend and on wgpu, measured in one run.
     Bench(BenchArgs),
+    /// Open the desktop app (the default without a subcommand).
+    App(AppArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct AppArgs {
+    /// panel to open: data, teacher, schedule, distill, gallery, compare
+    #[arg(long)]
+    panel: Option<String>,
+    /// save a screenshot of the panel once it has its content, then exit
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// start a distillation run at once
+    #[arg(long)]
+    autostart: bool,
+    /// manifest of shipped models
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -200,7 +220,7 @@ impl Observer for Progress {
                 }
             }
             Event::PhaseEnd { path, .. } => self.bar.println(format!("  saved {}", path.display())),
-            Event::Checkpoint { .. } => {}
+            Event::Checkpoint { .. } | Event::Preview { .. } => {}
         }
         true
     }
@@ -385,6 +405,24 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "gui")]
+fn app(a: AppArgs) -> anyhow::Result<()> {
+    use tract_studio::app::{AppOptions, Tab, run_app};
+    let tab = match &a.panel {
+        Some(p) => Some(Tab::parse(p).ok_or_else(|| anyhow::anyhow!("unknown panel '{p}': expected data, teacher, schedule, distill, gallery or compare"))?),
+        None => None,
+    };
+    let dev = pick_device(&a.device)?;
+    run_app(AppOptions { tab, screenshot: a.screenshot, autostart: a.autostart, assets: a.assets }, dev.device).map_err(|e| anyhow::anyhow!(e))
+}
+
+#[cfg(not(feature = "gui"))]
+fn app(_a: AppArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    bail!("this build has no desktop app (built without the 'gui' feature); use a subcommand")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -393,11 +431,8 @@ fn main() -> ExitCode {
         Some(Cmd::Eval(a)) => eval_cmd(a),
         Some(Cmd::Demo(a)) => demo_cmd(a),
         Some(Cmd::Bench(a)) => bench(a),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        Some(Cmd::App(a)) => app(a),
+        None => app(AppArgs { device: "auto".into(), ..Default::default() }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

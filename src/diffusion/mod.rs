@@ -133,6 +133,23 @@ pub fn sample(den: &dyn Denoiser, eps: Tensor<2>, grid: &Grid, k_steps: usize, s
     x
 }
 
+/// Like `sample`, but returns every intermediate state x_{t_K} .. x_{t_0} (K + 1 tensors).
+pub fn sample_path(den: &dyn Denoiser, eps: Tensor<2>, grid: &Grid, k_steps: usize, solver: Solver, clip_x0: bool) -> Vec<Tensor<2>> {
+    let n = eps.dims()[0];
+    let path = grid.path(k_steps);
+    let mut x = eps.mul_scalar(grid.coef(path[0]).sigma);
+    let mut out = vec![x.clone()];
+    for w in path.windows(2) {
+        let (from, to) = (vec![grid.coef(w[0]); n], vec![grid.coef(w[1]); n]);
+        x = match solver {
+            Solver::Ddim => ddim_step(den, x, &from, &to, clip_x0),
+            Solver::Heun => heun_step(den, x, &from, &to, clip_x0),
+        };
+        out.push(x.clone());
+    }
+    out
+}
+
 /// The exact mixture denoiser as a `Denoiser`.
 impl Denoiser for crate::data::gmm::ExactDenoiser {
     fn denoise(&self, x: Tensor<2>, times: &Times) -> Tensor<2> {

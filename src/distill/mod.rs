@@ -172,6 +172,15 @@ pub enum Event {
     Step { phase: usize, step: u64, steps: u64, samples_done: u64, samples_total: u64, loss: f32 },
     Checkpoint { path: PathBuf, global_step: u64 },
     PhaseEnd { index: usize, path: PathBuf },
+    /// Samples of the current inference-EMA student from the preview noise, at `steps` steps.
+    Preview { phase: usize, step: u64, steps: usize, samples: Vec<f32> },
+}
+
+/// Live samples during training: every `every` steps, from fixed noise [n, dim].
+#[derive(Clone, Debug)]
+pub struct PreviewSpec {
+    pub every: u64,
+    pub noise: Vec<f32>,
 }
 
 /// A front end: receives events; returning false asks the loop to stop (after a checkpoint).
@@ -239,6 +248,7 @@ pub struct Run {
     /// The starting network of the first phase (fit: random init).
     init: Vec<f32>,
     pending_losses: Vec<String>,
+    pub preview: Option<PreviewSpec>,
 }
 
 impl Run {
@@ -287,7 +297,7 @@ impl Run {
         }
         let phases = plan(&cfg)?;
         let grid = Grid::new(cfg.param, sched.teacher_steps());
-        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, mlp, grid, device: device.clone(), original, init, pending_losses: vec![] })
+        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, mlp, grid, device: device.clone(), original, init, pending_losses: vec![], preview: None })
     }
 
     /// Open a run directory to resume it: the config comes from its state file.
@@ -459,6 +469,7 @@ impl Run {
                     samples_total,
                     loss,
                 });
+                let go = go && self.emit_preview(&phase, &st, observer);
                 let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
                 if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
                     last_good = self.save_state(&st)?;
@@ -498,6 +509,19 @@ impl Run {
         let student = self.dir.join("student.safetensors");
         std::fs::copy(self.phase_file(last), &student).map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
         Ok(Outcome::Finished { student })
+    }
+
+    fn emit_preview(&self, phase: &Phase, st: &RunState, observer: &mut dyn Observer) -> bool {
+        let Some(p) = &self.preview else { return true };
+        if st.step % p.every != 0 && st.step != phase.steps {
+            return true;
+        }
+        let d = self.data.dim();
+        let n = p.noise.len() / d;
+        let steps = phase.to_steps().unwrap_or(64).min(self.grid.steps);
+        let eps = from_vec2(p.noise.clone(), [n, d], &self.device);
+        let x = crate::diffusion::sample(&Bound { model: &self.mlp, params: &st.ema }, eps, &self.grid, steps, crate::diffusion::Solver::Ddim, self.cfg.clip_x0);
+        observer.event(&Event::Preview { phase: st.phase, step: st.step, steps, samples: crate::tensors::to_vec(x) })
     }
 
     fn teacher_den<'a>(&'a self, st: &'a RunState) -> Box<dyn Denoiser + 'a> {

@@ -1,0 +1,471 @@
+//! The desktop studio (egui/eframe). It sends commands to `studio::Session` and renders
+//! the updates it gets back; the math lives in the library.
+
+mod panels;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use eframe::egui;
+
+use crate::distill::{DistillConfig, Event, Method, plan};
+use crate::schedule::{Param, Schedule};
+use crate::studio::{Command, GalleryCell, ModelRef, Session, Update};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Data,
+    Teacher,
+    Schedule,
+    Distill,
+    Gallery,
+    Compare,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [Tab::Data, Tab::Teacher, Tab::Schedule, Tab::Distill, Tab::Gallery, Tab::Compare];
+    pub fn name(self) -> &'static str {
+        match self {
+            Tab::Data => "Data",
+            Tab::Teacher => "Teacher",
+            Tab::Schedule => "Schedule",
+            Tab::Distill => "Distill",
+            Tab::Gallery => "Gallery",
+            Tab::Compare => "Compare",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Tab> {
+        Tab::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Idle,
+    Running,
+    Stopping { pause: bool },
+    Paused { dir: PathBuf },
+}
+
+/// Options from the command line (screenshots for docs and tests).
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    pub tab: Option<Tab>,
+    pub screenshot: Option<PathBuf>,
+    pub autostart: bool,
+    pub assets: Option<PathBuf>,
+}
+
+pub struct StudioApp {
+    pub session: Session,
+    pub tab: Tab,
+    // data
+    pub data_spec: String,
+    pub mixture_path: String,
+    pub data_preview: Option<(String, usize, Vec<f32>)>,
+    // teacher
+    pub teacher_file: String,
+    pub use_exact_teacher: bool,
+    pub teacher_preview: Option<Vec<GalleryCell>>,
+    // schedule + distill settings
+    pub schedule_text: String,
+    pub method: Method,
+    pub mu_s: f64,
+    pub train_samples: u64,
+    pub fit_samples: u64,
+    pub batch: usize,
+    pub seed: u64,
+    // run
+    pub status: RunStatus,
+    pub run_dir: Option<PathBuf>,
+    pub phases: Vec<String>,
+    pub losses: Vec<(usize, u64, f32)>,
+    pub progress: (u64, u64),
+    pub rate: Option<f64>,
+    rate_mark: Option<(Instant, u64)>,
+    pub live: Option<(usize, Vec<f32>)>,
+    pub last_student: Option<PathBuf>,
+    // gallery
+    pub models: Vec<(ModelRef, bool)>,
+    pub step_choices: Vec<(usize, bool)>,
+    pub gallery: Option<(usize, Vec<GalleryCell>)>,
+    pub gallery_busy: bool,
+    pub cell_size: f32,
+    pub show_paths: bool,
+    pub add_model_path: String,
+    // status
+    pub errors: Vec<String>,
+    pub log: Vec<String>,
+    frame_ms: VecDeque<f32>,
+    last_frame: Option<Instant>,
+    frames: u64,
+    opts: AppOptions,
+    shot_done: Arc<Mutex<Option<Result<PathBuf, String>>>>,
+    shot_requested: bool,
+    started: Instant,
+}
+
+impl StudioApp {
+    pub fn new(session: Session, opts: AppOptions) -> Self {
+        let mut app = StudioApp {
+            session,
+            tab: opts.tab.unwrap_or(Tab::Data),
+            data_spec: "toy:ring8".into(),
+            mixture_path: String::new(),
+            data_preview: None,
+            teacher_file: String::new(),
+            use_exact_teacher: true,
+            teacher_preview: None,
+            schedule_text: "1024,32,1".into(),
+            method: Method::Tract,
+            mu_s: 0.5,
+            train_samples: 1_000_000,
+            fit_samples: 500_000,
+            batch: 512,
+            seed: 0,
+            status: RunStatus::Idle,
+            run_dir: None,
+            phases: vec![],
+            losses: vec![],
+            progress: (0, 1),
+            rate: None,
+            rate_mark: None,
+            live: None,
+            last_student: None,
+            models: vec![(ModelRef { label: "teacher (exact)".into(), spec: "exact:toy:ring8".into() }, true)],
+            step_choices: [1usize, 2, 4, 8, 32, 1024].iter().map(|&k| (k, k <= 2 || k == 1024)).collect(),
+            gallery: None,
+            gallery_busy: false,
+            cell_size: 170.0,
+            show_paths: true,
+            add_model_path: String::new(),
+            errors: vec![],
+            log: vec![],
+            frame_ms: VecDeque::new(),
+            last_frame: None,
+            frames: 0,
+            shot_done: Arc::new(Mutex::new(None)),
+            shot_requested: false,
+            started: Instant::now(),
+            opts,
+        };
+        app.load_assets();
+        app.refresh_data();
+        app.render_gallery();
+        if app.opts.autostart {
+            app.start();
+        }
+        app
+    }
+
+    /// Shipped checkpoints from assets/manifest.json join the gallery at start.
+    fn load_assets(&mut self) {
+        let path = self.opts.assets.clone().unwrap_or_else(|| PathBuf::from("assets/manifest.json"));
+        if !path.exists() {
+            self.log.push(format!("no shipped models ({} not found)", path.display()));
+            return;
+        }
+        match crate::studio::read_manifest(&path) {
+            Ok(entries) => {
+                for e in entries.into_iter().filter(|e| e.data == self.data_spec) {
+                    self.models.push((ModelRef { label: e.name, spec: e.path }, true));
+                }
+            }
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    pub fn data(&self) -> String {
+        self.data_spec.clone()
+    }
+
+    pub fn refresh_data(&mut self) {
+        self.session.send(Command::PreviewData { data: self.data(), n: 4000 });
+    }
+
+    /// The schedule error shown under the editor; Start is disabled while there is one.
+    pub fn schedule_error(&self) -> Option<String> {
+        let s = Schedule::parse(&self.schedule_text).err().map(|e| e.to_string());
+        if s.is_some() {
+            return s;
+        }
+        plan(&self.config()).err().map(|e| e.to_string())
+    }
+
+    pub fn can_start(&self) -> bool {
+        self.schedule_error().is_none() && matches!(self.status, RunStatus::Idle | RunStatus::Paused { .. }) && self.train_samples > 0
+    }
+
+    pub fn config(&self) -> DistillConfig {
+        let data = crate::data::Data::parse(&self.data_spec).unwrap_or_else(|_| crate::data::Data::parse("toy:ring8").expect("built in"));
+        let mut cfg = DistillConfig::new(&data, Param::Vp);
+        cfg.schedule = self.schedule_text.clone();
+        cfg.method = self.method;
+        cfg.mu_s = self.mu_s;
+        cfg.train_samples = self.train_samples;
+        cfg.fit_samples = self.fit_samples;
+        cfg.batch = self.batch.max(1);
+        cfg.seed = self.seed;
+        if !self.use_exact_teacher && !self.teacher_file.is_empty() {
+            cfg.teacher = self.teacher_file.clone();
+        }
+        cfg
+    }
+
+    fn new_run_dir(&self) -> PathBuf {
+        let base = PathBuf::from("studio-runs");
+        let name = format!("{}", match self.method {
+            Method::Tract => "tract",
+            Method::Btd => "btd",
+        });
+        (1..)
+            .map(|i| base.join(format!("{name}-{i:03}")))
+            .find(|p| !p.exists())
+            .expect("a free name")
+    }
+
+    pub fn start(&mut self) {
+        if !self.can_start() {
+            return;
+        }
+        let (dir, resume) = match &self.status {
+            RunStatus::Paused { dir } => (dir.clone(), true),
+            _ => {
+                self.losses.clear();
+                self.phases.clear();
+                self.live = None;
+                (self.new_run_dir(), false)
+            }
+        };
+        self.log.push(format!("{} {}", if resume { "resuming" } else { "starting" }, dir.display()));
+        self.run_dir = Some(dir.clone());
+        self.status = RunStatus::Running;
+        self.rate_mark = None;
+        self.session.send(Command::Distill { cfg: self.config(), dir, resume });
+    }
+
+    pub fn pause(&mut self) {
+        if self.status == RunStatus::Running {
+            self.status = RunStatus::Stopping { pause: true };
+            self.session.stop();
+        }
+    }
+
+    pub fn cancel(&mut self) {
+        match &self.status {
+            RunStatus::Running => {
+                self.status = RunStatus::Stopping { pause: false };
+                self.session.stop();
+            }
+            RunStatus::Paused { .. } => self.status = RunStatus::Idle,
+            _ => {}
+        }
+    }
+
+    pub fn selected_steps(&self) -> Vec<usize> {
+        self.step_choices.iter().filter(|c| c.1).map(|c| c.0).collect()
+    }
+
+    pub fn render_gallery(&mut self) {
+        let models: Vec<ModelRef> = self.models.iter().filter(|m| m.1).map(|m| m.0.clone()).collect();
+        if models.is_empty() || self.selected_steps().is_empty() {
+            return;
+        }
+        self.gallery_busy = true;
+        self.session.send(Command::Gallery { tag: "gallery".into(), data: self.data(), models, steps: self.selected_steps(), n: 2000, seed: self.seed, paths: 24 });
+    }
+
+    /// Apply every pending update from the background jobs.
+    pub fn poll(&mut self) {
+        while let Ok(u) = self.session.rx.try_recv() {
+            self.apply(u);
+        }
+    }
+
+    pub fn apply(&mut self, u: Update) {
+        match u {
+            Update::DataPreview { data, dim, points } => self.data_preview = Some((data, dim, points)),
+            Update::Distill(e) => match e {
+                Event::PhaseStart { index, name, .. } => {
+                    if self.phases.len() <= index {
+                        self.phases.resize(index + 1, String::new());
+                    }
+                    self.phases[index] = name;
+                }
+                Event::Step { phase, samples_done, samples_total, loss, .. } => {
+                    let g = self.losses.len() as u64;
+                    self.losses.push((phase, g, loss));
+                    self.progress = (samples_done, samples_total);
+                    let now = Instant::now();
+                    match self.rate_mark {
+                        Some((t, s)) if now.duration_since(t).as_secs_f64() > 1.0 => {
+                            self.rate = Some((samples_done.saturating_sub(s)) as f64 / now.duration_since(t).as_secs_f64());
+                            self.rate_mark = Some((now, samples_done));
+                        }
+                        None => self.rate_mark = Some((now, samples_done)),
+                        _ => {}
+                    }
+                }
+                Event::Preview { steps, samples, .. } => self.live = Some((steps, samples)),
+                Event::PhaseEnd { path, .. } => self.log.push(format!("saved {}", path.display())),
+                Event::Checkpoint { .. } => {}
+            },
+            Update::Finished { student } => {
+                self.log.push(format!("finished: {}", student.display()));
+                let label = format!("{} (new)", match self.method {
+                    Method::Tract => "TRACT",
+                    Method::Btd => "BTD",
+                });
+                self.models.push((ModelRef { label, spec: student.display().to_string() }, true));
+                self.last_student = Some(student);
+                self.status = RunStatus::Idle;
+            }
+            Update::Stopped { dir } => {
+                self.status = match self.status {
+                    RunStatus::Stopping { pause: true } => RunStatus::Paused { dir },
+                    _ => RunStatus::Idle,
+                };
+                self.log.push("stopped".into());
+            }
+            Update::Gallery { tag, dim, cells, .. } => {
+                if tag == "teacher" {
+                    self.teacher_preview = Some(cells);
+                } else {
+                    self.gallery_busy = false;
+                    self.gallery = Some((dim, cells));
+                }
+            }
+            Update::Error(e) => {
+                if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. }) {
+                    self.status = RunStatus::Idle;
+                }
+                self.gallery_busy = false;
+                self.errors.push(e);
+            }
+        }
+    }
+
+    /// The whole UI (also used by the headless tests).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let t0 = Instant::now();
+        self.poll();
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("tract-studio");
+                ui.separator();
+                for t in Tab::ALL {
+                    ui.selectable_value(&mut self.tab, t, t.name());
+                }
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| match self.tab {
+                Tab::Data => self.data_panel(ui),
+                Tab::Teacher => self.teacher_panel(ui),
+                Tab::Schedule => self.schedule_panel(ui),
+                Tab::Distill => self.distill_panel(ui),
+                Tab::Gallery => self.gallery_panel(ui),
+                Tab::Compare => self.compare_panel(ui),
+            });
+        });
+        self.frames += 1;
+        let ms = t0.elapsed().as_secs_f32() * 1000.0;
+        self.frame_ms.push_back(ms);
+        if self.frame_ms.len() > 120 {
+            self.frame_ms.pop_front();
+        }
+        if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. }) || self.gallery_busy {
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Mean and max of the recent UI build times (ms).
+    pub fn frame_stats(&self) -> (f32, f32) {
+        let n = self.frame_ms.len().max(1) as f32;
+        (self.frame_ms.iter().sum::<f32>() / n, self.frame_ms.iter().cloned().fold(0.0, f32::max))
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let (mean, max) = self.frame_stats();
+            let interval = self.last_frame.map(|t| t.elapsed().as_secs_f32() * 1000.0).unwrap_or(0.0);
+            self.last_frame = Some(Instant::now());
+            ui.label(format!("{:?}", self.status).split(" {").next().unwrap_or("").to_string());
+            ui.separator();
+            ui.label(format!("UI {mean:.1} ms (max {max:.1}), frame interval {interval:.0} ms"));
+            if let Some(e) = self.errors.last() {
+                ui.separator();
+                ui.colored_label(egui::Color32::from_rgb(200, 40, 40), format!("error: {e}"));
+                if ui.small_button("dismiss").clicked() {
+                    self.errors.clear();
+                }
+            } else if let Some(l) = self.log.last() {
+                ui.separator();
+                ui.label(l);
+            }
+        });
+    }
+
+    /// Screenshot mode: once the panel has what it needs, capture, save and close.
+    fn screenshot_logic(&mut self, ctx: &egui::Context) {
+        let Some(path) = self.opts.screenshot.clone() else { return };
+        if let Some(done) = self.shot_done.lock().expect("lock").take() {
+            match done {
+                Ok(p) => eprintln!("screenshot: {} (UI build time mean/max {:?} ms over {} frames)", p.display(), self.frame_stats(), self.frames),
+                Err(e) => eprintln!("screenshot failed: {e}"),
+            }
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        let waited = self.started.elapsed().as_secs_f32();
+        let ready = match self.tab {
+            Tab::Gallery | Tab::Compare => self.gallery.is_some(),
+            Tab::Data => self.data_preview.is_some(),
+            Tab::Teacher => self.teacher_preview.is_some(),
+            Tab::Distill => !self.opts.autostart || self.losses.len() > 400 || self.status == RunStatus::Idle && !self.losses.is_empty(),
+            Tab::Schedule => true,
+        };
+        if !self.shot_requested && self.frames > 10 && (ready || waited > 240.0) {
+            self.shot_requested = true;
+            let done = self.shot_done.clone();
+            ctx.request_screenshot(move |img| {
+                let mut cv = crate::plot::Canvas::new(img.size[0], img.size[1], [0, 0, 0]);
+                for (i, p) in img.pixels.iter().enumerate() {
+                    cv.px[i] = [p.r(), p.g(), p.b()];
+                }
+                *done.lock().expect("lock") = Some(cv.save_png(&path).map(|_| path.clone()).map_err(|e| e.to_string()));
+            });
+        }
+        ctx.request_repaint_after(std::time::Duration::from_millis(50));
+    }
+}
+
+impl eframe::App for StudioApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+        let ctx = ui.ctx().clone();
+        self.screenshot_logic(&ctx);
+    }
+}
+
+/// Open the window. Errors (no display, no adapter) come back as text.
+pub fn run_app(opts: AppOptions, device: burn::tensor::Device) -> Result<(), String> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("tract-studio"),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "tract-studio",
+        native,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let session = Session::new(device, Arc::new(move || ctx.request_repaint()));
+            Ok(Box::new(StudioApp::new(session, opts)))
+        }),
+    )
+    .map_err(|e| format!("cannot open the desktop window ({e}); without a display, use the command line (tract-studio --help)"))
+}

@@ -1,0 +1,167 @@
+//! The session behind every interactive front end (desktop app, browser): commands go in,
+//! updates come out on a channel, work runs on background threads. No GUI types here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use burn::tensor::Device;
+
+use crate::data::Data;
+use crate::demo::metrics;
+use crate::diffusion::Solver;
+use crate::distill::{DistillConfig, Event, Outcome, PreviewSpec, Run};
+use crate::generate::{Model, noise};
+use crate::schedule::Param;
+
+/// A model in the gallery: a label and a spec (`exact:DATA` or a model file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelRef {
+    pub label: String,
+    pub spec: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Samples of the data itself, for the data panel.
+    PreviewData { data: String, n: usize },
+    /// Start (or resume) a distillation run in `dir`.
+    Distill { cfg: DistillConfig, dir: PathBuf, resume: bool },
+    /// Sample every model at every step count from the same noise, with metrics.
+    /// `tag` says where the result goes (e.g. "gallery", "teacher").
+    Gallery { tag: String, data: String, models: Vec<ModelRef>, steps: Vec<usize>, n: usize, seed: u64, paths: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct GalleryCell {
+    pub model: String,
+    pub steps: usize,
+    pub samples: Vec<f32>,
+    /// Trajectories of the first few noise vectors: per step, [paths, dim].
+    pub path: Vec<Vec<f32>>,
+    pub sw2: f64,
+    pub rmse_to_teacher: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug)]
+pub enum Update {
+    DataPreview { data: String, dim: usize, points: Vec<f32> },
+    Distill(Event),
+    Finished { student: PathBuf },
+    Stopped { dir: PathBuf },
+    Gallery { tag: String, dim: usize, cells: Vec<GalleryCell>, reference_steps: usize },
+    Error(String),
+}
+
+/// Owns the channel and the stop flag of the running job.
+pub struct Session {
+    tx: Sender<Update>,
+    pub rx: Receiver<Update>,
+    stop: Arc<AtomicBool>,
+    device: Device,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Session {
+    /// `notify` is called after every update (e.g. to request a repaint).
+    pub fn new(device: Device, notify: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let (tx, rx) = channel();
+        Session { tx, rx, stop: Arc::new(AtomicBool::new(false)), device, notify }
+    }
+
+    /// Ask the running distillation to stop at its next step (it checkpoints first).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn send(&mut self, cmd: Command) {
+        let (tx, device, notify) = (self.tx.clone(), self.device.clone(), self.notify.clone());
+        if matches!(cmd, Command::Distill { .. }) {
+            self.stop = Arc::new(AtomicBool::new(false));
+        }
+        let stop = self.stop.clone();
+        std::thread::spawn(move || {
+            let send = |u: Update| {
+                let _ = tx.send(u);
+                notify();
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_command(cmd, &device, &stop, &send)));
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => send(Update::Error(e.to_string())),
+                Err(_) => send(Update::Error("internal error in a background job (see the terminal)".into())),
+            }
+        });
+    }
+}
+
+fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(Update)) -> crate::Result<()> {
+    match cmd {
+        Command::PreviewData { data, n } => {
+            let d = Data::parse(&data)?;
+            let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
+            send(Update::DataPreview { data, dim: d.dim(), points });
+        }
+        Command::Distill { cfg, dir, resume } => {
+            let mut run = if resume { Run::open(&dir, device)? } else { Run::new(cfg, &dir, device)? };
+            let dim = Data::parse(&run.cfg.data)?.dim();
+            run.preview = Some(PreviewSpec { every: 50, noise: noise(7, 1024, dim) });
+            let mut obs = |e: &Event| {
+                send(Update::Distill(e.clone()));
+                !stop.load(Ordering::SeqCst)
+            };
+            match run.run(resume, &mut obs, None)? {
+                Outcome::Finished { student } => send(Update::Finished { student }),
+                Outcome::Stopped { .. } => send(Update::Stopped { dir }),
+            }
+        }
+        Command::Gallery { tag, data, models, steps, n, seed, paths } => {
+            let d = Data::parse(&data)?;
+            let z = noise(seed, n, d.dim());
+            let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
+            let reference = exact.sample(&z, 1024, Solver::Ddim, device)?;
+            let mut cells = vec![];
+            for m in &models {
+                let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
+                if model.dim() != d.dim() {
+                    return Err(crate::Error::input(format!("{} is for {}-dimensional data, {} is {}-dimensional", m.label, model.dim(), data, d.dim())));
+                }
+                for &k in &steps {
+                    let k = k.min(model.grid().steps);
+                    let t = std::time::Instant::now();
+                    let s = model.sample(&z, k, Solver::Ddim, device)?;
+                    let seconds = t.elapsed().as_secs_f64();
+                    let path = model.sample_path(&z[..paths.min(n) * d.dim()], k, device)?;
+                    let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
+                    cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
+                }
+            }
+            send(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 });
+        }
+    }
+    Ok(())
+}
+
+/// Shipped models listed in assets/manifest.json.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub path: String,
+    pub data: String,
+    pub kind: String,
+    pub steps: usize,
+}
+
+/// Read a manifest; paths in it are relative to its directory.
+pub fn read_manifest(path: &std::path::Path) -> crate::Result<Vec<ManifestEntry>> {
+    let text = String::from_utf8(crate::error::read_file(path)?).map_err(|_| crate::Error::file(path, "not UTF-8"))?;
+    let mut v: Vec<ManifestEntry> = serde_json::from_str(&text)
+        .map_err(|e| crate::Error::file(path, format!("malformed manifest ({e}); expected [{{\"name\", \"path\", \"data\", \"kind\", \"steps\"}}]")))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    for e in &mut v {
+        e.path = dir.join(&e.path).display().to_string();
+    }
+    Ok(v)
+}
