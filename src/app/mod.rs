@@ -69,6 +69,7 @@ pub struct StudioApp {
     pub teacher_file: String,
     pub use_exact_teacher: bool,
     pub teacher_preview: Option<Vec<GalleryCell>>,
+    teacher_requested: bool,
     // schedule + distill settings
     pub schedule_text: String,
     pub method: Method,
@@ -118,6 +119,7 @@ impl StudioApp {
             teacher_file: String::new(),
             use_exact_teacher: true,
             teacher_preview: None,
+            teacher_requested: false,
             schedule_text: "1024,32,1".into(),
             method: Method::Tract,
             mu_s: 0.5,
@@ -155,6 +157,8 @@ impl StudioApp {
         app.refresh_data();
         app.render_gallery();
         if app.opts.autostart {
+            app.tab = Tab::Distill;
+            app.fit_samples = 200_000;
             app.start();
         }
         app
@@ -425,7 +429,11 @@ impl StudioApp {
             Tab::Gallery | Tab::Compare => self.gallery.is_some(),
             Tab::Data => self.data_preview.is_some(),
             Tab::Teacher => self.teacher_preview.is_some(),
-            Tab::Distill => !self.opts.autostart || self.losses.len() > 400 || self.status == RunStatus::Idle && !self.losses.is_empty(),
+            Tab::Distill => {
+                !self.opts.autostart
+                    || (self.phases.len() >= 3 && self.live.is_some() && self.losses.iter().filter(|l| l.0 == 2).count() > 300)
+                    || (self.status == RunStatus::Idle && !self.losses.is_empty())
+            }
             Tab::Schedule => true,
         };
         if !self.shot_requested && self.frames > 10 && (ready || waited > 240.0) {

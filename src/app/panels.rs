@@ -92,17 +92,8 @@ impl StudioApp {
             ui.label("fit samples");
             ui.add(egui::DragValue::new(&mut self.fit_samples).range(0..=50_000_000).speed(10_000));
         });
-        if ui.button("Preview the teacher at 1024 steps").clicked() {
-            let spec = if self.use_exact_teacher || self.teacher_file.is_empty() { format!("exact:{}", self.data()) } else { self.teacher_file.clone() };
-            self.session.send(Command::Gallery {
-                tag: "teacher".into(),
-                data: self.data(),
-                models: vec![ModelRef { label: "teacher".into(), spec }],
-                steps: vec![1024],
-                n: 2000,
-                seed: self.seed,
-                paths: 16,
-            });
+        if ui.button("Preview the teacher at 1024 steps").clicked() || !self.teacher_requested {
+            self.preview_teacher();
         }
         if let Some(cells) = &self.teacher_preview {
             if let Some(c) = cells.first() {
@@ -112,6 +103,20 @@ impl StudioApp {
                 scatter(ui, "teacher-preview", &s, dim, 420.0, Some(&p));
             }
         }
+    }
+
+    fn preview_teacher(&mut self) {
+        self.teacher_requested = true;
+        let spec = if self.use_exact_teacher || self.teacher_file.is_empty() { format!("exact:{}", self.data()) } else { self.teacher_file.clone() };
+        self.session.send(Command::Gallery {
+            tag: "teacher".into(),
+            data: self.data(),
+            models: vec![ModelRef { label: "teacher".into(), spec }],
+            steps: vec![1024],
+            n: 2000,
+            seed: self.seed,
+            paths: 16,
+        });
     }
 
     pub(super) fn schedule_panel(&mut self, ui: &mut egui::Ui) {
