@@ -12,6 +12,7 @@ pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod kernels;
 pub mod model;
 pub mod plot;
 pub mod rng;

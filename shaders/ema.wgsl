@@ -1,0 +1,31 @@
+// Both bias-corrected EMAs (eq 16) in one pass over the weights:
+//   out_s = es + ws (phi - es)   (self-teacher, mu_S)
+//   out_i = ei + wi (phi - ei)   (inference, mu_I)
+// with w = (1 - mu) / (1 - mu^i) computed on the host.
+
+struct Params {
+    n: u32,
+    ws: f32,
+    wi: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> phi: array<f32>;
+@group(0) @binding(1) var<storage, read_write> es: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ei: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out_s: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out_i: array<f32>;
+@group(0) @binding(5) var<storage, read_write> params: Params;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= params.n) {
+        return;
+    }
+    let p = phi[i];
+    let s = es[i];
+    let e = ei[i];
+    out_s[i] = s + params.ws * (p - s);
+    out_i[i] = e + params.wi * (p - e);
+}
