@@ -69,12 +69,12 @@ fn safe(from: &[Coef], to: &[Coef]) -> Vec<Coef> {
         .collect()
 }
 
-/// One DDIM step per sample from `from[i]` to `to[i]`.
+/// One DDIM step per sample from `from[i]` to `to[i]` (one fused kernel on wgpu).
 pub fn ddim_step(den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef], clip_x0: bool) -> Tensor<2> {
     let device = x.device();
-    let x0 = clip(den.denoise(x.clone(), &Times::new(safe(from, to), &device)), clip_x0);
+    let x0 = den.denoise(x.clone(), &Times::new(safe(from, to), &device));
     let (cx, cx0): (Vec<f64>, Vec<f64>) = from.iter().zip(to).map(|(f, t)| ddim_coefs(f, t)).unzip();
-    x * column(&cx, &device) + x0 * column(&cx0, &device)
+    crate::kernels::row_axpby(x, x0, &cx, &cx0, clip_x0)
 }
 
 /// One Heun (RK2) step per sample for VE (eq 11): Euler, then the second-order
@@ -82,22 +82,24 @@ pub fn ddim_step(den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef], c
 pub fn heun_step(den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef], clip_x0: bool) -> Tensor<2> {
     let device = x.device();
     let x0 = clip(den.denoise(x.clone(), &Times::new(from.to_vec(), &device)), clip_x0);
-    // d = (x - x0)/sigma_t; Euler: x' = x + (sigma_s - sigma_t) d
+    // d = (x - x0)/sigma_t; Euler: x' = x + h (x - x0), h = (sigma_s - sigma_t)/sigma_t
     let h: Vec<f64> = from.iter().zip(to).map(|(f, t)| (t.sigma - f.sigma) / f.sigma).collect();
-    let d_scaled = (x.clone() - x0) * column(&h, &device);
-    let euler = x.clone() + d_scaled.clone();
+    let one_h: Vec<f64> = h.iter().map(|h| 1.0 + h).collect();
+    let neg_h: Vec<f64> = h.iter().map(|h| -h).collect();
+    let euler = crate::kernels::row_axpby(x.clone(), x0.clone(), &one_h, &neg_h, false);
     if to.iter().all(|t| t.sigma == 0.0) {
         return euler;
     }
     let safe_to: Vec<Coef> = to.iter().zip(from).map(|(t, f)| if t.sigma > 0.0 { *t } else { *f }).collect();
-    let x0b = clip(den.denoise(euler.clone(), &Times::new(safe_to.clone(), &device)), clip_x0);
-    // second slope, scaled by (sigma_s - sigma_t): (x' - x0')/sigma_s * (sigma_s - sigma_t)
-    let h2: Vec<f64> = to.iter().zip(from).map(|(t, f)| if t.sigma > 0.0 { (t.sigma - f.sigma) / t.sigma } else { 0.0 }).collect();
-    let d2_scaled = (euler.clone() - x0b) * column(&h2, &device);
-    let corrected = x + (d_scaled + d2_scaled).mul_scalar(0.5);
-    let mask: Vec<f64> = to.iter().map(|t| if t.sigma > 0.0 { 1.0 } else { 0.0 }).collect();
-    let m = column(&mask, &device);
-    corrected * m.clone() + euler * (m.neg().add_scalar(1.0))
+    let x0b = clip(den.denoise(euler.clone(), &Times::new(safe_to, &device)), clip_x0);
+    // x + h/2 (x - x0) + h'/2 (x' - x0'), h' = (sigma_s - sigma_t)/sigma_s; Euler rows: c1 = h, c2 = 0
+    let (c1, c2): (Vec<f64>, Vec<f64>) = from
+        .iter()
+        .zip(to)
+        .zip(&h)
+        .map(|((f, t), h)| if t.sigma > 0.0 { (h / 2.0, (t.sigma - f.sigma) / t.sigma / 2.0) } else { (*h, 0.0) })
+        .unzip();
+    crate::kernels::heun_combine(x, x0, euler, x0b, &c1, &c2)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::model::mlp::Bound;
 use crate::model::{Mlp, MlpConfig, flat_from_host, flat_to_host};
 use crate::rng::{Rng, purpose};
 use crate::schedule::{Coef, Grid, Param, Schedule, karras_sigma};
-use crate::tensors::{column, from_vec2, scalar};
+use crate::tensors::{from_vec2, scalar};
 use crate::{Error, Result};
 pub use optim::{Adam, AdamConfig, ema_update, ema_weight, inference_mu};
 
@@ -457,8 +457,10 @@ impl Run {
                 st.step += 1;
                 st.global_step += 1;
                 // EMAs after the optimizer step (Algorithm 1 line 21, A.7)
-                st.self_teacher = ema_update(st.self_teacher.clone(), &st.student, self.cfg.mu_s, st.step);
-                st.ema = ema_update(st.ema.clone(), &st.student, mu_i, st.step);
+                let (ws, wi) = (ema_weight(self.cfg.mu_s, st.step), ema_weight(mu_i, st.step));
+                let (s, i) = crate::kernels::ema2(&st.student, st.self_teacher.clone(), st.ema.clone(), ws, wi);
+                st.self_teacher = s;
+                st.ema = i;
                 samples_done += self.cfg.batch as u64;
                 self.pending_losses.push(format!("{},{},{},{}", st.phase, st.step, st.global_step, loss));
                 let go = observer.event(&Event::Step {
@@ -560,9 +562,10 @@ impl Run {
             PhaseKind::Fit => {
                 let ct: Vec<Coef> = (0..b).map(|_| self.random_level(&mut st.rng)).collect();
                 let times = Times::new(ct.clone(), dev);
-                let xt = x0 * times.alpha() + eps * times.sigma();
+                let xt = noisify(x0, eps, &ct);
                 let target = self.teacher_den(st).denoise(xt.clone(), &times);
-                (ct, (xt, target))
+                let ones = vec![1.0; b];
+                (ct, (xt.clone(), target, xt, ones.clone(), vec![0.0; b]))
             }
             PhaseKind::Tract { from, to } | PhaseKind::Btd { from, to } => {
                 let stride = self.grid.steps / from;
@@ -578,8 +581,7 @@ impl Run {
                 let ct: Vec<Coef> = idx.iter().map(|&(t, _)| c(t)).collect();
                 let ct1: Vec<Coef> = idx.iter().map(|&(t, _)| c(t - 1)).collect();
                 let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
-                let times = Times::new(ct.clone(), dev);
-                let xt = x0 * times.alpha() + eps * times.sigma();
+                let xt = noisify(x0, eps, &ct);
                 let teacher = self.teacher_den(st);
                 let xt1 = self.teacher_step(teacher.as_ref(), xt.clone(), &ct, &ct1);
                 let xs = if btd {
@@ -591,18 +593,16 @@ impl Run {
                     ddim_step(&selft, xt1, &ct1, &cs, self.cfg.clip_x0)
                 };
                 let (a, bb): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
-                let target = xs * column(&a, dev) + xt.clone() * column(&bb, dev);
-                (ct, (xt, target))
+                (ct, (xt.clone(), xs, xt, a, bb))
             }
         };
-        let (xt, target) = target;
+        // the target is a xs + b xt (the fit phase: xs = the teacher's x0, a = 1, b = 0)
+        let (xt, xs, xt_t, a, bb) = target;
         let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
         let times = Times::new(ct, dev);
         let leaf = st.student.clone().autodiff().require_grad();
         let g = self.mlp.forward(&leaf, xt, &times);
-        let diff = g - target.detach();
-        let per = (diff.clone() * diff).mean_dim(1) * column(&w, dev);
-        let loss = per.mean();
+        let loss = crate::kernels::tract_loss(g, xs, xt_t, &a, &bb, &w);
         let grads = loss.backward();
         let grad = leaf.grad(&grads).ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
@@ -621,6 +621,12 @@ impl Run {
             }
         }
     }
+}
+
+/// x_t = alpha x0 + sigma eps per sample (eq 1; VE: alpha = 1).
+fn noisify(x0: Tensor<2>, eps: Tensor<2>, c: &[Coef]) -> Tensor<2> {
+    let (a, s): (Vec<f64>, Vec<f64>) = c.iter().map(|c| (c.alpha, c.sigma)).unzip();
+    crate::kernels::row_axpby(x0, eps, &a, &s, false)
 }
 
 fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Result<()> {
