@@ -46,3 +46,123 @@ pub fn distill_throughput(device: &Device, label: &str, batch: usize, warmup: u6
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Throughput { backend: label.into(), batch, steps: counted, samples_per_s: counted as f64 * batch as f64 / secs })
 }
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KernelTiming {
+    pub name: String,
+    pub elements: usize,
+    pub bytes: usize,
+    pub kernel_ms: f64,
+    pub burn_ms: f64,
+}
+
+impl KernelTiming {
+    pub fn gbps(&self, ms: f64) -> f64 {
+        self.bytes as f64 / (ms * 1e-3) / 1e9
+    }
+}
+
+type Keep = Box<dyn std::any::Any>;
+
+/// Median time (ms) of `f` followed by a device sync, after warm-up.
+/// The outputs stay alive until after the sync, so lazily fused work cannot be skipped.
+fn time_ms(device: &Device, reps: usize, f: &mut dyn FnMut() -> Keep) -> f64 {
+    for _ in 0..3 {
+        let k = f();
+        let _ = device.sync();
+        drop(k);
+    }
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            let k = f();
+            let _ = device.sync();
+            let dt = t.elapsed().as_secs_f64() * 1e3;
+            drop(k);
+            dt
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Each WGSL kernel against the same math as plain Burn ops (with Burn's own fusion), on
+/// one device, at realistic sizes: a batch of 256 images of 1x32x32 and a 2M-weight model.
+pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
+    use crate::kernels::{self, reference};
+    use crate::tensors::{from_vec1, from_vec2};
+    let mut rng = crate::rng::Rng::new(1);
+    let (n, d) = (256usize, 1024usize);
+    let m = n * d;
+    let x = from_vec2(rng.normals(m), [n, d], device);
+    let y = from_vec2(rng.normals(m), [n, d], device);
+    let e = from_vec2(rng.normals(m), [n, d], device);
+    let f = from_vec2(rng.normals(m), [n, d], device);
+    let a: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let b: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let w: Vec<f64> = (0..n).map(|_| rng.uniform() + 1.0).collect();
+    let col = |v: &[f64]| from_vec1(v.iter().map(|&x| x as f32).collect(), device);
+    let (ta, tb, tw) = (col(&a), col(&b), col(&w));
+    let mut out = vec![];
+    let mut run = |name: &str, elems: usize, bytes: usize, k: &mut dyn FnMut() -> Keep, r: &mut dyn FnMut() -> Keep| {
+        kernels::set_enabled(true);
+        let kernel_ms = time_ms(device, reps, k);
+        kernels::set_enabled(false);
+        let burn_ms = time_ms(device, reps, r);
+        kernels::set_enabled(true);
+        out.push(KernelTiming { name: name.into(), elements: elems, bytes, kernel_ms, burn_ms });
+    };
+    fn keep<T: 'static>(t: T) -> Keep {
+        Box::new(t)
+    }
+    // DDIM step / noisify / target: read x, y, write out (+ per-row coefficients)
+    run(
+        "DDIM step / noisify (a x + b y)",
+        m,
+        3 * m * 4,
+        &mut || keep(kernels::row_axpby(x.clone(), y.clone(), &a, &b, false)),
+        &mut || keep(reference::row_axpby(x.clone(), y.clone(), ta.clone(), tb.clone(), false)),
+    );
+    run(
+        "DDIM step with x0 clip",
+        m,
+        3 * m * 4,
+        &mut || keep(kernels::row_axpby(x.clone(), y.clone(), &a, &b, true)),
+        &mut || keep(reference::row_axpby(x.clone(), y.clone(), ta.clone(), tb.clone(), true)),
+    );
+    run(
+        "Heun combination",
+        m,
+        5 * m * 4,
+        &mut || keep(kernels::heun_combine(x.clone(), y.clone(), e.clone(), f.clone(), &a, &b)),
+        &mut || keep(reference::heun_combine(x.clone(), y.clone(), e.clone(), f.clone(), ta.clone(), tb.clone())),
+    );
+    run(
+        "TRACT target + weighted loss",
+        m,
+        5 * m * 4,
+        &mut || keep(kernels::tract_loss(e.clone(), x.clone(), y.clone(), &a, &b, &w)),
+        &mut || keep(reference::tract_loss(e.clone(), x.clone(), y.clone(), ta.clone(), tb.clone(), tw.clone())),
+    );
+    let p = 2_000_000usize;
+    let phi = from_vec1(rng.normals(p), device);
+    let es = from_vec1(rng.normals(p), device);
+    let ei = from_vec1(rng.normals(p), device);
+    run(
+        "EMA pair, 2M weights",
+        p,
+        5 * p * 4,
+        &mut || keep(kernels::ema2_kernel(&phi, es.clone(), ei.clone(), 0.5, 0.001)),
+        &mut || keep(reference::ema2(&phi, es.clone(), ei.clone(), 0.5, 0.001)),
+    );
+    let img = x.clone().reshape([256, 1, 32, 32]);
+    // the grid: the kernel packs on the device; the reference reads back and packs on the host
+    run(
+        "RGBA8 grid 256 x 32x32 (16 cols)",
+        m,
+        2 * m * 4,
+        &mut || keep(kernels::rgba_grid(img.clone(), 16, -1.0, 1.0)),
+        &mut || keep(kernels::rgba_grid(img.clone(), 16, -1.0, 1.0)),
+    );
+    out
+}

@@ -184,6 +184,12 @@ struct BenchArgs {
     /// skip the wgpu measurement
     #[arg(long)]
     cpu_only: bool,
+    /// time each WGSL kernel against the same math as Burn ops, and the distillation step
+    /// with kernels on and off
+    #[arg(long)]
+    kernels: bool,
+    #[arg(long, default_value = "wgpu")]
+    device: String,
 }
 
 /// Progress bar over the whole budget, with samples/s and ETA.
@@ -388,6 +394,28 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
 
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
     use tract_studio::bench::distill_throughput;
+    if a.kernels {
+        let p = pick_device(&a.device)?;
+        println!("kernels on {} (median of 30 calls, each followed by a device sync)", p.label);
+        println!("{:<36} {:>10} {:>12} {:>12} {:>8} {:>10} {:>10}", "kernel", "elements", "WGSL ms", "Burn ops ms", "ratio", "WGSL GB/s", "Burn GB/s");
+        for k in tract_studio::bench::kernels(&p.device, 30) {
+            println!(
+                "{:<36} {:>10} {:>12.3} {:>12.3} {:>8.2} {:>10.2} {:>10.2}",
+                k.name, k.elements, k.kernel_ms, k.burn_ms, k.burn_ms / k.kernel_ms, k.gbps(k.kernel_ms), k.gbps(k.burn_ms)
+            );
+        }
+        let steps = (a.steps / 4).max(10);
+        tract_studio::kernels::set_enabled(true);
+        let on = distill_throughput(&p.device, "kernels-on", a.batch, 20, steps)?;
+        tract_studio::kernels::set_enabled(false);
+        let off = distill_throughput(&p.device, "kernels-off", a.batch, 20, steps)?;
+        tract_studio::kernels::set_enabled(true);
+        println!(
+            "whole distillation step (TRACT, batch {}): kernels {:.0} samples/s, Burn ops {:.0} samples/s, ratio {:.2}",
+            a.batch, on.samples_per_s, off.samples_per_s, on.samples_per_s / off.samples_per_s
+        );
+        return Ok(());
+    }
     println!("distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}", a.batch);
     let cpu = distill_throughput(&device::cpu().device, "cpu-flex", a.batch, 20, a.steps)?;
     println!("  CPU backend (flex):  {:>10.0} samples/s  ({} steps)", cpu.samples_per_s, cpu.steps);

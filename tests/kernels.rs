@@ -28,7 +28,8 @@ fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert!(m <= tol, "{what}: max rel diff {m}");
 }
 
-const SHAPES: [(usize, usize); 6] = [(1, 1), (1, 7), (3, 2), (1009, 1), (13, 257), (4099, 3)];
+// includes rows divisible by 4 (the vec4 variants) and odd ones
+const SHAPES: [(usize, usize); 8] = [(1, 1), (1, 7), (3, 2), (1009, 1), (13, 257), (4099, 3), (5, 4), (7, 1024)];
 
 #[test]
 fn kernels_match_references() {
@@ -71,8 +72,8 @@ fn kernels_match_references() {
         // EMA pair over a flat vector of n*d weights
         let m = n * d;
         let v1 = |v: &Vec<f32>, dev: &Device| from_vec1(v.clone(), dev);
-        let (ks, ki) = kernels::ema2(&v1(&x, &g), v1(&y, &g), v1(&e, &g), 0.5, 0.01);
-        let (rs, ri) = kernels::ema2(&v1(&x, &c), v1(&y, &c), v1(&e, &c), 0.5, 0.01);
+        let (ks, ki) = kernels::ema2_kernel(&v1(&x, &g), v1(&y, &g), v1(&e, &g), 0.5, 0.01);
+        let (rs, ri) = kernels::ema2_kernel(&v1(&x, &c), v1(&y, &c), v1(&e, &c), 0.5, 0.01);
         close(&to_vec(ks), &to_vec(rs), 1e-6, &format!("ema self {m}"));
         close(&to_vec(ki), &to_vec(ri), 1e-6, &format!("ema inference {m}"));
     }

@@ -25,7 +25,7 @@ fn validate(src: &str) -> Result<naga::Module, String> {
 #[test]
 fn every_shader_is_valid() {
     let all = shaders();
-    assert_eq!(all.len(), 5, "{:?}", all.iter().map(|s| &s.0).collect::<Vec<_>>());
+    assert_eq!(all.len(), 9, "{:?}", all.iter().map(|s| &s.0).collect::<Vec<_>>());
     for (name, src) in all {
         let m = validate(&src).unwrap_or_else(|e| panic!("{name}:\n{e}"));
         let ep = m.entry_points.iter().find(|e| e.name == "main").unwrap_or_else(|| panic!("{name}: no `main`"));

@@ -95,8 +95,15 @@ pub fn tract_loss(g: Tensor<2>, xs: Tensor<2>, xt: Tensor<2>, a: &[f64], b: &[f6
     }
 }
 
-/// Both bias-corrected EMA updates in one pass: (self-teacher, inference).
+/// Both bias-corrected EMA updates: (self-teacher, inference). Burn's own fusion matches
+/// the WGSL kernel here (`bench --kernels`), so the engine uses Burn ops; the kernel is
+/// `ema2_kernel`.
 pub fn ema2(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
+    reference::ema2(phi, es, ei, ws, wi)
+}
+
+/// The EMA pair as one WGSL kernel pass (falls back to the reference off wgpu).
+pub fn ema2_kernel(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
     if use_kernel(&phi.device()) {
         let (s, i) = Dispatch::ema2(phi.clone().into_dispatch(), es.into_dispatch(), ei.into_dispatch(), ws as f32, wi as f32);
         (Tensor::from_dispatch(s), Tensor::from_dispatch(i))

@@ -99,6 +99,10 @@ wgsl_kernel!(Heun, "../../shaders/heun.wgsl");
 wgsl_kernel!(TractLoss, "../../shaders/tract_loss.wgsl");
 wgsl_kernel!(Ema2, "../../shaders/ema.wgsl");
 wgsl_kernel!(Rgba, "../../shaders/rgba.wgsl");
+wgsl_kernel!(RowAxpby4, "../../shaders/row_axpby_vec4.wgsl");
+wgsl_kernel!(Ema2x4, "../../shaders/ema_vec4.wgsl");
+wgsl_kernel!(Heun4, "../../shaders/heun_vec4.wgsl");
+wgsl_kernel!(TractLoss4, "../../shaders/tract_loss_vec4.wgsl");
 
 const WG: u32 = 64;
 
@@ -142,7 +146,11 @@ impl TractKernels for CubeBackend {
         let n = shape.num_elements();
         let d = (n / a.meta.shape().num_elements().max(1)).max(1);
         let out = empty_like(&x, shape, DType::F32);
-        launch(RowAxpby, &[&x, &y, &a, &b], &[&out], n, &[n as u32, d as u32, clip as u32, 0]);
+        if d % 4 == 0 {
+            launch(RowAxpby4, &[&x, &y, &a, &b], &[&out], n / 4, &[(n / 4) as u32, (d / 4) as u32, clip as u32, 0]);
+        } else {
+            launch(RowAxpby, &[&x, &y, &a, &b], &[&out], n, &[n as u32, d as u32, clip as u32, 0]);
+        }
         out
     }
 
@@ -153,7 +161,11 @@ impl TractKernels for CubeBackend {
         let n = shape.num_elements();
         let d = (n / c1.meta.shape().num_elements().max(1)).max(1);
         let out = empty_like(&x, shape, DType::F32);
-        launch(Heun, &[&x, &x0, &e, &x0e, &c1, &c2], &[&out], n, &[n as u32, d as u32, 0, 0]);
+        if d % 4 == 0 {
+            launch(Heun4, &[&x, &x0, &e, &x0e, &c1, &c2], &[&out], n / 4, &[(n / 4) as u32, (d / 4) as u32, 0, 0]);
+        } else {
+            launch(Heun, &[&x, &x0, &e, &x0e, &c1, &c2], &[&out], n, &[n as u32, d as u32, 0, 0]);
+        }
         out
     }
 
@@ -165,7 +177,11 @@ impl TractKernels for CubeBackend {
         let d = (n / a.meta.shape().num_elements().max(1)).max(1);
         let err = empty_like(&g, shape.clone(), DType::F32);
         let grad = empty_like(&g, shape, DType::F32);
-        launch(TractLoss, &[&g, &xs, &xt, &a, &b, &w], &[&err, &grad], n, &[n as u32, d as u32, scale.to_bits(), 0]);
+        if d % 4 == 0 {
+            launch(TractLoss4, &[&g, &xs, &xt, &a, &b, &w], &[&err, &grad], n / 4, &[(n / 4) as u32, (d / 4) as u32, scale.to_bits(), 0]);
+        } else {
+            launch(TractLoss, &[&g, &xs, &xt, &a, &b, &w], &[&err, &grad], n, &[n as u32, d as u32, scale.to_bits(), 0]);
+        }
         (err, grad)
     }
 
@@ -176,7 +192,11 @@ impl TractKernels for CubeBackend {
         let n = shape.num_elements();
         let os = empty_like(&phi, shape.clone(), DType::F32);
         let oi = empty_like(&phi, shape, DType::F32);
-        launch(Ema2, &[&phi, &es, &ei], &[&os, &oi], n, &[n as u32, ws.to_bits(), wi.to_bits(), 0]);
+        if n % 4 == 0 {
+            launch(Ema2x4, &[&phi, &es, &ei], &[&os, &oi], n / 4, &[(n / 4) as u32, ws.to_bits(), wi.to_bits(), 0]);
+        } else {
+            launch(Ema2, &[&phi, &es, &ei], &[&os, &oi], n, &[n as u32, ws.to_bits(), wi.to_bits(), 0]);
+        }
         (os, oi)
     }
 
