@@ -141,3 +141,42 @@ impl ModelFile {
         Ok(ModelFile { meta, flat })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mlp;
+
+    #[test]
+    fn model_file_round_trip_and_truncation() {
+        let cfg = MlpConfig::new(3, Param::Ve, 0.7);
+        let flat = Mlp::new(cfg.clone()).init(&mut crate::rng::Rng::new(4));
+        let meta = ModelMeta {
+            format: "tract-studio-model/1".into(),
+            mlp: cfg,
+            param: Param::Ve,
+            grid_steps: 40,
+            steps: 1,
+            data: "gmm:x.json".into(),
+            kind: "tract".into(),
+            schedule: "40,8,1".into(),
+            train_samples: 123,
+            clip_x0: false,
+        };
+        let dir = std::env::temp_dir().join(format!("tract-ckpt-{}", std::process::id()));
+        let p = dir.join("m.safetensors");
+        ModelFile { meta: meta.clone(), flat: flat.clone() }.save(&p).unwrap();
+        let back = ModelFile::load(&p).unwrap();
+        assert_eq!(back.meta, meta);
+        assert_eq!(back.flat, flat);
+        // no temp file is left beside it
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let bytes = std::fs::read(&p).unwrap();
+        for cut in [0, 7, bytes.len() / 3, bytes.len() - 1] {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let e = ModelFile::load(&p).unwrap_err().to_string();
+            assert!(e.contains("not a valid safetensors file"), "cut {cut}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
