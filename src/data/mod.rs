@@ -2,6 +2,7 @@
 //! come with an exact analytic denoiser (the project's ground truth).
 
 pub mod gmm;
+pub mod idx;
 
 pub use gmm::Gmm;
 
