@@ -3,6 +3,7 @@
 //! fused tensor ops per step however many layers the model has.
 
 pub mod mlp;
+pub mod unet;
 
 pub use mlp::{Mlp, MlpConfig};
 
