@@ -1,6 +1,6 @@
 //! Throughput benchmarks, reported as ratios measured in one run.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use burn::tensor::Device;
 

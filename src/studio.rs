@@ -130,7 +130,7 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
                 }
                 for &k in &steps {
                     let k = k.min(model.grid().steps);
-                    let t = std::time::Instant::now();
+                    let t = web_time::Instant::now();
                     let s = model.sample(&z, k, Solver::Ddim, device)?;
                     let seconds = t.elapsed().as_secs_f64();
                     let path = model.sample_path(&z[..paths.min(n) * d.dim()], k, device)?;
