@@ -65,7 +65,10 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
-        let bytes = read_file(path)?;
+        Self::from_bytes(path, read_file(path)?)
+    }
+
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Reader> {
         let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
             Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}"))
         })?;
@@ -126,7 +129,16 @@ impl ModelFile {
     }
 
     pub fn load(path: &Path) -> Result<ModelFile> {
-        let r = Reader::open(path)?;
+        Self::parse(path, Reader::open(path)?)
+    }
+
+    /// A model file from memory (`name` is used in error messages).
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
+        let path = Path::new(name);
+        Self::parse(path, Reader::from_bytes(path, bytes.to_vec())?)
+    }
+
+    fn parse(path: &Path, r: Reader) -> Result<ModelFile> {
         let meta: ModelMeta = serde_json::from_str(&r.meta).map_err(|e| {
             Error::file(path, format!("tract-studio metadata is not a model description ({e}); is this a training state? use the student.safetensors or a phase file"))
         })?;

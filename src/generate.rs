@@ -33,7 +33,13 @@ impl Model {
             }
             return Ok(Model::Exact { data, den, grid: Grid::new(param, steps) });
         }
-        let file = ModelFile::load(Path::new(spec))?;
+        let file = match spec.strip_prefix("asset:") {
+            Some(name) => {
+                let b = crate::assets::bytes(name).ok_or_else(|| Error::input(format!("no shipped model '{name}'")))?;
+                ModelFile::from_bytes(name, b)?
+            }
+            None => ModelFile::load(Path::new(spec))?,
+        };
         let mlp = Mlp::new(file.meta.mlp.clone());
         let flat = flat_from_host(file.flat.clone(), device);
         let grid = Grid::new(file.meta.param, file.meta.grid_steps);
@@ -68,8 +74,7 @@ impl Model {
         }
     }
 
-    /// Sample from host noise [n, dim] in chunks; returns [n, dim] samples.
-    pub fn sample(&self, noise: &[f32], steps: usize, solver: Solver, device: &Device) -> Result<Vec<f32>> {
+    fn check(&self, noise: &[f32], steps: usize) -> Result<()> {
         let d = self.dim();
         if noise.len() % d != 0 {
             return Err(Error::input(format!("noise of {} values is not a multiple of the dimension {d}", noise.len())));
@@ -77,17 +82,36 @@ impl Model {
         if steps == 0 || steps > self.grid().steps {
             return Err(Error::input(format!("--steps {steps} must be between 1 and the model's grid of {} steps", self.grid().steps)));
         }
+        Ok(())
+    }
+
+    /// The (lazy) sample tensor for a chunk of noise.
+    fn sample_tensor(&self, chunk: &[f32], steps: usize, solver: Solver, device: &Device) -> Tensor<2> {
+        let d = self.dim();
+        let eps = from_vec2(chunk.to_vec(), [chunk.len() / d, d], device);
+        match self {
+            Model::Exact { den, grid, .. } => sample(den, eps, grid, steps, solver, false),
+            Model::Net { file, mlp, flat, grid } => sample(&Bound { model: mlp, params: flat }, eps, grid, steps, solver, file.meta.clip_x0),
+        }
+    }
+
+    /// Sample from host noise [n, dim] in chunks; returns [n, dim] samples.
+    pub fn sample(&self, noise: &[f32], steps: usize, solver: Solver, device: &Device) -> Result<Vec<f32>> {
+        self.check(noise, steps)?;
         let mut out = Vec::with_capacity(noise.len());
-        for chunk in noise.chunks(4096 * d) {
-            let n = chunk.len() / d;
-            let eps = from_vec2(chunk.to_vec(), [n, d], device);
-            let x = match self {
-                Model::Exact { den, grid, .. } => sample(den, eps, grid, steps, solver, false),
-                Model::Net { file, mlp, flat, grid } => {
-                    sample(&Bound { model: mlp, params: flat }, eps, grid, steps, solver, file.meta.clip_x0)
-                }
-            };
-            out.extend(to_vec(x));
+        for chunk in noise.chunks(4096 * self.dim()) {
+            out.extend(to_vec(self.sample_tensor(chunk, steps, solver, device)));
+        }
+        Ok(out)
+    }
+
+    /// As `sample`, reading results back asynchronously (the browser's main thread must
+    /// never block on a GPU read).
+    pub async fn sample_async(&self, noise: &[f32], steps: usize, solver: Solver, device: &Device) -> Result<Vec<f32>> {
+        self.check(noise, steps)?;
+        let mut out = Vec::with_capacity(noise.len());
+        for chunk in noise.chunks(4096 * self.dim()) {
+            out.extend(read_async(self.sample_tensor(chunk, steps, solver, device)).await?);
         }
         Ok(out)
     }
@@ -109,6 +133,32 @@ impl Model {
             }
         };
         Ok(xs.into_iter().map(to_vec).collect())
+    }
+}
+
+/// Read a tensor without blocking.
+pub async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a result from the device failed: {e:?}")))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+}
+
+impl Model {
+    /// `sample_path` with asynchronous reads.
+    pub async fn sample_path_async(&self, noise: &[f32], steps: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+        let d = self.dim();
+        self.check(noise, steps)?;
+        let eps = from_vec2(noise.to_vec(), [noise.len() / d, d], device);
+        let xs = match self {
+            Model::Exact { den, grid, .. } => crate::diffusion::sample_path(den, eps, grid, steps, Solver::Ddim, false),
+            Model::Net { file, mlp, flat, grid } => {
+                crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
+            }
+        };
+        let mut out = vec![];
+        for x in xs {
+            out.push(read_async(x).await?);
+        }
+        Ok(out)
     }
 }
 

@@ -3,6 +3,7 @@
 //! Data flows one way: data -> noise schedule -> teacher -> distill phase(s) ->
 //! checkpoint -> sampler -> metrics / pictures. Front ends (CLI, app) only call in here.
 
+pub mod assets;
 pub mod checkpoint;
 pub mod data;
 pub mod demo;
@@ -22,5 +23,7 @@ pub mod tensors;
 pub mod bench;
 #[cfg(feature = "gui")]
 pub mod app;
+#[cfg(all(target_arch = "wasm32", feature = "gui"))]
+pub mod web;
 
 pub use error::{Error, Result};

@@ -441,7 +441,7 @@ fn app(a: AppArgs) -> anyhow::Result<()> {
         None => None,
     };
     let dev = pick_device(&a.device)?;
-    run_app(AppOptions { tab, screenshot: a.screenshot, autostart: a.autostart, assets: a.assets }, dev.device).map_err(|e| anyhow::anyhow!(e))
+    run_app(AppOptions { tab, screenshot: a.screenshot, autostart: a.autostart, assets: a.assets, ..Default::default() }, dev.device).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[cfg(not(feature = "gui"))]

@@ -76,6 +76,21 @@ impl Session {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// In the browser: jobs run as tasks on the main thread, with asynchronous reads.
+    #[cfg(target_arch = "wasm32")]
+    pub fn send(&mut self, cmd: Command) {
+        let (tx, device, notify) = (self.tx.clone(), self.device.clone(), self.notify.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let u = match run_command_async(cmd, &device).await {
+                Ok(u) => u,
+                Err(e) => Update::Error(e.to_string()),
+            };
+            let _ = tx.send(u);
+            notify();
+        });
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn send(&mut self, cmd: Command) {
         let (tx, device, notify) = (self.tx.clone(), self.device.clone(), self.notify.clone());
         if matches!(cmd, Command::Distill { .. }) {
@@ -142,6 +157,39 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
         }
     }
     Ok(())
+}
+
+/// The browser's version of the jobs: no training, asynchronous reads.
+#[cfg(target_arch = "wasm32")]
+async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Update> {
+    match cmd {
+        Command::PreviewData { data, n } => {
+            let d = Data::parse(&data)?;
+            let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
+            Ok(Update::DataPreview { data, dim: d.dim(), points })
+        }
+        Command::Distill { .. } => Err(crate::Error::input("training is not available in the browser; use the desktop app or the command line")),
+        Command::Gallery { tag, data, models, steps, n, seed, paths } => {
+            let d = Data::parse(&data)?;
+            let z = noise(seed, n, d.dim());
+            let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
+            let reference = exact.sample_async(&z, 1024, Solver::Ddim, device).await?;
+            let mut cells = vec![];
+            for m in &models {
+                let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
+                for &k in &steps {
+                    let k = k.min(model.grid().steps);
+                    let t = web_time::Instant::now();
+                    let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
+                    let seconds = t.elapsed().as_secs_f64();
+                    let path = model.sample_path_async(&z[..paths.min(n) * d.dim()], k, device).await?;
+                    let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
+                    cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
+                }
+            }
+            Ok(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 })
+        }
+    }
 }
 
 /// Shipped models listed in assets/manifest.json.

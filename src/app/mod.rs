@@ -56,6 +56,10 @@ pub struct AppOptions {
     pub screenshot: Option<PathBuf>,
     pub autostart: bool,
     pub assets: Option<PathBuf>,
+    /// The browser build: sampling and gallery only.
+    pub web: bool,
+    /// Shown in the status bar (e.g. which compute backend the browser got).
+    pub notice: Option<String>,
 }
 
 pub struct StudioApp {
@@ -96,6 +100,12 @@ pub struct StudioApp {
     pub cell_size: f32,
     pub show_paths: bool,
     pub add_model_path: String,
+    /// Frame at which the last gallery result arrived (the page reports "drawn" after it).
+    pub gallery_ready_at_frame: Option<u64>,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    web_reported: bool,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    web_errors: usize,
     // status
     pub errors: Vec<String>,
     pub log: Vec<String>,
@@ -143,6 +153,9 @@ impl StudioApp {
             cell_size: 170.0,
             show_paths: true,
             add_model_path: String::new(),
+            gallery_ready_at_frame: None,
+            web_reported: false,
+            web_errors: 0,
             errors: vec![],
             log: vec![],
             frame_ms: VecDeque::new(),
@@ -165,19 +178,25 @@ impl StudioApp {
     }
 
     /// Shipped checkpoints from assets/manifest.json join the gallery at start.
+    /// assets/manifest.json when it is there (or --assets), else the embedded copies.
     fn load_assets(&mut self) {
         let path = self.opts.assets.clone().unwrap_or_else(|| PathBuf::from("assets/manifest.json"));
-        if !path.exists() {
-            self.log.push(format!("no shipped models ({} not found)", path.display()));
-            return;
-        }
-        match crate::studio::read_manifest(&path) {
-            Ok(entries) => {
-                for e in entries.into_iter().filter(|e| e.data == self.data_spec) {
-                    self.models.push((ModelRef { label: e.name, spec: e.path }, true));
+        let entries = if path.exists() {
+            match crate::studio::read_manifest(&path) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.errors.push(e.to_string());
+                    return;
                 }
             }
-            Err(e) => self.errors.push(e.to_string()),
+        } else if self.opts.assets.is_some() {
+            self.log.push(format!("no shipped models ({} not found)", path.display()));
+            return;
+        } else {
+            crate::assets::manifest()
+        };
+        for e in entries.into_iter().filter(|e| e.data == self.data_spec) {
+            self.models.push((ModelRef { label: e.name, spec: e.path }, true));
         }
     }
 
@@ -339,6 +358,7 @@ impl StudioApp {
                 } else {
                     self.gallery_busy = false;
                     self.gallery = Some((dim, cells));
+                    self.gallery_ready_at_frame = Some(self.frames);
                 }
             }
             Update::Error(e) => {
@@ -360,6 +380,9 @@ impl StudioApp {
                 ui.heading("tract-studio");
                 ui.separator();
                 for t in Tab::ALL {
+                    if self.opts.web && t == Tab::Distill {
+                        continue;
+                    }
                     ui.selectable_value(&mut self.tab, t, t.name());
                 }
             });
@@ -397,6 +420,10 @@ impl StudioApp {
             let (mean, max) = self.frame_stats();
             let interval = self.last_frame.map(|t| t.elapsed().as_secs_f32() * 1000.0).unwrap_or(0.0);
             self.last_frame = Some(Instant::now());
+            if let Some(n) = &self.opts.notice {
+                ui.colored_label(egui::Color32::from_rgb(220, 160, 40), n);
+                ui.separator();
+            }
             ui.label(format!("{:?}", self.status).split(" {").next().unwrap_or("").to_string());
             ui.separator();
             ui.label(format!("UI {mean:.1} ms (max {max:.1}), frame interval {interval:.0} ms"));
@@ -456,10 +483,30 @@ impl eframe::App for StudioApp {
         self.show(ui);
         let ctx = ui.ctx().clone();
         self.screenshot_logic(&ctx);
+        #[cfg(target_arch = "wasm32")]
+        self.web_report();
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl StudioApp {
+    /// The page learns when the gallery has been drawn, and sees every error.
+    fn web_report(&mut self) {
+        if let Some(f) = self.gallery_ready_at_frame {
+            if self.frames > f + 2 && !self.web_reported {
+                self.web_reported = true;
+                crate::web::mark_gallery_drawn(self.started.elapsed().as_secs_f64());
+            }
+        }
+        if self.errors.len() > self.web_errors {
+            self.web_errors = self.errors.len();
+            crate::web::set_status(&format!("error: {}", self.errors.last().expect("non-empty")), true);
+        }
     }
 }
 
 /// Open the window. Errors (no display, no adapter) come back as text.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_app(opts: AppOptions, device: burn::tensor::Device) -> Result<(), String> {
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("tract-studio"),
