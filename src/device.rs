@@ -1,6 +1,7 @@
 //! Compute device selection: Burn's wgpu backend when a real GPU adapter exists, Burn's
 //! pure-Rust CPU backend (flex) otherwise, chosen at run time with one log line.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -44,9 +45,17 @@ struct WgpuProbe {
     software: bool,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 static WGPU: OnceLock<std::result::Result<WgpuProbe, String>> = OnceLock::new();
 
+/// In the browser the runtime is initialized asynchronously (`web.rs`).
+#[cfg(target_arch = "wasm32")]
+fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
+    Err("in the browser, wgpu is initialized asynchronously by the page".into())
+}
+
 /// Initialize Burn's wgpu runtime once (it cannot be initialized twice).
+#[cfg(not(target_arch = "wasm32"))]
 fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
     WGPU.get_or_init(|| {
         let r = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup());

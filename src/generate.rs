@@ -132,7 +132,9 @@ impl Model {
                 crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
             }
         };
-        Ok(xs.into_iter().map(to_vec).collect())
+        let k = xs.len();
+        let all = to_vec(Tensor::cat(xs, 0));
+        Ok(all.chunks(all.len() / k).map(|c| c.to_vec()).collect())
     }
 }
 
@@ -154,11 +156,10 @@ impl Model {
                 crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
             }
         };
-        let mut out = vec![];
-        for x in xs {
-            out.push(read_async(x).await?);
-        }
-        Ok(out)
+        // one read for the whole path
+        let k = xs.len();
+        let all = read_async(Tensor::cat(xs, 0)).await?;
+        Ok(all.chunks(all.len() / k).map(|c| c.to_vec()).collect())
     }
 }
 

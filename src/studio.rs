@@ -112,6 +112,7 @@ impl Session {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(Update)) -> crate::Result<()> {
     match cmd {
         Command::PreviewData { data, n } => {

@@ -15,7 +15,7 @@ fi
 cargo build --lib --target wasm32-unknown-unknown --profile web
 rm -rf web/dist && mkdir -p web/dist
 wasm-bindgen --target web --no-typescript --out-dir web/dist "$CARGO_TARGET_DIR/wasm32-unknown-unknown/web/tract_studio.wasm"
-if command -v wasm-opt >/dev/null; then
+if [ "${TRACT_WASM_OPT:-1}" = 1 ] && command -v wasm-opt >/dev/null; then
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
     -o web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm && mv web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm \
     || echo "wasm-opt failed; keeping the unoptimized module"

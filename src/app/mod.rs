@@ -98,6 +98,8 @@ pub struct StudioApp {
     pub gallery: Option<(usize, Vec<GalleryCell>)>,
     pub gallery_busy: bool,
     pub cell_size: f32,
+    /// Points per gallery cell.
+    pub gallery_n: usize,
     pub show_paths: bool,
     pub add_model_path: String,
     /// Frame at which the last gallery result arrived (the page reports "drawn" after it).
@@ -151,6 +153,7 @@ impl StudioApp {
             gallery: None,
             gallery_busy: false,
             cell_size: 170.0,
+            gallery_n: 2000,
             show_paths: true,
             add_model_path: String::new(),
             gallery_ready_at_frame: None,
@@ -166,6 +169,14 @@ impl StudioApp {
             started: Instant::now(),
             opts,
         };
+        if app.opts.web {
+            // lighter defaults in the browser: fewer points per cell
+            app.gallery_n = 1000;
+            for c in &mut app.step_choices {
+                c.1 = c.0 <= 8;
+            }
+            app.step_choices.retain(|c| c.0 <= 32);
+        }
         app.load_assets();
         app.refresh_data();
         app.render_gallery();
@@ -297,7 +308,7 @@ impl StudioApp {
             return;
         }
         self.gallery_busy = true;
-        self.session.send(Command::Gallery { tag: "gallery".into(), data: self.data(), models, steps: self.selected_steps(), n: 2000, seed: self.seed, paths: 24 });
+        self.session.send(Command::Gallery { tag: "gallery".into(), data: self.data(), models, steps: self.selected_steps(), n: self.gallery_n, seed: self.seed, paths: 24 });
     }
 
     /// Apply every pending update from the background jobs.
