@@ -21,3 +21,17 @@ fi
 if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
 
 cargo test --release --locked "$@"
+
+# the browser build, tested in headless Chromium when it is here (installed when root);
+# TRACT_SKIP_WEB=1 skips it
+if [ "${TRACT_SKIP_WEB:-0}" != 1 ]; then
+  if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || true
+  fi
+  if command -v chromium >/dev/null && command -v node >/dev/null; then
+    bash web/build.sh
+    TRACT_WEB_WEBGPU=${TRACT_WEB_WEBGPU:-0} bash web/test.sh
+  else
+    echo "web test skipped: chromium or node missing"
+  fi
+fi

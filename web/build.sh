@@ -12,10 +12,13 @@ if [ "$have" != "$want" ]; then
   echo "installing wasm-bindgen-cli $want (matches Cargo.lock)"
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
-cargo build --lib --target wasm32-unknown-unknown --profile web
+profile=${TRACT_WEB_PROFILE:-web}
+cargo build --lib --target wasm32-unknown-unknown --profile "$profile"
 rm -rf web/dist && mkdir -p web/dist
-wasm-bindgen --target web --no-typescript --out-dir web/dist "$CARGO_TARGET_DIR/wasm32-unknown-unknown/web/tract_studio.wasm"
-if [ "${TRACT_WASM_OPT:-1}" = 1 ] && command -v wasm-opt >/dev/null; then
+wasm-bindgen --target web --no-typescript --out-dir web/dist "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
+# Debian's binaryen 108 breaks wasm-bindgen's externref table (the page fails to load), so
+# wasm-opt is opt-in: TRACT_WASM_OPT=1 with a newer wasm-opt on PATH.
+if [ "${TRACT_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
     -o web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm && mv web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm \
     || echo "wasm-opt failed; keeping the unoptimized module"
