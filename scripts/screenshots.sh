@@ -3,6 +3,8 @@
 # screenshot each to docs/screenshots/. Usage: bash scripts/screenshots.sh [BIN]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Mesa warns on every Vulkan start without it
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 BIN=${1:-target/release/tract-studio}
 [ -x "$BIN" ] || BIN=${CARGO_TARGET_DIR:-target}/release/tract-studio
 command -v xvfb-run >/dev/null || { apt-get update -qq && apt-get install -y -qq xvfb mesa-vulkan-drivers libvulkan1 >/dev/null; }

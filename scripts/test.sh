@@ -3,6 +3,8 @@
 # then runs the whole test suite. Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Mesa warns on every Vulkan start without it
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 
 need=()
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }

@@ -95,6 +95,19 @@ impl StudioApp {
         if ui.button("Preview the teacher at 1024 steps").clicked() || !self.teacher_requested {
             self.preview_teacher();
         }
+        // the fit phase trains a network teacher: its loss, live while a run fits one
+        let fit: Vec<[f64; 2]> = self
+            .losses
+            .iter()
+            .filter(|l| self.phases.first().map(|p| p == "fit").unwrap_or(false) && l.0 == 0 && l.2 > 0.0)
+            .map(|l| [l.1 as f64, (l.2 as f64).log10()])
+            .collect();
+        if !fit.is_empty() {
+            ui.label("fit of the network teacher: loss (log10)");
+            Plot::new("fit-loss").width(420.0).height(160.0).show(ui, |pui| {
+                pui.line(Line::new("fit", PlotPoints::from(fit)).color(PHASE_COLORS[0]));
+            });
+        }
         if let Some(cells) = &self.teacher_preview {
             if let Some(c) = cells.first() {
                 ui.label(format!("teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s", c.steps, c.sw2, c.seconds));
