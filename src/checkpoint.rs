@@ -8,7 +8,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{read_file, write_atomic};
-use crate::model::{Layout, MlpConfig};
+use crate::model::{Layout, MlpConfig, NetConfig, UnetConfig};
 use crate::schedule::Param;
 use crate::{Error, Result};
 
@@ -18,7 +18,11 @@ pub const META_KEY: &str = "tract_studio";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ModelMeta {
     pub format: String,
-    pub mlp: MlpConfig,
+    /// The network: exactly one of `mlp` / `unet` (files from before UNets have `mlp` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<UnetConfig>,
     pub param: Param,
     /// Base grid T the model samples on.
     pub grid_steps: usize,
@@ -30,6 +34,25 @@ pub struct ModelMeta {
     pub schedule: String,
     pub train_samples: u64,
     pub clip_x0: bool,
+}
+
+impl ModelMeta {
+    pub fn net(&self) -> Option<NetConfig> {
+        match (&self.mlp, &self.unet) {
+            (Some(m), None) => Some(NetConfig::Mlp(m.clone())),
+            (None, Some(u)) => Some(NetConfig::Unet(u.clone())),
+            _ => None,
+        }
+    }
+    pub fn set_net(&mut self, net: &NetConfig) {
+        (self.mlp, self.unet) = match net {
+            NetConfig::Mlp(m) => (Some(m.clone()), None),
+            NetConfig::Unet(u) => (None, Some(u.clone())),
+        };
+    }
+    pub fn dim(&self) -> usize {
+        self.net().map(|n| n.dim()).unwrap_or(0)
+    }
 }
 
 /// A loaded model file.
@@ -123,7 +146,7 @@ pub fn read_flat(r: &Reader, prefix: &str, layout: &Layout) -> Result<Vec<f32>> 
 
 impl ModelFile {
     pub fn save(&self, path: &Path) -> Result<()> {
-        let layout = crate::model::Mlp::new(self.meta.mlp.clone()).layout();
+        let layout = crate::model::Net::new(&self.meta.net().expect("a model file describes one network")).layout();
         let meta = serde_json::to_string(&self.meta).expect("meta serializes");
         write_tensors(path, &named("", &layout, &self.flat), &meta)
     }
@@ -145,7 +168,8 @@ impl ModelFile {
         if meta.format != "tract-studio-model/1" {
             return Err(Error::file(path, format!("unsupported model format '{}', expected tract-studio-model/1", meta.format)));
         }
-        let layout = crate::model::Mlp::new(meta.mlp.clone()).layout();
+        let net = meta.net().ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
+        let layout = crate::model::Net::new(&net).layout();
         let flat = read_flat(&r, "", &layout)?;
         if flat.iter().any(|v| !v.is_finite()) {
             return Err(Error::file(path, "weights contain NaN or infinity"));
@@ -165,7 +189,8 @@ mod tests {
         let flat = Mlp::new(cfg.clone()).init(&mut crate::rng::Rng::new(4));
         let meta = ModelMeta {
             format: "tract-studio-model/1".into(),
-            mlp: cfg,
+            mlp: Some(cfg),
+            unet: None,
             param: Param::Ve,
             grid_steps: 40,
             steps: 1,

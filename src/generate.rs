@@ -9,8 +9,7 @@ use crate::checkpoint::ModelFile;
 use crate::data::Data;
 use crate::data::gmm::ExactDenoiser;
 use crate::diffusion::{Solver, sample};
-use crate::model::mlp::Bound;
-use crate::model::{Mlp, flat_from_host};
+use crate::model::{Bound, Net, flat_from_host};
 use crate::rng::{Rng, purpose};
 use crate::schedule::{Grid, Param, default_steps};
 use crate::tensors::{from_vec2, to_vec};
@@ -18,7 +17,7 @@ use crate::{Error, Result};
 
 pub enum Model {
     Exact { data: Data, den: ExactDenoiser, grid: Grid },
-    Net { file: ModelFile, mlp: Mlp, flat: Tensor<1>, grid: Grid },
+    Net { file: ModelFile, mlp: Net, flat: Tensor<1>, grid: Grid },
 }
 
 impl Model {
@@ -40,7 +39,7 @@ impl Model {
             }
             None => ModelFile::load(Path::new(spec))?,
         };
-        let mlp = Mlp::new(file.meta.mlp.clone());
+        let mlp = Net::new(&file.meta.net().ok_or_else(|| Error::input(format!("{spec}: no network in the metadata")))?);
         let flat = flat_from_host(file.flat.clone(), device);
         let grid = Grid::new(file.meta.param, file.meta.grid_steps);
         Ok(Model::Net { file, mlp, flat, grid })
@@ -49,7 +48,7 @@ impl Model {
     pub fn dim(&self) -> usize {
         match self {
             Model::Exact { data, .. } => data.dim(),
-            Model::Net { file, .. } => file.meta.mlp.dim,
+            Model::Net { file, .. } => file.meta.dim(),
         }
     }
 

@@ -51,7 +51,9 @@ fn wgpu_matches_cpu() {
         cfg.fit_samples = 128;
         cfg.train_samples = 256;
         cfg.schedule = "64,8,1".into();
-        cfg.mlp.hidden = 32;
+        if let tract_studio::model::NetConfig::Mlp(m) = &mut cfg.net {
+            m.hidden = 32;
+        }
         let out = dir.join(name);
         let mut run = Run::new(cfg, &out, dev).unwrap();
         let r = run.run(false, &mut |_: &Event| true, None).unwrap();

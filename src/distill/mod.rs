@@ -13,8 +13,7 @@ use crate::checkpoint::{ModelFile, ModelMeta, Reader, write_tensors};
 use crate::data::Data;
 use crate::data::gmm::ExactDenoiser;
 use crate::diffusion::{Denoiser, Times, ddim_step, heun_step, target_coefs};
-use crate::model::mlp::Bound;
-use crate::model::{Mlp, MlpConfig, flat_from_host, flat_to_host};
+use crate::model::{Bound, MlpConfig, Net, NetConfig, flat_from_host, flat_to_host};
 use crate::rng::{Rng, purpose};
 use crate::schedule::{Coef, Grid, Param, Schedule, karras_sigma};
 use crate::tensors::{from_vec2, scalar};
@@ -64,7 +63,7 @@ pub struct DistillConfig {
     /// Relative budget per phase ("auto": the paper's 1:5 for two phases, equal otherwise).
     pub phase_split: Option<Vec<f64>>,
     pub clip_x0: bool,
-    pub mlp: MlpConfig,
+    pub net: NetConfig,
     pub ckpt_every: u64,
 }
 
@@ -88,7 +87,7 @@ impl DistillConfig {
             mu_i: None,
             phase_split: None,
             clip_x0: false,
-            mlp: MlpConfig::new(data.dim(), param, data.mixture.rms()),
+            net: NetConfig::Mlp(MlpConfig::new(data.dim(), param, data.mixture.rms())),
             ckpt_every: 500,
         }
     }
@@ -241,7 +240,7 @@ pub struct Run {
     pub dir: PathBuf,
     pub phases: Vec<Phase>,
     data: Data,
-    mlp: Mlp,
+    mlp: Net,
     grid: Grid,
     device: Device,
     original: TeacherNet,
@@ -264,7 +263,7 @@ impl Run {
         } else {
             let m = ModelFile::load(Path::new(&cfg.teacher))?;
             check_model_fits(&m, &data, cfg.param, &cfg.teacher)?;
-            cfg.mlp = m.meta.mlp.clone();
+            cfg.net = m.meta.net().expect("validated on load");
             cfg.fit_samples = 0;
             init = Some(m.flat.clone());
             original = TeacherNet::Net(flat_from_host(m.flat, device));
@@ -272,14 +271,14 @@ impl Run {
         if let Some(p) = &cfg.init {
             let m = ModelFile::load(Path::new(p))?;
             check_model_fits(&m, &data, cfg.param, p)?;
-            cfg.mlp = m.meta.mlp.clone();
+            cfg.net = m.meta.net().expect("validated on load");
             cfg.fit_samples = 0;
             init = Some(m.flat);
         }
-        if cfg.mlp.dim != data.dim() {
-            return Err(Error::input(format!("model dimension {} does not match data dimension {}", cfg.mlp.dim, data.dim())));
+        if cfg.net.dim() != data.dim() {
+            return Err(Error::input(format!("model dimension {} does not match data dimension {}", cfg.net.dim(), data.dim())));
         }
-        let mlp = Mlp::new(cfg.mlp.clone());
+        let mlp = Net::new(&cfg.net);
         let init = match init {
             Some(v) => v,
             None => {
@@ -404,9 +403,10 @@ impl Run {
     }
 
     fn model_meta(&self, kind: &str, steps: usize, samples: u64) -> ModelMeta {
-        ModelMeta {
+        let mut meta = ModelMeta {
             format: "tract-studio-model/1".into(),
-            mlp: self.cfg.mlp.clone(),
+            mlp: None,
+            unet: None,
             param: self.cfg.param,
             grid_steps: self.grid.steps,
             steps,
@@ -415,7 +415,9 @@ impl Run {
             schedule: self.cfg.schedule.clone(),
             train_samples: samples,
             clip_x0: self.cfg.clip_x0,
-        }
+        };
+        meta.set_net(&self.cfg.net);
+        meta
     }
 
     pub fn phase_file(&self, i: usize) -> PathBuf {
@@ -546,7 +548,7 @@ impl Run {
         match self.cfg.param {
             Param::Vp => c.snr().max(1.0),
             Param::Ve => {
-                let sd = self.cfg.mlp.sigma_data;
+                let sd = self.cfg.net.sigma_data();
                 (c.sigma * c.sigma + sd * sd) / (c.sigma * sd).powi(2)
             }
         }
@@ -630,10 +632,10 @@ fn noisify(x0: Tensor<2>, eps: Tensor<2>, c: &[Coef]) -> Tensor<2> {
 }
 
 fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Result<()> {
-    if m.meta.mlp.dim != data.dim() {
+    if m.meta.dim() != data.dim() {
         return Err(Error::file(
             what,
-            format!("the model is for {}-dimensional data but {} is {}-dimensional", m.meta.mlp.dim, data.spec, data.dim()),
+            format!("the model is for {}-dimensional data but {} is {}-dimensional", m.meta.dim(), data.spec, data.dim()),
         ));
     }
     if m.meta.param != param {

@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, activation::silu};
 use serde::{Deserialize, Serialize};
 
 use super::Layout;
-use crate::diffusion::{Denoiser, Times};
+use crate::diffusion::Times;
 use crate::rng::Rng;
 use crate::schedule::{Coef, Param};
 use crate::tensors::from_vec2;
@@ -115,18 +115,6 @@ impl Mlp {
         let i = 2 + 3 * self.cfg.blocks;
         let f = hcur.matmul(w(i, h, d)) + b(i + 1, d);
         x * c_skip + f * c_out
-    }
-}
-
-/// A model bound to parameter values: the `Denoiser` every sampler and teacher step uses.
-pub struct Bound<'a> {
-    pub model: &'a Mlp,
-    pub params: &'a Tensor<1>,
-}
-
-impl Denoiser for Bound<'_> {
-    fn denoise(&self, x: Tensor<2>, times: &Times) -> Tensor<2> {
-        self.model.forward(self.params, x, times)
     }
 }
 

@@ -6,8 +6,13 @@ pub mod mlp;
 pub mod unet;
 
 pub use mlp::{Mlp, MlpConfig};
+pub use unet::{Unet, UnetConfig};
 
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::{Denoiser, Times};
+use crate::rng::Rng;
 
 use crate::tensors::{from_vec1, to_vec};
 
@@ -51,4 +56,81 @@ pub fn flat_from_host(v: Vec<f32>, device: &Device) -> Tensor<1> {
 
 pub fn flat_to_host(t: &Tensor<1>) -> Vec<f32> {
     to_vec(t.clone())
+}
+
+/// Which network, with its hyper-parameters (saved in every checkpoint).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NetConfig {
+    Mlp(MlpConfig),
+    Unet(UnetConfig),
+}
+
+impl NetConfig {
+    /// Flattened sample size the network takes.
+    pub fn dim(&self) -> usize {
+        match self {
+            NetConfig::Mlp(c) => c.dim,
+            NetConfig::Unet(c) => c.channels * c.height * c.width,
+        }
+    }
+    pub fn sigma_data(&self) -> f64 {
+        match self {
+            NetConfig::Mlp(c) => c.sigma_data,
+            NetConfig::Unet(c) => c.sigma_data,
+        }
+    }
+    pub fn param(&self) -> crate::schedule::Param {
+        match self {
+            NetConfig::Mlp(c) => c.param,
+            NetConfig::Unet(c) => c.param,
+        }
+    }
+}
+
+/// A network of either kind behind one interface.
+#[derive(Clone, Debug)]
+pub enum Net {
+    Mlp(Mlp),
+    Unet(Unet),
+}
+
+impl Net {
+    pub fn new(cfg: &NetConfig) -> Self {
+        match cfg {
+            NetConfig::Mlp(c) => Net::Mlp(Mlp::new(c.clone())),
+            NetConfig::Unet(c) => Net::Unet(Unet::new(c.clone())),
+        }
+    }
+    pub fn layout(&self) -> Layout {
+        match self {
+            Net::Mlp(m) => m.layout(),
+            Net::Unet(u) => u.layout(),
+        }
+    }
+    pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            Net::Mlp(m) => m.init(rng),
+            Net::Unet(u) => u.init(rng),
+        }
+    }
+    /// x0_hat for flattened samples x [N, D].
+    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        match self {
+            Net::Mlp(m) => m.forward(p, x, times),
+            Net::Unet(u) => u.forward(p, x, times),
+        }
+    }
+}
+
+/// A network bound to parameter values: the `Denoiser` every sampler and teacher step uses.
+pub struct Bound<'a> {
+    pub model: &'a Net,
+    pub params: &'a Tensor<1>,
+}
+
+impl Denoiser for Bound<'_> {
+    fn denoise(&self, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        self.model.forward(self.params, x, times)
+    }
 }
