@@ -77,7 +77,7 @@ pub fn metrics(data: &Data, samples: &[f32], reference: Option<&[f32]>, seed: u6
     let n = samples.len() / data.dim();
     let fresh = data.sample(&mut Rng::stream(seed, purpose::EVAL_DATA), n);
     let sw2 = sliced_w2(samples, &fresh, data.dim(), 256, seed);
-    let werr = weight_errors(&data.mixture, samples).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let werr = data.mixture().map(|g| weight_errors(g, samples).iter().fold(0.0f64, |m, e| m.max(e.abs()))).unwrap_or(0.0);
     (sw2, werr, reference.map(|r| rmse(samples, r)))
 }
 

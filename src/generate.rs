@@ -25,7 +25,7 @@ impl Model {
     pub fn load(spec: &str, param: Param, grid_steps: Option<usize>, device: &Device) -> Result<Model> {
         if let Some(d) = spec.strip_prefix("exact:") {
             let data = Data::parse(d)?;
-            let den = data.mixture.exact_denoiser(device);
+            let den = data.exact()?.exact_denoiser(device);
             let steps = grid_steps.unwrap_or(default_steps(param));
             if steps == 0 {
                 return Err(Error::input("--grid must be at least 1"));
@@ -49,6 +49,17 @@ impl Model {
         match self {
             Model::Exact { data, .. } => data.dim(),
             Model::Net { file, .. } => file.meta.dim(),
+        }
+    }
+
+    /// Shape of one sample: [D], or [C, H, W] for images.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Model::Exact { data, .. } => data.shape(),
+            Model::Net { file, .. } => match &file.meta.unet {
+                Some(u) => vec![u.channels, u.height, u.width],
+                None => vec![file.meta.dim()],
+            },
         }
     }
 
@@ -167,12 +178,14 @@ pub fn noise(seed: u64, n: usize, dim: usize) -> Vec<f32> {
     Rng::stream(seed, purpose::SAMPLE_NOISE).normals(n * dim)
 }
 
-/// Write `samples` and `noise` as a safetensors file.
-pub fn write_samples(path: &Path, samples: &[f32], noise: &[f32], dim: usize, meta: &serde_json::Value) -> Result<()> {
-    let n = samples.len() / dim;
+/// Write `samples` and `noise` as a safetensors file, shaped [N, ...sample shape].
+pub fn write_samples(path: &Path, samples: &[f32], noise: &[f32], shape: &[usize], meta: &serde_json::Value) -> Result<()> {
+    let dim: usize = shape.iter().product();
+    let mut full = vec![samples.len() / dim.max(1)];
+    full.extend_from_slice(shape);
     crate::checkpoint::write_tensors(
         path,
-        &[("samples".into(), vec![n, dim], samples.to_vec()), ("noise".into(), vec![n, dim], noise.to_vec())],
+        &[("samples".into(), full.clone(), samples.to_vec()), ("noise".into(), full, noise.to_vec())],
         &meta.to_string(),
     )
 }
@@ -183,10 +196,10 @@ pub fn read_samples(path: &Path) -> Result<(Vec<f32>, Vec<f32>, usize)> {
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}")))?;
     let t = st.tensor("samples").map_err(|_| Error::file(path, "no 'samples' tensor; expected a file written by `tract-studio sample`"))?;
-    if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 {
-        return Err(Error::file(path, format!("'samples' is {:?} {:?}; expected F32 [N, D]", t.dtype(), t.shape())));
+    if t.dtype() != safetensors::Dtype::F32 || t.shape().len() < 2 {
+        return Err(Error::file(path, format!("'samples' is {:?} {:?}; expected F32 [N, ...]", t.dtype(), t.shape())));
     }
-    let dim = t.shape()[1];
+    let dim = t.shape()[1..].iter().product();
     let f = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let samples = f(t.data());
     let noise = st.tensor("noise").map(|n| f(n.data())).unwrap_or_default();

@@ -35,6 +35,40 @@ enum Cmd {
     Bench(BenchArgs),
     /// Open the desktop app (the default without a subcommand).
     App(AppArgs),
+    /// Train a teacher on data (images: a UNet), resumable, with sample grids as it goes.
+    Teacher(TeacherArgs),
+}
+
+#[derive(clap::Args)]
+struct TeacherArgs {
+    /// fashion-mnist[:DIR], mnist:DIR, toy:ring8 or gmm:PATH
+    #[arg(long)]
+    data: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// training budget in samples
+    #[arg(long)]
+    train_samples: u64,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, default_value = "vp")]
+    param: String,
+    /// UNet size for images: small (CPU) or large (GPU)
+    #[arg(long, default_value = "small")]
+    size: String,
+    /// optimizer steps between checkpoints (and sample grids)
+    #[arg(long)]
+    ckpt_every: Option<u64>,
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, hide = true)]
+    stop_after: Option<u64>,
 }
 
 #[derive(clap::Args, Default)]
@@ -305,6 +339,87 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Progress plus a sample grid (images) or scatter (2-D) from fixed noise at every preview.
+struct TeacherProgress {
+    inner: Progress,
+    dir: PathBuf,
+    shape: Vec<usize>,
+}
+
+impl Observer for TeacherProgress {
+    fn event(&mut self, e: &Event) -> bool {
+        if let Event::Preview { step, samples, .. } = e {
+            let path = self.dir.join("samples.png");
+            let r = if self.shape.len() == 3 {
+                plot::image_grid(samples, [self.shape[0], self.shape[1], self.shape[2]], 8, 2, &path)
+            } else {
+                plot::scatter_panels(&[plot::Panel { title: format!("STEP {step}"), subtitle: String::new(), points: samples, dim: self.shape[0] }], 2.6, &path)
+            };
+            if let Err(err) = r {
+                self.inner.bar.println(format!("  could not write {}: {err}", path.display()));
+            }
+        }
+        self.inner.event(e)
+    }
+}
+
+fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
+    let dev = pick_device(&a.device)?;
+    let mut run = if a.resume {
+        Run::open(&a.out, &dev.device)?
+    } else {
+        let data = Data::parse(&a.data)?;
+        let param: Param = a.param.parse()?;
+        let mut cfg = DistillConfig::new(&data, param);
+        cfg.method = Method::Teacher;
+        cfg.teacher = "data".into();
+        cfg.fit_samples = a.train_samples;
+        cfg.train_samples = 0;
+        cfg.seed = a.seed;
+        if let Some(b) = a.batch {
+            cfg.batch = b;
+        }
+        if let Some(lr) = a.lr {
+            cfg.adam.lr = lr;
+        }
+        if let Some(c) = a.ckpt_every {
+            if c == 0 {
+                bail!("--ckpt-every must be at least 1");
+            }
+            cfg.ckpt_every = c;
+        }
+        if let tract_studio::model::NetConfig::Unet(u) = &cfg.net {
+            cfg.net = tract_studio::model::NetConfig::Unet(match a.size.as_str() {
+                "small" => u.clone(),
+                "large" => tract_studio::model::UnetConfig::large(u.channels, u.height, u.width, param),
+                o => bail!("--size {o}: expected small or large"),
+            });
+        }
+        if a.out.join(tract_studio::distill::STATE_FILE).exists() {
+            bail!("{} already holds a run; use --resume to continue it or choose another --out", a.out.display());
+        }
+        Run::new(cfg, &a.out, &dev.device)?
+    };
+    let data = Data::parse(&run.cfg.data)?;
+    let n = if data.is_images() { 16 } else { 2000 };
+    run.preview = Some(tract_studio::distill::PreviewSpec { every: run.cfg.ckpt_every, noise: noise(1, n, data.dim()) });
+    let mut prog = TeacherProgress { inner: Progress::new("teacher"), dir: a.out.clone(), shape: data.shape() };
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.inner.bar.finish_and_clear();
+    match outcome? {
+        Outcome::Finished { student } => {
+            let pts = plot::read_loss_csv(&a.out.join(tract_studio::distill::LOSS_FILE));
+            plot::loss_curve(&pts, "TEACHER LOSS", &a.out.join("loss.png"))?;
+            println!("teacher: {}", student.display());
+            println!("samples: {}  loss curve: {}", a.out.join("samples.png").display(), a.out.join("loss.png").display());
+        }
+        Outcome::Stopped { global_step } => {
+            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", a.out.display());
+        }
+    }
+    Ok(())
+}
+
 fn sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!("--out {}: expected a .safetensors file name", a.out.display());
@@ -322,12 +437,19 @@ fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let s = m.sample(&z, steps, solver, &dev.device)?;
     let secs = t.elapsed().as_secs_f64();
     let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": a.n, "data": m.data_spec()});
-    write_samples(&a.out, &s, &z, m.dim(), &meta)?;
+    write_samples(&a.out, &s, &z, &m.shape(), &meta)?;
     println!("{} samples at {steps} steps in {secs:.2}s -> {}", a.n, a.out.display());
     if let Some(png) = a.png {
-        let title = format!("{} STEPS", steps);
-        plot::scatter_panels(&[plot::Panel { title, subtitle: a.model.clone(), points: &s, dim: m.dim() }], 2.6, &png)?;
-        println!("scatter: {}", png.display());
+        let shape = m.shape();
+        if shape.len() == 3 {
+            let n = a.n.min(64);
+            plot::image_grid(&s[..n * m.dim()], [shape[0], shape[1], shape[2]], 8, 2, &png)?;
+            println!("grid: {}", png.display());
+        } else {
+            let title = format!("{} STEPS", steps);
+            plot::scatter_panels(&[plot::Panel { title, subtitle: a.model.clone(), points: &s, dim: m.dim() }], 2.6, &png)?;
+            println!("scatter: {}", png.display());
+        }
     }
     Ok(())
 }
@@ -351,7 +473,7 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     let n = s.len() / dim;
     let fresh = data.sample(&mut tract_studio::rng::Rng::stream(a.seed, tract_studio::rng::purpose::EVAL_DATA), n);
     let sw2 = eval::sliced_w2(&s, &fresh, dim, 256, a.seed);
-    let we = eval::weight_errors(&data.mixture, &s);
+    let we = data.mixture().map(|g| eval::weight_errors(g, &s)).unwrap_or_default();
     let maxw = we.iter().fold(0.0f64, |m, e| m.max(e.abs()));
     let r = reference.map(|r| eval::rmse(&s, &r));
     println!(
@@ -460,6 +582,7 @@ fn main() -> ExitCode {
         Some(Cmd::Demo(a)) => demo_cmd(a),
         Some(Cmd::Bench(a)) => bench(a),
         Some(Cmd::App(a)) => app(a),
+        Some(Cmd::Teacher(a)) => teacher(a),
         None => app(AppArgs { device: "auto".into(), ..Default::default() }),
     };
     match r {

@@ -248,6 +248,24 @@ pub fn loss_curve(points: &[(usize, f32)], title: &str, path: &Path) -> Result<(
     cv.save_png(path)
 }
 
+/// Images [n, c, h, w] (flattened) in [-1, 1] as one PNG grid with `cols` columns.
+pub fn image_grid(samples: &[f32], shape: [usize; 3], cols: usize, scale: usize, path: &Path) -> Result<()> {
+    let [c, h, w] = shape;
+    let n = samples.len() / (c * h * w).max(1);
+    let cols = cols.clamp(1, n.max(1));
+    let px = crate::kernels::reference::rgba_grid(samples, [n, c, h, w], cols, -1.0, 1.0);
+    let (gw, gh) = (cols * w, n.div_ceil(cols).max(1) * h);
+    let s = scale.max(1);
+    let mut cv = Canvas::new(gw * s, gh * s, [0, 0, 0]);
+    for y in 0..gh * s {
+        for x in 0..gw * s {
+            let p = px[(y / s) * gw + x / s];
+            cv.px[y * gw * s + x] = [(p & 255) as u8, ((p >> 8) & 255) as u8, ((p >> 16) & 255) as u8];
+        }
+    }
+    cv.save_png(path)
+}
+
 /// Read a run's loss.csv into (phase, loss) points.
 pub fn read_loss_csv(path: &Path) -> Vec<(usize, f32)> {
     std::fs::read_to_string(path)

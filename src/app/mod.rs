@@ -253,6 +253,7 @@ impl StudioApp {
         let name = format!("{}", match self.method {
             Method::Tract => "tract",
             Method::Btd => "btd",
+            Method::Teacher => "teacher",
         });
         (1..)
             .map(|i| base.join(format!("{name}-{i:03}")))
@@ -351,6 +352,7 @@ impl StudioApp {
                 let label = format!("{} (new)", match self.method {
                     Method::Tract => "TRACT",
                     Method::Btd => "BTD",
+                    Method::Teacher => "teacher",
                 });
                 self.models.push((ModelRef { label, spec: student.display().to_string() }, true));
                 self.last_student = Some(student);

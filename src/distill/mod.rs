@@ -25,6 +25,8 @@ pub use optim::{Adam, AdamConfig, ema_update, ema_weight, inference_mu};
 pub enum Method {
     Tract,
     Btd,
+    /// Train a teacher on the data (ALGORITHM.md section 4): one `fit` phase, target x0.
+    Teacher,
 }
 
 impl std::str::FromStr for Method {
@@ -33,6 +35,7 @@ impl std::str::FromStr for Method {
         match s {
             "tract" => Ok(Method::Tract),
             "btd" => Ok(Method::Btd),
+            "teacher" => Ok(Method::Teacher),
             o => Err(Error::input(format!("unknown method '{o}': expected tract or btd"))),
         }
     }
@@ -79,15 +82,19 @@ impl DistillConfig {
             param,
             train_samples: 2_000_000,
             fit_samples: 1_000_000,
-            batch: 512,
+            // images: the paper's batch and learning rate for UNets; 2-D data: a small MLP
+            batch: if data.is_images() { 64 } else { 512 },
             seed: 0,
-            adam: AdamConfig { lr: 1e-3, ..Default::default() },
+            adam: AdamConfig { lr: if data.is_images() { 2e-4 } else { 1e-3 }, ..Default::default() },
             mu_s: 0.5,
             ema_eps: 1e-4,
             mu_i: None,
             phase_split: None,
-            clip_x0: false,
-            net: NetConfig::Mlp(MlpConfig::new(data.dim(), param, data.mixture.rms())),
+            clip_x0: data.is_images(),
+            net: match &data.source {
+                crate::data::Source::Images(s) => NetConfig::Unet(crate::model::UnetConfig::small(s.c, s.h, s.w, param)),
+                crate::data::Source::Mixture(_) => NetConfig::Mlp(MlpConfig::new(data.dim(), param, data.sigma_data())),
+            },
             ckpt_every: 500,
         }
     }
@@ -129,9 +136,16 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
     if cfg.batch == 0 {
         return Err(Error::input("--batch must be at least 1"));
     }
+    let steps_of = |samples: u64| samples.div_ceil(cfg.batch as u64).max(1);
     let pairs = match cfg.method {
         Method::Tract => sched.tract_phases(),
         Method::Btd => sched.btd_phases()?,
+        Method::Teacher => {
+            if cfg.fit_samples == 0 {
+                return Err(Error::input("training a teacher needs --train-samples > 0"));
+            }
+            return Ok(vec![Phase { kind: PhaseKind::Fit, samples: cfg.fit_samples, steps: steps_of(cfg.fit_samples) }]);
+        }
     };
     let split: Vec<f64> = match (&cfg.phase_split, cfg.method) {
         (Some(s), _) => {
@@ -148,7 +162,6 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
         _ => vec![1.0; pairs.len()],
     };
     let tot: f64 = split.iter().sum();
-    let steps_of = |samples: u64| samples.div_ceil(cfg.batch as u64).max(1);
     let mut phases = vec![];
     if cfg.fit_samples > 0 {
         phases.push(Phase { kind: PhaseKind::Fit, samples: cfg.fit_samples, steps: steps_of(cfg.fit_samples) });
@@ -156,8 +169,8 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
     for (i, (from, to)) in pairs.into_iter().enumerate() {
         let samples = (cfg.train_samples as f64 * split[i] / tot).round() as u64;
         let kind = match cfg.method {
-            Method::Tract => PhaseKind::Tract { from, to },
             Method::Btd => PhaseKind::Btd { from, to },
+            _ => PhaseKind::Tract { from, to },
         };
         phases.push(Phase { kind, samples, steps: steps_of(samples) });
     }
@@ -204,6 +217,8 @@ pub enum Outcome {
 enum TeacherNet {
     Exact(ExactDenoiser),
     Net(Tensor<1>),
+    /// Teacher training: the target is the clean sample itself.
+    Data,
 }
 
 /// The full mutable training state.
@@ -258,8 +273,12 @@ impl Run {
         let mut init_rng = Rng::stream(cfg.seed, purpose::INIT);
         let original;
         let mut init: Option<Vec<f32>> = None;
-        if cfg.teacher == "exact" {
-            original = TeacherNet::Exact(data.mixture.exact_denoiser(device));
+        if cfg.method == Method::Teacher || cfg.teacher == "data" {
+            cfg.method = Method::Teacher;
+            cfg.teacher = "data".into();
+            original = TeacherNet::Data;
+        } else if cfg.teacher == "exact" {
+            original = TeacherNet::Exact(data.exact()?.exact_denoiser(device));
         } else {
             let m = ModelFile::load(Path::new(&cfg.teacher))?;
             check_model_fits(&m, &data, cfg.param, &cfg.teacher)?;
@@ -485,6 +504,7 @@ impl Run {
             }
             // phase end: save its inference-EMA model, then set up the next phase
             let (kind, steps) = match phase.kind {
+                PhaseKind::Fit if self.cfg.method == Method::Teacher => ("teacher", self.grid.steps),
                 PhaseKind::Fit => ("fit", self.grid.steps),
                 PhaseKind::Tract { to, .. } => ("tract", to),
                 PhaseKind::Btd { to, .. } => ("btd", to),
@@ -510,7 +530,8 @@ impl Run {
             last_good = self.save_state(&st)?;
         }
         let last = self.phases.len() - 1;
-        let student = self.dir.join("student.safetensors");
+        let name = if self.cfg.method == Method::Teacher { "teacher.safetensors" } else { "student.safetensors" };
+        let student = self.dir.join(name);
         std::fs::copy(self.phase_file(last), &student).map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
         Ok(Outcome::Finished { student })
     }
@@ -533,6 +554,7 @@ impl Run {
             (Some(t), _) => Box::new(Bound { model: &self.mlp, params: t }),
             (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
             (None, TeacherNet::Net(t)) => Box::new(Bound { model: &self.mlp, params: t }),
+            (None, TeacherNet::Data) => unreachable!("a data teacher has no denoiser; train_step uses x0"),
         }
     }
 
@@ -564,8 +586,11 @@ impl Run {
             PhaseKind::Fit => {
                 let ct: Vec<Coef> = (0..b).map(|_| self.random_level(&mut st.rng)).collect();
                 let times = Times::new(ct.clone(), dev);
-                let xt = noisify(x0, eps, &ct);
-                let target = self.teacher_den(st).denoise(xt.clone(), &times);
+                let xt = noisify(x0.clone(), eps, &ct);
+                let target = match self.original {
+                    TeacherNet::Data => x0,
+                    _ => self.teacher_den(st).denoise(xt.clone(), &times),
+                };
                 let ones = vec![1.0; b];
                 (ct, (xt.clone(), target, xt, ones.clone(), vec![0.0; b]))
             }
