@@ -166,3 +166,65 @@ pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
     );
     out
 }
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnetThroughput {
+    pub what: String,
+    pub batch: usize,
+    pub ms: f64,
+    pub images_per_s: f64,
+}
+
+/// The small UNet at 1x32x32: one training step (forward, backward, Adam) at batch 64, and one
+/// sampling step (a forward pass) at batch 64 and 256; median of `reps` after a warm-up.
+pub fn unet(device: &Device, reps: usize) -> Vec<UnetThroughput> {
+    use crate::diffusion::Times;
+    use crate::distill::{Adam, AdamConfig};
+    use crate::model::{Net, NetConfig, UnetConfig, flat_from_host};
+    use crate::schedule::Grid;
+    use crate::tensors::{from_vec2, to_vec};
+    let net = Net::new(&NetConfig::Unet(UnetConfig::small(1, 32, 32, Param::Vp)));
+    let mut rng = crate::rng::Rng::new(1);
+    let mut flat = flat_from_host(net.init(&mut rng), device);
+    let mut adam = Adam::new(&flat);
+    let cfg = AdamConfig::default();
+    let g = Grid::new(Param::Vp, 1024);
+    let mut out = vec![];
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let b = 64;
+    let mut times = vec![];
+    for i in 0..reps + 1 {
+        let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
+        let tm = Times::new((0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(), device);
+        let t = Instant::now();
+        let leaf = flat.clone().autodiff().require_grad();
+        let y = net.forward(&leaf, x.clone(), &tm);
+        let loss = ((y - x.clone()).powf_scalar(2.0)).mean();
+        let grads = loss.backward();
+        flat = adam.step(&cfg, flat.clone(), leaf.grad(&grads).expect("gradient"));
+        let _ = to_vec(flat.clone().narrow(0, 0, 1));
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let ms = median(times);
+    out.push(UnetThroughput { what: "train step".into(), batch: b, ms, images_per_s: b as f64 / ms * 1e3 });
+    for b in [64usize, 256] {
+        let mut times = vec![];
+        for i in 0..reps + 1 {
+            let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
+            let tm = Times::new((0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(), device);
+            let t = Instant::now();
+            let _ = to_vec(net.forward(&flat, x, &tm).narrow(0, 0, 1));
+            if i > 0 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let ms = median(times);
+        out.push(UnetThroughput { what: "sampling step (forward)".into(), batch: b, ms, images_per_s: b as f64 / ms * 1e3 });
+    }
+    out
+}

@@ -224,6 +224,9 @@ struct BenchArgs {
     kernels: bool,
     #[arg(long, default_value = "wgpu")]
     device: String,
+    /// UNet (images) training and sampling throughput instead
+    #[arg(long)]
+    unet: bool,
 }
 
 /// Progress bar over the whole budget, with samples/s and ETA.
@@ -516,6 +519,22 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
 
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
     use tract_studio::bench::distill_throughput;
+    if a.unet {
+        let mut devices = vec![device::cpu()];
+        if !a.cpu_only {
+            match device::pick(Choice::Wgpu) {
+                Ok(p) => devices.push(p),
+                Err(e) => println!("wgpu: skipped ({e})"),
+            }
+        }
+        println!("small UNet (1.06M parameters), 1x32x32, median of 3 after a warm-up");
+        for d in devices {
+            for r in tract_studio::bench::unet(&d.device, 3) {
+                println!("  {:<60} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s", d.label, r.what, r.batch, r.ms, r.images_per_s);
+            }
+        }
+        return Ok(());
+    }
     if a.kernels {
         let p = pick_device(&a.device)?;
         println!("kernels on {} (median of 30 calls, each followed by a device sync)", p.label);
