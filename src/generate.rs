@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use crate::checkpoint::ModelFile;
 use crate::data::Data;
 use crate::data::gmm::ExactDenoiser;
-use crate::diffusion::{Solver, sample};
+use crate::diffusion::{Denoiser, Solver, sample};
 use crate::model::{Bound, Net, flat_from_host};
 use crate::rng::{Rng, purpose};
 use crate::schedule::{Grid, Param, default_steps};
@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 pub enum Model {
     Exact { data: Data, den: ExactDenoiser, grid: Grid },
-    Net { file: ModelFile, mlp: Net, flat: Tensor<1>, grid: Grid },
+    Net { file: ModelFile, net: Net, flat: Tensor<1>, grid: Grid },
 }
 
 impl Model {
@@ -39,10 +39,10 @@ impl Model {
             }
             None => ModelFile::load(Path::new(spec))?,
         };
-        let mlp = Net::new(&file.meta.net().ok_or_else(|| Error::input(format!("{spec}: no network in the metadata")))?);
+        let net = Net::new(&file.meta.net().ok_or_else(|| Error::input(format!("{spec}: no network in the metadata")))?);
         let flat = flat_from_host(file.flat.clone(), device);
         let grid = Grid::new(file.meta.param, file.meta.grid_steps);
-        Ok(Model::Net { file, mlp, flat, grid })
+        Ok(Model::Net { file, net, flat, grid })
     }
 
     pub fn dim(&self) -> usize {
@@ -95,14 +95,20 @@ impl Model {
         Ok(())
     }
 
+    /// The denoiser, and whether x0 is clipped in its DDIM steps.
+    fn denoiser(&self) -> (Box<dyn Denoiser + '_>, bool) {
+        match self {
+            Model::Exact { den, .. } => (Box::new(den.clone()), false),
+            Model::Net { file, net, flat, .. } => (Box::new(Bound { model: net, params: flat }), file.meta.clip_x0),
+        }
+    }
+
     /// The (lazy) sample tensor for a chunk of noise.
     fn sample_tensor(&self, chunk: &[f32], steps: usize, solver: Solver, device: &Device) -> Tensor<2> {
         let d = self.dim();
         let eps = from_vec2(chunk.to_vec(), [chunk.len() / d, d], device);
-        match self {
-            Model::Exact { den, grid, .. } => sample(den, eps, grid, steps, solver, false),
-            Model::Net { file, mlp, flat, grid } => sample(&Bound { model: mlp, params: flat }, eps, grid, steps, solver, file.meta.clip_x0),
-        }
+        let (den, clip) = self.denoiser();
+        sample(den.as_ref(), eps, &self.grid(), steps, solver, clip)
     }
 
     /// Sample from host noise [n, dim] in chunks; returns [n, dim] samples.
@@ -125,25 +131,17 @@ impl Model {
         }
         Ok(out)
     }
-}
 
-impl Model {
-    /// States along the K-step path for a few noise vectors (for drawing trajectories).
-    pub fn sample_path(&self, noise: &[f32], steps: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+    /// States along the K-step path x_{t_K} .. x_{t_0} for a few noise vectors (for drawing
+    /// trajectories), read back in one asynchronous read.
+    pub async fn sample_path_async(&self, noise: &[f32], steps: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
         let d = self.dim();
-        let n = noise.len() / d;
-        if steps == 0 || steps > self.grid().steps {
-            return Err(Error::input(format!("steps {steps} must be between 1 and {}", self.grid().steps)));
-        }
-        let eps = from_vec2(noise.to_vec(), [n, d], device);
-        let xs = match self {
-            Model::Exact { den, grid, .. } => crate::diffusion::sample_path(den, eps, grid, steps, Solver::Ddim, false),
-            Model::Net { file, mlp, flat, grid } => {
-                crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
-            }
-        };
+        self.check(noise, steps)?;
+        let eps = from_vec2(noise.to_vec(), [noise.len() / d, d], device);
+        let (den, clip) = self.denoiser();
+        let xs = crate::diffusion::sample_path(den.as_ref(), eps, &self.grid(), steps, Solver::Ddim, clip);
         let k = xs.len();
-        let all = to_vec(Tensor::cat(xs, 0));
+        let all = read_async(Tensor::cat(xs, 0)).await?;
         Ok(all.chunks(all.len() / k).map(|c| c.to_vec()).collect())
     }
 }
@@ -152,25 +150,6 @@ impl Model {
 pub async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("reading a result from the device failed: {e:?}")))?;
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
-}
-
-impl Model {
-    /// `sample_path` with asynchronous reads.
-    pub async fn sample_path_async(&self, noise: &[f32], steps: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
-        let d = self.dim();
-        self.check(noise, steps)?;
-        let eps = from_vec2(noise.to_vec(), [noise.len() / d, d], device);
-        let xs = match self {
-            Model::Exact { den, grid, .. } => crate::diffusion::sample_path(den, eps, grid, steps, Solver::Ddim, false),
-            Model::Net { file, mlp, flat, grid } => {
-                crate::diffusion::sample_path(&Bound { model: mlp, params: flat }, eps, grid, steps, Solver::Ddim, file.meta.clip_x0)
-            }
-        };
-        // one read for the whole path
-        let k = xs.len();
-        let all = read_async(Tensor::cat(xs, 0)).await?;
-        Ok(all.chunks(all.len() / k).map(|c| c.to_vec()).collect())
-    }
 }
 
 /// The sampling noise for a seed: identical for every model and step count.

@@ -295,13 +295,7 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         if let Some(f) = a.fit_samples {
             cfg.fit_samples = f;
         }
-        if let Some(b) = a.batch {
-            cfg.batch = b;
-        }
-        cfg.seed = a.seed;
-        if let Some(lr) = a.lr {
-            cfg.adam.lr = lr;
-        }
+        apply_common(&mut cfg, a.seed, a.batch, a.lr, a.ckpt_every)?;
         if let Some(m) = a.mu_s {
             cfg.mu_s = m;
         }
@@ -313,33 +307,58 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
             let v: Result<Vec<f64>, _> = s.split(',').map(|x| x.trim().parse::<f64>()).collect();
             cfg.phase_split = Some(v.map_err(|_| anyhow::anyhow!("--phase-split '{s}': expected numbers like 1,5"))?);
         }
-        if let Some(c) = a.ckpt_every {
-            if c == 0 {
-                bail!("--ckpt-every must be at least 1");
-            }
-            cfg.ckpt_every = c;
-        }
-        if a.out.join(tract_studio::distill::STATE_FILE).exists() {
-            bail!("{} already holds a run; use --resume to continue it or choose another --out", a.out.display());
-        }
-        Run::new(cfg, &a.out, &dev.device)?
+        new_run(cfg, &a.out, &dev.device)?
     };
     let label = format!("{:?}", run.cfg.method).to_lowercase();
     let mut prog = Progress::new(&label);
     let outcome = run.run(a.resume, &mut prog, a.stop_after);
     prog.bar.finish_and_clear();
-    match outcome? {
-        Outcome::Finished { student } => {
-            let pts = plot::read_loss_csv(&a.out.join(tract_studio::distill::LOSS_FILE));
-            plot::loss_curve(&pts, "DISTILLATION LOSS", &a.out.join("loss.png"))?;
-            println!("student: {}", student.display());
-            println!("loss curve: {}", a.out.join("loss.png").display());
-        }
-        Outcome::Stopped { global_step } => {
-            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", a.out.display());
-        }
+    if let Some(student) = report(outcome?, &a.out, "DISTILLATION LOSS")? {
+        println!("student: {}", student.display());
+        println!("loss curve: {}", a.out.join("loss.png").display());
     }
     Ok(())
+}
+
+/// Options distill and teacher share.
+fn apply_common(cfg: &mut DistillConfig, seed: u64, batch: Option<usize>, lr: Option<f64>, ckpt_every: Option<u64>) -> anyhow::Result<()> {
+    cfg.seed = seed;
+    if let Some(b) = batch {
+        cfg.batch = b;
+    }
+    if let Some(lr) = lr {
+        cfg.adam.lr = lr;
+    }
+    if let Some(c) = ckpt_every {
+        if c == 0 {
+            bail!("--ckpt-every must be at least 1");
+        }
+        cfg.ckpt_every = c;
+    }
+    Ok(())
+}
+
+/// A fresh run in `out`, refusing to start over an existing one.
+fn new_run(cfg: DistillConfig, out: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<Run> {
+    if out.join(tract_studio::distill::STATE_FILE).exists() {
+        bail!("{} already holds a run; use --resume to continue it or choose another --out", out.display());
+    }
+    Ok(Run::new(cfg, out, device)?)
+}
+
+/// Draw the loss curve of a finished run and return its model; report an interruption.
+fn report(outcome: Outcome, out: &std::path::Path, title: &str) -> anyhow::Result<Option<PathBuf>> {
+    match outcome {
+        Outcome::Finished { student } => {
+            let pts = plot::read_loss_csv(&out.join(tract_studio::distill::LOSS_FILE));
+            plot::loss_curve(&pts, title, &out.join("loss.png"))?;
+            Ok(Some(student))
+        }
+        Outcome::Stopped { global_step } => {
+            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", out.display());
+            Ok(None)
+        }
+    }
 }
 
 /// Progress plus a sample grid (images) or scatter (2-D) from fixed noise at every preview.
@@ -378,19 +397,7 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         cfg.teacher = "data".into();
         cfg.fit_samples = a.train_samples;
         cfg.train_samples = 0;
-        cfg.seed = a.seed;
-        if let Some(b) = a.batch {
-            cfg.batch = b;
-        }
-        if let Some(lr) = a.lr {
-            cfg.adam.lr = lr;
-        }
-        if let Some(c) = a.ckpt_every {
-            if c == 0 {
-                bail!("--ckpt-every must be at least 1");
-            }
-            cfg.ckpt_every = c;
-        }
+        apply_common(&mut cfg, a.seed, a.batch, a.lr, a.ckpt_every)?;
         if let tract_studio::model::NetConfig::Unet(u) = &cfg.net {
             cfg.net = tract_studio::model::NetConfig::Unet(match a.size.as_str() {
                 "small" => u.clone(),
@@ -398,10 +405,7 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
                 o => bail!("--size {o}: expected small or large"),
             });
         }
-        if a.out.join(tract_studio::distill::STATE_FILE).exists() {
-            bail!("{} already holds a run; use --resume to continue it or choose another --out", a.out.display());
-        }
-        Run::new(cfg, &a.out, &dev.device)?
+        new_run(cfg, &a.out, &dev.device)?
     };
     let data = Data::parse(&run.cfg.data)?;
     let n = if data.is_images() { 16 } else { 2000 };
@@ -409,16 +413,9 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     let mut prog = TeacherProgress { inner: Progress::new("teacher"), dir: a.out.clone(), shape: data.shape() };
     let outcome = run.run(a.resume, &mut prog, a.stop_after);
     prog.inner.bar.finish_and_clear();
-    match outcome? {
-        Outcome::Finished { student } => {
-            let pts = plot::read_loss_csv(&a.out.join(tract_studio::distill::LOSS_FILE));
-            plot::loss_curve(&pts, "TEACHER LOSS", &a.out.join("loss.png"))?;
-            println!("teacher: {}", student.display());
-            println!("samples: {}  loss curve: {}", a.out.join("samples.png").display(), a.out.join("loss.png").display());
-        }
-        Outcome::Stopped { global_step } => {
-            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", a.out.display());
-        }
+    if let Some(teacher) = report(outcome?, &a.out, "TEACHER LOSS")? {
+        println!("teacher: {}", teacher.display());
+        println!("samples: {}  loss curve: {}", a.out.join("samples.png").display(), a.out.join("loss.png").display());
     }
     Ok(())
 }

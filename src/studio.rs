@@ -11,7 +11,9 @@ use burn::tensor::Device;
 use crate::data::Data;
 use crate::demo::metrics;
 use crate::diffusion::Solver;
-use crate::distill::{DistillConfig, Event, Outcome, PreviewSpec, Run};
+use crate::distill::{DistillConfig, Event};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::distill::{Outcome, PreviewSpec, Run};
 use crate::generate::{Model, noise};
 use crate::schedule::Param;
 
@@ -115,11 +117,7 @@ impl Session {
 #[cfg(not(target_arch = "wasm32"))]
 fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(Update)) -> crate::Result<()> {
     match cmd {
-        Command::PreviewData { data, n } => {
-            let d = Data::parse(&data)?;
-            let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
-            send(Update::DataPreview { data, dim: d.dim(), points });
-        }
+        Command::PreviewData { data, n } => send(preview_data(data, n)?),
         Command::Distill { cfg, dir, resume } => {
             let mut run = if resume { Run::open(&dir, device)? } else { Run::new(cfg, &dir, device)? };
             let dim = Data::parse(&run.cfg.data)?.dim();
@@ -133,28 +131,9 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
                 Outcome::Stopped { .. } => send(Update::Stopped { dir }),
             }
         }
+        // a background thread may block on the reads
         Command::Gallery { tag, data, models, steps, n, seed, paths } => {
-            let d = Data::parse(&data)?;
-            let z = noise(seed, n, d.dim());
-            let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
-            let reference = exact.sample(&z, 1024, Solver::Ddim, device)?;
-            let mut cells = vec![];
-            for m in &models {
-                let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
-                if model.dim() != d.dim() {
-                    return Err(crate::Error::input(format!("{} is for {}-dimensional data, {} is {}-dimensional", m.label, model.dim(), data, d.dim())));
-                }
-                for &k in &steps {
-                    let k = k.min(model.grid().steps);
-                    let t = web_time::Instant::now();
-                    let s = model.sample(&z, k, Solver::Ddim, device)?;
-                    let seconds = t.elapsed().as_secs_f64();
-                    let path = model.sample_path(&z[..paths.min(n) * d.dim()], k, device)?;
-                    let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
-                    cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
-                }
-            }
-            send(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 });
+            send(burn::tensor::read_sync(gallery(tag, data, models, steps, n, seed, paths, device))?)
         }
     }
     Ok(())
@@ -164,33 +143,52 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
 #[cfg(target_arch = "wasm32")]
 async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Update> {
     match cmd {
-        Command::PreviewData { data, n } => {
-            let d = Data::parse(&data)?;
-            let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
-            Ok(Update::DataPreview { data, dim: d.dim(), points })
-        }
+        Command::PreviewData { data, n } => preview_data(data, n),
         Command::Distill { .. } => Err(crate::Error::input("training is not available in the browser; use the desktop app or the command line")),
-        Command::Gallery { tag, data, models, steps, n, seed, paths } => {
-            let d = Data::parse(&data)?;
-            let z = noise(seed, n, d.dim());
-            let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
-            let reference = exact.sample_async(&z, 1024, Solver::Ddim, device).await?;
-            let mut cells = vec![];
-            for m in &models {
-                let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
-                for &k in &steps {
-                    let k = k.min(model.grid().steps);
-                    let t = web_time::Instant::now();
-                    let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
-                    let seconds = t.elapsed().as_secs_f64();
-                    let path = model.sample_path_async(&z[..paths.min(n) * d.dim()], k, device).await?;
-                    let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
-                    cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
-                }
-            }
-            Ok(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 })
+        Command::Gallery { tag, data, models, steps, n, seed, paths } => gallery(tag, data, models, steps, n, seed, paths, device).await,
+    }
+}
+
+fn preview_data(data: String, n: usize) -> crate::Result<Update> {
+    let d = Data::parse(&data)?;
+    let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
+    Ok(Update::DataPreview { data, dim: d.dim(), points })
+}
+
+/// Every model at every step count from the same noise, with metrics against the exact
+/// teacher's 1024-step sample. Reads are asynchronous (the browser's main thread must not block).
+#[allow(clippy::too_many_arguments)]
+async fn gallery(
+    tag: String,
+    data: String,
+    models: Vec<ModelRef>,
+    steps: Vec<usize>,
+    n: usize,
+    seed: u64,
+    paths: usize,
+    device: &Device,
+) -> crate::Result<Update> {
+    let d = Data::parse(&data)?;
+    let z = noise(seed, n, d.dim());
+    let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
+    let reference = exact.sample_async(&z, 1024, Solver::Ddim, device).await?;
+    let mut cells = vec![];
+    for m in &models {
+        let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
+        if model.dim() != d.dim() {
+            return Err(crate::Error::input(format!("{} is for {}-dimensional data, {} is {}-dimensional", m.label, model.dim(), data, d.dim())));
+        }
+        for &k in &steps {
+            let k = k.min(model.grid().steps);
+            let t = web_time::Instant::now();
+            let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
+            let seconds = t.elapsed().as_secs_f64();
+            let path = model.sample_path_async(&z[..paths.min(n) * d.dim()], k, device).await?;
+            let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
+            cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
         }
     }
+    Ok(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 })
 }
 
 /// Shipped models listed in assets/manifest.json.

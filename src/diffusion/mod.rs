@@ -60,11 +60,11 @@ fn clip(x0: Tensor<2>, on: bool) -> Tensor<2> {
     if on { x0.clamp(-1.0, 1.0) } else { x0 }
 }
 
-/// Evaluate at `from`, but where `from` has sigma = 0 (VE t = 0) use a safe level: the
-/// result is multiplied by a zero coefficient there anyway.
-fn safe(from: &[Coef], to: &[Coef]) -> Vec<Coef> {
+/// Evaluate at `from`, but where `from` has sigma = 0 (VE t = 0) use `other` (or any
+/// positive level): the result is multiplied by a zero coefficient there anyway.
+fn safe(from: &[Coef], other: &[Coef]) -> Vec<Coef> {
     from.iter()
-        .zip(to)
+        .zip(other)
         .map(|(f, t)| if f.sigma > 0.0 { *f } else if t.sigma > 0.0 { *t } else { crate::schedule::ve_coef_sigma(1.0) })
         .collect()
 }
@@ -90,8 +90,7 @@ pub fn heun_step(den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef], c
     if to.iter().all(|t| t.sigma == 0.0) {
         return euler;
     }
-    let safe_to: Vec<Coef> = to.iter().zip(from).map(|(t, f)| if t.sigma > 0.0 { *t } else { *f }).collect();
-    let x0b = clip(den.denoise(euler.clone(), &Times::new(safe_to, &device)), clip_x0);
+    let x0b = clip(den.denoise(euler.clone(), &Times::new(safe(to, from), &device)), clip_x0);
     // x + h/2 (x - x0) + h'/2 (x' - x0'), h' = (sigma_s - sigma_t)/sigma_s; Euler rows: c1 = h, c2 = 0
     let (c1, c2): (Vec<f64>, Vec<f64>) = from
         .iter()
@@ -119,35 +118,31 @@ impl std::str::FromStr for Solver {
     }
 }
 
+/// One step of the chosen solver for a whole batch from grid point `from` to `to`.
+fn solver_step(den: &dyn Denoiser, x: Tensor<2>, grid: &Grid, from: usize, to: usize, solver: Solver, clip_x0: bool) -> Tensor<2> {
+    let n = x.dims()[0];
+    let (from, to) = (vec![grid.coef(from); n], vec![grid.coef(to); n]);
+    match solver {
+        Solver::Ddim => ddim_step(den, x, &from, &to, clip_x0),
+        Solver::Heun => heun_step(den, x, &from, &to, clip_x0),
+    }
+}
+
 /// K-step sampler on a T-step grid from noise eps [N, D]: x_T = sigma_T eps (pure noise;
 /// alpha_T^2 ~ 2e-9 for VP), then K steps along t_k = k T / K.
 pub fn sample(den: &dyn Denoiser, eps: Tensor<2>, grid: &Grid, k_steps: usize, solver: Solver, clip_x0: bool) -> Tensor<2> {
-    let n = eps.dims()[0];
     let path = grid.path(k_steps);
-    let mut x = eps.mul_scalar(grid.coef(path[0]).sigma);
-    for w in path.windows(2) {
-        let (from, to) = (vec![grid.coef(w[0]); n], vec![grid.coef(w[1]); n]);
-        x = match solver {
-            Solver::Ddim => ddim_step(den, x, &from, &to, clip_x0),
-            Solver::Heun => heun_step(den, x, &from, &to, clip_x0),
-        };
-    }
-    x
+    let x = eps.mul_scalar(grid.coef(path[0]).sigma);
+    path.windows(2).fold(x, |x, w| solver_step(den, x, grid, w[0], w[1], solver, clip_x0))
 }
 
 /// Like `sample`, but returns every intermediate state x_{t_K} .. x_{t_0} (K + 1 tensors).
 pub fn sample_path(den: &dyn Denoiser, eps: Tensor<2>, grid: &Grid, k_steps: usize, solver: Solver, clip_x0: bool) -> Vec<Tensor<2>> {
-    let n = eps.dims()[0];
     let path = grid.path(k_steps);
-    let mut x = eps.mul_scalar(grid.coef(path[0]).sigma);
-    let mut out = vec![x.clone()];
+    let mut out = vec![eps.mul_scalar(grid.coef(path[0]).sigma)];
     for w in path.windows(2) {
-        let (from, to) = (vec![grid.coef(w[0]); n], vec![grid.coef(w[1]); n]);
-        x = match solver {
-            Solver::Ddim => ddim_step(den, x, &from, &to, clip_x0),
-            Solver::Heun => heun_step(den, x, &from, &to, clip_x0),
-        };
-        out.push(x.clone());
+        let x = out.last().expect("starts with the noise").clone();
+        out.push(solver_step(den, x, grid, w[0], w[1], solver, clip_x0));
     }
     out
 }

@@ -255,7 +255,7 @@ pub struct Run {
     pub dir: PathBuf,
     pub phases: Vec<Phase>,
     data: Data,
-    mlp: Net,
+    net: Net,
     grid: Grid,
     device: Device,
     original: TeacherNet,
@@ -297,14 +297,14 @@ impl Run {
         if cfg.net.dim() != data.dim() {
             return Err(Error::input(format!("model dimension {} does not match data dimension {}", cfg.net.dim(), data.dim())));
         }
-        let mlp = Net::new(&cfg.net);
+        let net = Net::new(&cfg.net);
         let init = match init {
             Some(v) => v,
             None => {
                 if cfg.fit_samples == 0 {
                     return Err(Error::input("a fresh student needs --fit-samples > 0 (or --init MODEL)"));
                 }
-                mlp.init(&mut init_rng)
+                net.init(&mut init_rng)
             }
         };
         if !(0.0..1.0).contains(&cfg.mu_s) {
@@ -315,7 +315,7 @@ impl Run {
         }
         let phases = plan(&cfg)?;
         let grid = Grid::new(cfg.param, sched.teacher_steps());
-        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, mlp, grid, device: device.clone(), original, init, pending_losses: vec![], preview: None })
+        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, net, grid, device: device.clone(), original, init, pending_losses: vec![], preview: None })
     }
 
     /// Open a run directory to resume it: the config comes from its state file.
@@ -352,7 +352,7 @@ impl Run {
         let path = self.dir.join(STATE_FILE);
         let r = Reader::open(&path)?;
         let meta: StateMeta = serde_json::from_str(&r.meta).map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
-        let n = self.mlp.layout().total;
+        let n = self.net.layout().total;
         let get = |name: &str| -> Result<Tensor<1>> { Ok(flat_from_host(r.tensor(name, &[n])?, &self.device)) };
         let rng: Vec<u64> = meta.rng.iter().map(|s| s.parse().map_err(|_| Error::file(&path, "corrupt RNG state"))).collect::<Result<_>>()?;
         Ok(RunState {
@@ -369,7 +369,7 @@ impl Run {
     }
 
     fn save_state(&mut self, st: &RunState) -> Result<PathBuf> {
-        let n = self.mlp.layout().total;
+        let n = self.net.layout().total;
         let mut ts = vec![
             ("student".to_string(), vec![n], flat_to_host(&st.student)),
             ("self_teacher".to_string(), vec![n], flat_to_host(&st.self_teacher)),
@@ -545,15 +545,15 @@ impl Run {
         let n = p.noise.len() / d;
         let steps = phase.to_steps().unwrap_or(64).min(self.grid.steps);
         let eps = from_vec2(p.noise.clone(), [n, d], &self.device);
-        let x = crate::diffusion::sample(&Bound { model: &self.mlp, params: &st.ema }, eps, &self.grid, steps, crate::diffusion::Solver::Ddim, self.cfg.clip_x0);
+        let x = crate::diffusion::sample(&Bound { model: &self.net, params: &st.ema }, eps, &self.grid, steps, crate::diffusion::Solver::Ddim, self.cfg.clip_x0);
         observer.event(&Event::Preview { phase: st.phase, step: st.step, steps, samples: crate::tensors::to_vec(x) })
     }
 
     fn teacher_den<'a>(&'a self, st: &'a RunState) -> Box<dyn Denoiser + 'a> {
         match (&st.teacher, &self.original) {
-            (Some(t), _) => Box::new(Bound { model: &self.mlp, params: t }),
+            (Some(t), _) => Box::new(Bound { model: &self.net, params: t }),
             (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
-            (None, TeacherNet::Net(t)) => Box::new(Bound { model: &self.mlp, params: t }),
+            (None, TeacherNet::Net(t)) => Box::new(Bound { model: &self.net, params: t }),
             (None, TeacherNet::Data) => unreachable!("a data teacher has no denoiser; train_step uses x0"),
         }
     }
@@ -591,8 +591,7 @@ impl Run {
                     TeacherNet::Data => x0,
                     _ => self.teacher_den(st).denoise(xt.clone(), &times),
                 };
-                let ones = vec![1.0; b];
-                (ct, (xt.clone(), target, xt, ones.clone(), vec![0.0; b]))
+                (ct, (xt.clone(), target, xt, vec![1.0; b], vec![0.0; b]))
             }
             PhaseKind::Tract { from, to } | PhaseKind::Btd { from, to } => {
                 let stride = self.grid.steps / from;
@@ -616,7 +615,7 @@ impl Run {
                 } else if idx.iter().all(|&(t, s)| t - 1 == s) {
                     xt1
                 } else {
-                    let selft = Bound { model: &self.mlp, params: &st.self_teacher };
+                    let selft = Bound { model: &self.net, params: &st.self_teacher };
                     ddim_step(&selft, xt1, &ct1, &cs, self.cfg.clip_x0)
                 };
                 let (a, bb): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
@@ -628,7 +627,7 @@ impl Run {
         let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
         let times = Times::new(ct, dev);
         let leaf = st.student.clone().autodiff().require_grad();
-        let g = self.mlp.forward(&leaf, xt, &times);
+        let g = self.net.forward(&leaf, xt, &times);
         let loss = crate::kernels::tract_loss(g, xs, xt_t, &a, &bb, &w);
         let grads = loss.backward();
         let grad = leaf.grad(&grads).ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;

@@ -63,13 +63,14 @@ pub fn ema_weight(mu: f64, i: u64) -> f64 {
     (1.0 - mu) / (1.0 - mu.powf(i as f64))
 }
 
-/// ema <- (1 - w) ema + w phi.
+/// ema <- (1 - w) ema + w phi, written ema + w (phi - ema) (the form the WGSL kernel uses).
+pub fn ema_mix(ema: Tensor<1>, phi: &Tensor<1>, w: f64) -> Tensor<1> {
+    ema.clone() + (phi.clone() - ema).mul_scalar(w)
+}
+
+/// The bias-corrected EMA update number i (eq 16).
 pub fn ema_update(ema: Tensor<1>, phi: &Tensor<1>, mu: f64, i: u64) -> Tensor<1> {
-    let w = ema_weight(mu, i);
-    if w >= 1.0 {
-        return phi.clone();
-    }
-    ema.mul_scalar(1.0 - w) + phi.clone().mul_scalar(w)
+    ema_mix(ema, phi, ema_weight(mu, i))
 }
 
 /// Inference EMA momentum from the eps heuristic (A.7): mu_I = eps^(1/N).

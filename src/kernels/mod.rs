@@ -148,9 +148,8 @@ pub mod reference {
     }
 
     pub fn ema2(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
-        let s = es.clone() + (phi.clone() - es).mul_scalar(ws);
-        let i = ei.clone() + (phi.clone() - ei).mul_scalar(wi);
-        (s, i)
+        use crate::distill::optim::ema_mix;
+        (ema_mix(es, phi, ws), ema_mix(ei, phi, wi))
     }
 
     /// Host reference of the RGBA grid (integer packing has no Burn op).
