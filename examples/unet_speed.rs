@@ -1,7 +1,10 @@
 //! Quick timing of one UNet training step on the CPU backend (not a test).
 use std::time::Instant;
 use tract_studio::diffusion::Times;
-use tract_studio::model::{flat_from_host, unet::{Unet, UnetConfig}};
+use tract_studio::model::{
+    flat_from_host,
+    unet::{Unet, UnetConfig},
+};
 use tract_studio::schedule::{Grid, Param};
 
 fn main() {
@@ -22,7 +25,10 @@ fn main() {
         let grads = loss.backward();
         let gr = leaf.grad(&grads).unwrap();
         let _ = tract_studio::tensors::to_vec(gr.sum());
-        println!("step {it}: {:.0} ms (batch {b})", t.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "step {it}: {:.0} ms (batch {b})",
+            t.elapsed().as_secs_f64() * 1e3
+        );
     }
     let t = Instant::now();
     let x = tract_studio::tensors::from_vec2(rng.normals(b * 1024), [b, 1024], &dev);

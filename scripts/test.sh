@@ -22,6 +22,7 @@ fi
 # with a Vulkan driver present, a missing wgpu adapter is a failure, not a skip
 if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
 
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; fi
 cargo test --release --locked "$@"
 
 # the browser build, tested in headless Chromium when it is here (installed when root);

@@ -6,9 +6,15 @@ pub const MANIFEST: &str = include_str!("../assets/manifest.json");
 /// Bytes of a shipped file by its manifest path.
 pub fn bytes(path: &str) -> Option<&'static [u8]> {
     match path {
-        "ring8-tract-1step.safetensors" => Some(include_bytes!("../assets/ring8-tract-1step.safetensors")),
-        "ring8-tract-2step.safetensors" => Some(include_bytes!("../assets/ring8-tract-2step.safetensors")),
-        "ring8-btd-1step.safetensors" => Some(include_bytes!("../assets/ring8-btd-1step.safetensors")),
+        "ring8-tract-1step.safetensors" => {
+            Some(include_bytes!("../assets/ring8-tract-1step.safetensors"))
+        }
+        "ring8-tract-2step.safetensors" => {
+            Some(include_bytes!("../assets/ring8-tract-2step.safetensors"))
+        }
+        "ring8-btd-1step.safetensors" => {
+            Some(include_bytes!("../assets/ring8-btd-1step.safetensors"))
+        }
         "ring8-fit.safetensors" => Some(include_bytes!("../assets/ring8-fit.safetensors")),
         _ => None,
     }
@@ -16,7 +22,8 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
 
 /// The embedded manifest, with `asset:` specs that `generate::Model::load` understands.
 pub fn manifest() -> Vec<crate::studio::ManifestEntry> {
-    let mut v: Vec<crate::studio::ManifestEntry> = serde_json::from_str(MANIFEST).expect("the shipped manifest parses");
+    let mut v: Vec<crate::studio::ManifestEntry> =
+        serde_json::from_str(MANIFEST).expect("the shipped manifest parses");
     for e in &mut v {
         e.path = format!("asset:{}", e.path);
     }

@@ -4,10 +4,10 @@ use web_time::Instant;
 
 use burn::tensor::Device;
 
+use crate::Result;
 use crate::data::Data;
 use crate::distill::{DistillConfig, Event, Run};
 use crate::schedule::Param;
-use crate::Result;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Throughput {
@@ -19,7 +19,13 @@ pub struct Throughput {
 
 /// Distillation throughput (TRACT 1024 -> 32 steps with the exact ring8 teacher), timed
 /// after `warmup` steps so shader compilation and autotuning are excluded.
-pub fn distill_throughput(device: &Device, label: &str, batch: usize, warmup: u64, steps: u64) -> Result<Throughput> {
+pub fn distill_throughput(
+    device: &Device,
+    label: &str,
+    batch: usize,
+    warmup: u64,
+    steps: u64,
+) -> Result<Throughput> {
     let data = Data::parse("toy:ring8")?;
     let mut cfg = DistillConfig::new(&data, Param::Vp);
     cfg.batch = batch;
@@ -27,7 +33,11 @@ pub fn distill_throughput(device: &Device, label: &str, batch: usize, warmup: u6
     cfg.schedule = "1024,32".into();
     cfg.train_samples = (warmup + steps) * batch as u64;
     cfg.ckpt_every = u64::MAX;
-    let dir = std::env::temp_dir().join(format!("tract-bench-{}-{}", std::process::id(), label.replace(' ', "_")));
+    let dir = std::env::temp_dir().join(format!(
+        "tract-bench-{}-{}",
+        std::process::id(),
+        label.replace(' ', "_")
+    ));
     let mut run = Run::new(cfg, &dir, device)?;
     let mut t0: Option<Instant> = None;
     let mut counted = 0u64;
@@ -44,7 +54,12 @@ pub fn distill_throughput(device: &Device, label: &str, batch: usize, warmup: u6
     run.run(false, &mut obs, None)?;
     let secs = t0.map(|t| t.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Throughput { backend: label.into(), batch, steps: counted, samples_per_s: counted as f64 * batch as f64 / secs })
+    Ok(Throughput {
+        backend: label.into(),
+        batch,
+        steps: counted,
+        samples_per_s: counted as f64 * batch as f64 / secs,
+    })
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -104,13 +119,23 @@ pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
     let col = |v: &[f64]| from_vec1(v.iter().map(|&x| x as f32).collect(), device);
     let (ta, tb, tw) = (col(&a), col(&b), col(&w));
     let mut out = vec![];
-    let mut run = |name: &str, elems: usize, bytes: usize, k: &mut dyn FnMut() -> Keep, r: &mut dyn FnMut() -> Keep| {
+    let mut run = |name: &str,
+                   elems: usize,
+                   bytes: usize,
+                   k: &mut dyn FnMut() -> Keep,
+                   r: &mut dyn FnMut() -> Keep| {
         kernels::set_enabled(true);
         let kernel_ms = time_ms(device, reps, k);
         kernels::set_enabled(false);
         let burn_ms = time_ms(device, reps, r);
         kernels::set_enabled(true);
-        out.push(KernelTiming { name: name.into(), elements: elems, bytes, kernel_ms, burn_ms });
+        out.push(KernelTiming {
+            name: name.into(),
+            elements: elems,
+            bytes,
+            kernel_ms,
+            burn_ms,
+        });
     };
     fn keep<T: 'static>(t: T) -> Keep {
         Box::new(t)
@@ -121,28 +146,80 @@ pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
         m,
         3 * m * 4,
         &mut || keep(kernels::row_axpby(x.clone(), y.clone(), &a, &b, false)),
-        &mut || keep(reference::row_axpby(x.clone(), y.clone(), ta.clone(), tb.clone(), false)),
+        &mut || {
+            keep(reference::row_axpby(
+                x.clone(),
+                y.clone(),
+                ta.clone(),
+                tb.clone(),
+                false,
+            ))
+        },
     );
     run(
         "DDIM step with x0 clip",
         m,
         3 * m * 4,
         &mut || keep(kernels::row_axpby(x.clone(), y.clone(), &a, &b, true)),
-        &mut || keep(reference::row_axpby(x.clone(), y.clone(), ta.clone(), tb.clone(), true)),
+        &mut || {
+            keep(reference::row_axpby(
+                x.clone(),
+                y.clone(),
+                ta.clone(),
+                tb.clone(),
+                true,
+            ))
+        },
     );
     run(
         "Heun combination",
         m,
         5 * m * 4,
-        &mut || keep(kernels::heun_combine(x.clone(), y.clone(), e.clone(), f.clone(), &a, &b)),
-        &mut || keep(reference::heun_combine(x.clone(), y.clone(), e.clone(), f.clone(), ta.clone(), tb.clone())),
+        &mut || {
+            keep(kernels::heun_combine(
+                x.clone(),
+                y.clone(),
+                e.clone(),
+                f.clone(),
+                &a,
+                &b,
+            ))
+        },
+        &mut || {
+            keep(reference::heun_combine(
+                x.clone(),
+                y.clone(),
+                e.clone(),
+                f.clone(),
+                ta.clone(),
+                tb.clone(),
+            ))
+        },
     );
     run(
         "TRACT target + weighted loss",
         m,
         5 * m * 4,
-        &mut || keep(kernels::tract_loss(e.clone(), x.clone(), y.clone(), &a, &b, &w)),
-        &mut || keep(reference::tract_loss(e.clone(), x.clone(), y.clone(), ta.clone(), tb.clone(), tw.clone())),
+        &mut || {
+            keep(kernels::tract_loss(
+                e.clone(),
+                x.clone(),
+                y.clone(),
+                &a,
+                &b,
+                &w,
+            ))
+        },
+        &mut || {
+            keep(reference::tract_loss(
+                e.clone(),
+                x.clone(),
+                y.clone(),
+                ta.clone(),
+                tb.clone(),
+                tw.clone(),
+            ))
+        },
     );
     let p = 2_000_000usize;
     let phi = from_vec1(rng.normals(p), device);
@@ -152,7 +229,15 @@ pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
         "EMA pair, 2M weights",
         p,
         5 * p * 4,
-        &mut || keep(kernels::ema2_kernel(&phi, es.clone(), ei.clone(), 0.5, 0.001)),
+        &mut || {
+            keep(kernels::ema2_kernel(
+                &phi,
+                es.clone(),
+                ei.clone(),
+                0.5,
+                0.001,
+            ))
+        },
         &mut || keep(reference::ema2(&phi, es.clone(), ei.clone(), 0.5, 0.001)),
     );
     let img = x.clone().reshape([256, 1, 32, 32]);
@@ -198,7 +283,10 @@ pub fn unet(device: &Device, reps: usize) -> Vec<UnetThroughput> {
     let mut times = vec![];
     for i in 0..reps + 1 {
         let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
-        let tm = Times::new((0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(), device);
+        let tm = Times::new(
+            (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
+            device,
+        );
         let t = Instant::now();
         let leaf = flat.clone().autodiff().require_grad();
         let y = net.forward(&leaf, x.clone(), &tm);
@@ -211,12 +299,20 @@ pub fn unet(device: &Device, reps: usize) -> Vec<UnetThroughput> {
         }
     }
     let ms = median(times);
-    out.push(UnetThroughput { what: "train step".into(), batch: b, ms, images_per_s: b as f64 / ms * 1e3 });
+    out.push(UnetThroughput {
+        what: "train step".into(),
+        batch: b,
+        ms,
+        images_per_s: b as f64 / ms * 1e3,
+    });
     for b in [64usize, 256] {
         let mut times = vec![];
         for i in 0..reps + 1 {
             let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
-            let tm = Times::new((0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(), device);
+            let tm = Times::new(
+                (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
+                device,
+            );
             let t = Instant::now();
             let _ = to_vec(net.forward(&flat, x, &tm).narrow(0, 0, 1));
             if i > 0 {
@@ -224,7 +320,12 @@ pub fn unet(device: &Device, reps: usize) -> Vec<UnetThroughput> {
             }
         }
         let ms = median(times);
-        out.push(UnetThroughput { what: "sampling step (forward)".into(), batch: b, ms, images_per_s: b as f64 / ms * 1e3 });
+        out.push(UnetThroughput {
+            what: "sampling step (forward)".into(),
+            batch: b,
+            ms,
+            images_per_s: b as f64 / ms * 1e3,
+        });
     }
     out
 }

@@ -67,15 +67,28 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 /// Serialize named f32 tensors plus JSON metadata.
-pub fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: &str) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors.iter().map(|(n, s, v)| (n.clone(), f32_bytes(v), s.clone())).collect();
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &str,
+) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), f32_bytes(v), s.clone()))
+        .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data")))
+        .map(|(n, b, s)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
+            )
+        })
         .collect();
     let mut info = HashMap::new();
     info.insert(META_KEY.to_string(), meta.to_string());
-    let out = safetensors::serialize(views, Some(info)).map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
+    let out = safetensors::serialize(views, Some(info))
+        .map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
     write_atomic(path, &out)
 }
 
@@ -93,32 +106,60 @@ impl Reader {
 
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Reader> {
         let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}"))
+            Error::file(
+                path,
+                format!("not a valid safetensors file (truncated or another format?): {e}"),
+            )
         })?;
-        SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or another format?): {e}")))?;
+        SafeTensors::deserialize(&bytes).map_err(|e| {
+            Error::file(
+                path,
+                format!("not a valid safetensors file (truncated or another format?): {e}"),
+            )
+        })?;
         let meta = md
             .metadata()
             .as_ref()
             .and_then(|m| m.get(META_KEY).cloned())
             .ok_or_else(|| Error::file(path, "a safetensors file without tract-studio metadata; expected a checkpoint written by tract-studio"))?;
-        Ok(Reader { bytes, meta, path: path.display().to_string() })
+        Ok(Reader {
+            bytes,
+            meta,
+            path: path.display().to_string(),
+        })
     }
 
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let st = SafeTensors::deserialize(&self.bytes).expect("validated in open");
-        let t = st.tensor(name).map_err(|_| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
         if t.dtype() != Dtype::F32 {
-            return Err(Error::file(&self.path, format!("tensor '{name}' is {:?}, expected F32", t.dtype())));
+            return Err(Error::file(
+                &self.path,
+                format!("tensor '{name}' is {:?}, expected F32", t.dtype()),
+            ));
         }
         if t.shape() != shape {
-            return Err(Error::file(&self.path, format!("tensor '{name}' has shape {:?}, expected {:?}", t.shape(), shape)));
+            return Err(Error::file(
+                &self.path,
+                format!(
+                    "tensor '{name}' has shape {:?}, expected {:?}",
+                    t.shape(),
+                    shape
+                ),
+            ));
         }
-        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     pub fn has(&self, name: &str) -> bool {
-        SafeTensors::deserialize(&self.bytes).map(|st| st.names().contains(&name)).unwrap_or(false)
+        SafeTensors::deserialize(&self.bytes)
+            .map(|st| st.names().contains(&name))
+            .unwrap_or(false)
     }
 
     pub fn path(&self) -> &str {
@@ -132,7 +173,13 @@ pub fn named(prefix: &str, layout: &Layout, flat: &[f32]) -> Vec<(String, Vec<us
         .split(flat)
         .into_iter()
         .enumerate()
-        .map(|(i, v)| (format!("{prefix}{}", layout.names[i]), layout.shapes[i].clone(), v.to_vec()))
+        .map(|(i, v)| {
+            (
+                format!("{prefix}{}", layout.names[i]),
+                layout.shapes[i].clone(),
+                v.to_vec(),
+            )
+        })
         .collect()
 }
 
@@ -146,7 +193,9 @@ pub fn read_flat(r: &Reader, prefix: &str, layout: &Layout) -> Result<Vec<f32>> 
 
 impl ModelFile {
     pub fn save(&self, path: &Path) -> Result<()> {
-        let layout = crate::model::Net::new(&self.meta.net().expect("a model file describes one network")).layout();
+        let layout =
+            crate::model::Net::new(&self.meta.net().expect("a model file describes one network"))
+                .layout();
         let meta = serde_json::to_string(&self.meta).expect("meta serializes");
         write_tensors(path, &named("", &layout, &self.flat), &meta)
     }
@@ -166,9 +215,17 @@ impl ModelFile {
             Error::file(path, format!("tract-studio metadata is not a model description ({e}); is this a training state? use the student.safetensors or a phase file"))
         })?;
         if meta.format != "tract-studio-model/1" {
-            return Err(Error::file(path, format!("unsupported model format '{}', expected tract-studio-model/1", meta.format)));
+            return Err(Error::file(
+                path,
+                format!(
+                    "unsupported model format '{}', expected tract-studio-model/1",
+                    meta.format
+                ),
+            ));
         }
-        let net = meta.net().ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
+        let net = meta
+            .net()
+            .ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
         let layout = crate::model::Net::new(&net).layout();
         let flat = read_flat(&r, "", &layout)?;
         if flat.iter().any(|v| !v.is_finite()) {
@@ -202,7 +259,12 @@ mod tests {
         };
         let dir = std::env::temp_dir().join(format!("tract-ckpt-{}", std::process::id()));
         let p = dir.join("m.safetensors");
-        ModelFile { meta: meta.clone(), flat: flat.clone() }.save(&p).unwrap();
+        ModelFile {
+            meta: meta.clone(),
+            flat: flat.clone(),
+        }
+        .save(&p)
+        .unwrap();
         let back = ModelFile::load(&p).unwrap();
         assert_eq!(back.meta, meta);
         assert_eq!(back.flat, flat);

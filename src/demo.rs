@@ -61,29 +61,51 @@ pub struct DemoResult {
 
 impl DemoResult {
     pub fn row(&self, name: &str) -> &Row {
-        self.rows.iter().find(|r| r.name == name).expect("row exists")
+        self.rows
+            .iter()
+            .find(|r| r.name == name)
+            .expect("row exists")
     }
     pub fn table(&self) -> String {
-        let mut s = format!("{:<22} {:>5} {:>16} {:>8} {:>12}\n", "model", "steps", "RMSE to exact-1024", "SW2", "max |dw|");
+        let mut s = format!(
+            "{:<22} {:>5} {:>16} {:>8} {:>12}\n",
+            "model", "steps", "RMSE to exact-1024", "SW2", "max |dw|"
+        );
         for r in &self.rows {
-            s += &format!("{:<22} {:>5} {:>16.4} {:>8.4} {:>12.4}\n", r.name, r.steps, r.rmse_to_teacher, r.sw2, r.max_weight_error);
+            s += &format!(
+                "{:<22} {:>5} {:>16.4} {:>8.4} {:>12.4}\n",
+                r.name, r.steps, r.rmse_to_teacher, r.sw2, r.max_weight_error
+            );
         }
         s
     }
 }
 
 /// Metrics of a sample set against fresh data and a same-noise reference.
-pub fn metrics(data: &Data, samples: &[f32], reference: Option<&[f32]>, seed: u64) -> (f64, f64, Option<f64>) {
+pub fn metrics(
+    data: &Data,
+    samples: &[f32],
+    reference: Option<&[f32]>,
+    seed: u64,
+) -> (f64, f64, Option<f64>) {
     let n = samples.len() / data.dim();
     let fresh = data.sample(&mut Rng::stream(seed, purpose::EVAL_DATA), n);
     let sw2 = sliced_w2(samples, &fresh, data.dim(), 256, seed);
-    let werr = data.mixture().map(|g| weight_errors(g, samples).iter().fold(0.0f64, |m, e| m.max(e.abs()))).unwrap_or(0.0);
+    let werr = data
+        .mixture()
+        .map(|g| {
+            weight_errors(g, samples)
+                .iter()
+                .fold(0.0f64, |m, e| m.max(e.abs()))
+        })
+        .unwrap_or(0.0);
     (sw2, werr, reference.map(|r| rmse(samples, r)))
 }
 
 pub fn run(cfg: &DemoConfig, device: &Device, observer: &mut dyn Observer) -> Result<DemoResult> {
     let data = Data::parse(&cfg.data)?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(format!("creating {}", cfg.out.display()), e))?;
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| Error::io(format!("creating {}", cfg.out.display()), e))?;
     let mut base = DistillConfig::new(&data, Param::Vp);
     base.batch = cfg.batch;
     base.seed = cfg.seed;
@@ -103,22 +125,49 @@ pub fn run(cfg: &DemoConfig, device: &Device, observer: &mut dyn Observer) -> Re
         c
     };
     // 2. BTD 1024 -> 512 -> ... -> 1, same budget, same start
-    let btd1 = distill(from_fit("1024,1", Method::Btd), &cfg.out.join("btd-1step"), device, observer)?;
+    let btd1 = distill(
+        from_fit("1024,1", Method::Btd),
+        &cfg.out.join("btd-1step"),
+        device,
+        observer,
+    )?;
     // 3. TRACT 1024,32,2
-    let tract2 = if cfg.two_step { Some(distill(from_fit("1024,32,2", Method::Tract), &cfg.out.join("tract-2step"), device, observer)?) } else { None };
+    let tract2 = if cfg.two_step {
+        Some(distill(
+            from_fit("1024,32,2", Method::Tract),
+            &cfg.out.join("tract-2step"),
+            device,
+            observer,
+        )?)
+    } else {
+        None
+    };
 
     // evaluation from one noise
     let d = data.dim();
     let z = noise(cfg.seed, cfg.n_eval, d);
-    let exact = Model::load(&format!("exact:{}", cfg.data), Param::Vp, Some(1024), device)?;
+    let exact = Model::load(
+        &format!("exact:{}", cfg.data),
+        Param::Vp,
+        Some(1024),
+        device,
+    )?;
     let reference = exact.sample(&z, 1024, Solver::Ddim, device)?;
     let mut entries: Vec<(String, usize, Vec<f32>)> = vec![
         ("teacher (exact)".into(), 1024, reference.clone()),
-        ("teacher (exact)".into(), 1, exact.sample(&z, 1, Solver::Ddim, device)?),
+        (
+            "teacher (exact)".into(),
+            1,
+            exact.sample(&z, 1, Solver::Ddim, device)?,
+        ),
     ];
     let mut add = |name: &str, path: &Path, steps: usize| -> Result<()> {
         let m = Model::load(&path.display().to_string(), Param::Vp, None, device)?;
-        entries.push((name.into(), steps, m.sample(&z, steps, Solver::Ddim, device)?));
+        entries.push((
+            name.into(),
+            steps,
+            m.sample(&z, steps, Solver::Ddim, device)?,
+        ));
         Ok(())
     };
     add("BTD", &btd1, 1)?;
@@ -129,13 +178,27 @@ pub fn run(cfg: &DemoConfig, device: &Device, observer: &mut dyn Observer) -> Re
     let mut rows = vec![];
     for (name, steps, s) in &entries {
         let (sw2, werr, r) = metrics(&data, s, Some(&reference), cfg.seed + 1);
-        rows.push(Row { name: name.clone(), steps: *steps, rmse_to_teacher: r.unwrap_or(0.0), sw2, max_weight_error: werr });
+        rows.push(Row {
+            name: name.clone(),
+            steps: *steps,
+            rmse_to_teacher: r.unwrap_or(0.0),
+            sw2,
+            max_weight_error: werr,
+        });
     }
     let panels: Vec<Panel> = entries
         .iter()
         .zip(&rows)
         .map(|((name, steps, s), r)| Panel {
-            title: format!("{} {}", name.split(' ').next().unwrap_or(name).to_uppercase(), if *steps == 1 { "1 STEP".to_string() } else { format!("{steps} STEPS") }),
+            title: format!(
+                "{} {}",
+                name.split(' ').next().unwrap_or(name).to_uppercase(),
+                if *steps == 1 {
+                    "1 STEP".to_string()
+                } else {
+                    format!("{steps} STEPS")
+                }
+            ),
             subtitle: format!("RMSE {:.3}  SW2 {:.3}", r.rmse_to_teacher, r.sw2),
             points: s,
             dim: d,
@@ -143,17 +206,41 @@ pub fn run(cfg: &DemoConfig, device: &Device, observer: &mut dyn Observer) -> Re
         .collect();
     let picture = cfg.out.join("demo.png");
     scatter_panels(&panels, 2.6, &picture)?;
-    let res = DemoResult { rows, train_samples: cfg.train_samples, picture };
-    crate::error::write_atomic(&cfg.out.join("results.json"), serde_json::to_string_pretty(&res).expect("serializes").as_bytes())?;
+    let res = DemoResult {
+        rows,
+        train_samples: cfg.train_samples,
+        picture,
+    };
+    crate::error::write_atomic(
+        &cfg.out.join("results.json"),
+        serde_json::to_string_pretty(&res)
+            .expect("serializes")
+            .as_bytes(),
+    )?;
     Ok(res)
 }
 
-fn distill(cfg: DistillConfig, dir: &Path, device: &Device, observer: &mut dyn Observer) -> Result<PathBuf> {
+fn distill(
+    cfg: DistillConfig,
+    dir: &Path,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<PathBuf> {
     let mut run = Run::new(cfg, dir, device)?;
     match run.run(false, observer, None)? {
         Outcome::Finished { student } => {
             let pts = crate::plot::read_loss_csv(&dir.join(crate::distill::LOSS_FILE));
-            crate::plot::loss_curve(&pts, &format!("LOSS {}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("").to_uppercase()), &dir.join("loss.png"))?;
+            crate::plot::loss_curve(
+                &pts,
+                &format!(
+                    "LOSS {}",
+                    dir.file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("")
+                        .to_uppercase()
+                ),
+                &dir.join("loss.png"),
+            )?;
             Ok(student)
         }
         Outcome::Stopped { .. } => Err(Error::input("stopped by the user")),

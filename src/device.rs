@@ -24,7 +24,9 @@ impl std::str::FromStr for Choice {
             "auto" => Ok(Choice::Auto),
             "cpu" => Ok(Choice::Cpu),
             "wgpu" | "gpu" => Ok(Choice::Wgpu),
-            o => Err(Error::input(format!("unknown device '{o}': expected auto, cpu or wgpu"))),
+            o => Err(Error::input(format!(
+                "unknown device '{o}': expected auto, cpu or wgpu"
+            ))),
         }
     }
 }
@@ -77,7 +79,11 @@ fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
 }
 
 pub fn cpu() -> Picked {
-    Picked { device: Device::flex(), label: "CPU backend (Burn flex)".into(), is_wgpu: false }
+    Picked {
+        device: Device::flex(),
+        label: "CPU backend (Burn flex)".into(),
+        is_wgpu: false,
+    }
 }
 
 pub fn pick(choice: Choice) -> Result<Picked> {
@@ -85,11 +91,22 @@ pub fn pick(choice: Choice) -> Result<Picked> {
         Choice::Cpu => Ok(cpu()),
         Choice::Wgpu => match wgpu_probe() {
             Ok(p) => Ok(Picked {
-                label: format!("wgpu backend on '{}' ({}){}", p.name, p.backend, if p.software { ", a software adapter" } else { "" }),
+                label: format!(
+                    "wgpu backend on '{}' ({}){}",
+                    p.name,
+                    p.backend,
+                    if p.software {
+                        ", a software adapter"
+                    } else {
+                        ""
+                    }
+                ),
                 device: p.device,
                 is_wgpu: true,
             }),
-            Err(e) => Err(Error::Device(format!("no usable wgpu adapter ({e}); install a Vulkan/Metal/DX12 driver (for example mesa-vulkan-drivers) or use --device cpu"))),
+            Err(e) => Err(Error::Device(format!(
+                "no usable wgpu adapter ({e}); install a Vulkan/Metal/DX12 driver (for example mesa-vulkan-drivers) or use --device cpu"
+            ))),
         },
         Choice::Auto => match wgpu_probe() {
             Ok(p) if !p.software => Ok(Picked {
@@ -99,7 +116,10 @@ pub fn pick(choice: Choice) -> Result<Picked> {
             }),
             Ok(p) => {
                 let mut c = cpu();
-                c.label = format!("CPU backend (Burn flex): the only wgpu adapter is '{}', a software rasterizer that is slower than the CPU backend (use --device wgpu to force it)", p.name);
+                c.label = format!(
+                    "CPU backend (Burn flex): the only wgpu adapter is '{}', a software rasterizer that is slower than the CPU backend (use --device wgpu to force it)",
+                    p.name
+                );
                 Ok(c)
             }
             Err(e) => {

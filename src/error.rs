@@ -15,7 +15,10 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -23,10 +26,16 @@ impl Error {
         Error::Input(msg.into())
     }
     pub fn file(path: impl AsRef<std::path::Path>, msg: impl Into<String>) -> Self {
-        Error::File { path: path.as_ref().display().to_string(), msg: msg.into() }
+        Error::File {
+            path: path.as_ref().display().to_string(),
+            msg: msg.into(),
+        }
     }
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -49,7 +58,8 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
     }
     let tmp = path.with_extension(format!(

@@ -3,7 +3,10 @@
 //! Data flows one way: data -> noise schedule -> teacher -> distill phase(s) ->
 //! checkpoint -> sampler -> metrics / pictures. Front ends (CLI, app) only call in here.
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod assets;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod demo;
@@ -20,9 +23,6 @@ pub mod rng;
 pub mod schedule;
 pub mod studio;
 pub mod tensors;
-pub mod bench;
-#[cfg(feature = "gui")]
-pub mod app;
 #[cfg(all(target_arch = "wasm32", feature = "gui"))]
 pub mod web;
 

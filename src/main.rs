@@ -15,7 +15,11 @@ use tract_studio::schedule::Param;
 use tract_studio::{data::Data, demo, eval, plot};
 
 #[derive(Parser)]
-#[command(name = "tract-studio", version, about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference")]
+#[command(
+    name = "tract-studio",
+    version,
+    about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -244,22 +248,34 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
-        Progress { bar, phase: String::new() }
+        Progress {
+            bar,
+            phase: String::new(),
+        }
     }
 }
 
 impl Observer for Progress {
     fn event(&mut self, e: &Event) -> bool {
         match e {
-            Event::PhaseStart { index, count, name, .. } => {
+            Event::PhaseStart {
+                index, count, name, ..
+            } => {
                 self.phase = format!("{}/{} {name}", index + 1, count);
                 self.bar.set_message(self.phase.clone());
             }
-            Event::Step { step, samples_done, samples_total, loss, .. } => {
+            Event::Step {
+                step,
+                samples_done,
+                samples_total,
+                loss,
+                ..
+            } => {
                 self.bar.set_length(*samples_total);
                 self.bar.set_position(*samples_done);
                 if step % 10 == 0 {
-                    self.bar.set_message(format!("{} loss {loss:.4}", self.phase));
+                    self.bar
+                        .set_message(format!("{} loss {loss:.4}", self.phase));
                 }
             }
             Event::PhaseEnd { path, .. } => self.bar.println(format!("  saved {}", path.display())),
@@ -279,7 +295,12 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
     let mut run = if a.resume {
         let r = Run::open(&a.out, &dev.device)?;
-        eprintln!("resuming {} (method {:?}, schedule {})", a.out.display(), r.cfg.method, r.cfg.schedule);
+        eprintln!(
+            "resuming {} (method {:?}, schedule {})",
+            a.out.display(),
+            r.cfg.method,
+            r.cfg.schedule
+        );
         r
     } else {
         let data = Data::parse(&a.data)?;
@@ -305,7 +326,10 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         }
         if let Some(s) = &a.phase_split {
             let v: Result<Vec<f64>, _> = s.split(',').map(|x| x.trim().parse::<f64>()).collect();
-            cfg.phase_split = Some(v.map_err(|_| anyhow::anyhow!("--phase-split '{s}': expected numbers like 1,5"))?);
+            cfg.phase_split =
+                Some(v.map_err(|_| {
+                    anyhow::anyhow!("--phase-split '{s}': expected numbers like 1,5")
+                })?);
         }
         new_run(cfg, &a.out, &dev.device)?
     };
@@ -321,7 +345,13 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
 }
 
 /// Options distill and teacher share.
-fn apply_common(cfg: &mut DistillConfig, seed: u64, batch: Option<usize>, lr: Option<f64>, ckpt_every: Option<u64>) -> anyhow::Result<()> {
+fn apply_common(
+    cfg: &mut DistillConfig,
+    seed: u64,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    ckpt_every: Option<u64>,
+) -> anyhow::Result<()> {
     cfg.seed = seed;
     if let Some(b) = batch {
         cfg.batch = b;
@@ -339,9 +369,16 @@ fn apply_common(cfg: &mut DistillConfig, seed: u64, batch: Option<usize>, lr: Op
 }
 
 /// A fresh run in `out`, refusing to start over an existing one.
-fn new_run(cfg: DistillConfig, out: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<Run> {
+fn new_run(
+    cfg: DistillConfig,
+    out: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<Run> {
     if out.join(tract_studio::distill::STATE_FILE).exists() {
-        bail!("{} already holds a run; use --resume to continue it or choose another --out", out.display());
+        bail!(
+            "{} already holds a run; use --resume to continue it or choose another --out",
+            out.display()
+        );
     }
     Ok(Run::new(cfg, out, device)?)
 }
@@ -355,7 +392,10 @@ fn report(outcome: Outcome, out: &std::path::Path, title: &str) -> anyhow::Resul
             Ok(Some(student))
         }
         Outcome::Stopped { global_step } => {
-            println!("stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)", out.display());
+            println!(
+                "stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)",
+                out.display()
+            );
             Ok(None)
         }
     }
@@ -373,12 +413,29 @@ impl Observer for TeacherProgress {
         if let Event::Preview { step, samples, .. } = e {
             let path = self.dir.join("samples.png");
             let r = if self.shape.len() == 3 {
-                plot::image_grid(samples, [self.shape[0], self.shape[1], self.shape[2]], 8, 2, &path)
+                plot::image_grid(
+                    samples,
+                    [self.shape[0], self.shape[1], self.shape[2]],
+                    8,
+                    2,
+                    &path,
+                )
             } else {
-                plot::scatter_panels(&[plot::Panel { title: format!("STEP {step}"), subtitle: String::new(), points: samples, dim: self.shape[0] }], 2.6, &path)
+                plot::scatter_panels(
+                    &[plot::Panel {
+                        title: format!("STEP {step}"),
+                        subtitle: String::new(),
+                        points: samples,
+                        dim: self.shape[0],
+                    }],
+                    2.6,
+                    &path,
+                )
             };
             if let Err(err) = r {
-                self.inner.bar.println(format!("  could not write {}: {err}", path.display()));
+                self.inner
+                    .bar
+                    .println(format!("  could not write {}: {err}", path.display()));
             }
         }
         self.inner.event(e)
@@ -401,7 +458,9 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         if let tract_studio::model::NetConfig::Unet(u) = &cfg.net {
             cfg.net = tract_studio::model::NetConfig::Unet(match a.size.as_str() {
                 "small" => u.clone(),
-                "large" => tract_studio::model::UnetConfig::large(u.channels, u.height, u.width, param),
+                "large" => {
+                    tract_studio::model::UnetConfig::large(u.channels, u.height, u.width, param)
+                }
                 o => bail!("--size {o}: expected small or large"),
             });
         }
@@ -409,20 +468,34 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     };
     let data = Data::parse(&run.cfg.data)?;
     let n = if data.is_images() { 16 } else { 2000 };
-    run.preview = Some(tract_studio::distill::PreviewSpec { every: run.cfg.ckpt_every, noise: noise(1, n, data.dim()) });
-    let mut prog = TeacherProgress { inner: Progress::new("teacher"), dir: a.out.clone(), shape: data.shape() };
+    run.preview = Some(tract_studio::distill::PreviewSpec {
+        every: run.cfg.ckpt_every,
+        noise: noise(1, n, data.dim()),
+    });
+    let mut prog = TeacherProgress {
+        inner: Progress::new("teacher"),
+        dir: a.out.clone(),
+        shape: data.shape(),
+    };
     let outcome = run.run(a.resume, &mut prog, a.stop_after);
     prog.inner.bar.finish_and_clear();
     if let Some(teacher) = report(outcome?, &a.out, "TEACHER LOSS")? {
         println!("teacher: {}", teacher.display());
-        println!("samples: {}  loss curve: {}", a.out.join("samples.png").display(), a.out.join("loss.png").display());
+        println!(
+            "samples: {}  loss curve: {}",
+            a.out.join("samples.png").display(),
+            a.out.join("loss.png").display()
+        );
     }
     Ok(())
 }
 
 fn sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!("--out {}: expected a .safetensors file name", a.out.display());
+        bail!(
+            "--out {}: expected a .safetensors file name",
+            a.out.display()
+        );
     }
     if a.n == 0 {
         bail!("--n must be at least 1");
@@ -438,16 +511,35 @@ fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": a.n, "data": m.data_spec()});
     write_samples(&a.out, &s, &z, &m.shape(), &meta)?;
-    println!("{} samples at {steps} steps in {secs:.2}s -> {}", a.n, a.out.display());
+    println!(
+        "{} samples at {steps} steps in {secs:.2}s -> {}",
+        a.n,
+        a.out.display()
+    );
     if let Some(png) = a.png {
         let shape = m.shape();
         if shape.len() == 3 {
             let n = a.n.min(64);
-            plot::image_grid(&s[..n * m.dim()], [shape[0], shape[1], shape[2]], 8, 2, &png)?;
+            plot::image_grid(
+                &s[..n * m.dim()],
+                [shape[0], shape[1], shape[2]],
+                8,
+                2,
+                &png,
+            )?;
             println!("grid: {}", png.display());
         } else {
             let title = format!("{} STEPS", steps);
-            plot::scatter_panels(&[plot::Panel { title, subtitle: a.model.clone(), points: &s, dim: m.dim() }], 2.6, &png)?;
+            plot::scatter_panels(
+                &[plot::Panel {
+                    title,
+                    subtitle: a.model.clone(),
+                    points: &s,
+                    dim: m.dim(),
+                }],
+                2.6,
+                &png,
+            )?;
             println!("scatter: {}", png.display());
         }
     }
@@ -458,22 +550,38 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     let data = Data::parse(&a.data)?;
     let (s, _, dim) = read_samples(&a.samples)?;
     if dim != data.dim() {
-        bail!("{}: samples are {dim}-dimensional but {} is {}-dimensional", a.samples.display(), a.data, data.dim());
+        bail!(
+            "{}: samples are {dim}-dimensional but {} is {}-dimensional",
+            a.samples.display(),
+            a.data,
+            data.dim()
+        );
     }
     let reference = match &a.reference {
         Some(p) => {
             let (r, _, rd) = read_samples(p)?;
             if r.len() != s.len() || rd != dim {
-                bail!("{}: reference has {} x {rd} values, samples have {} x {dim}; expected the same N and dimension (same --n and noise)", p.display(), r.len() / rd.max(1), s.len() / dim);
+                bail!(
+                    "{}: reference has {} x {rd} values, samples have {} x {dim}; expected the same N and dimension (same --n and noise)",
+                    p.display(),
+                    r.len() / rd.max(1),
+                    s.len() / dim
+                );
             }
             Some(r)
         }
         None => None,
     };
     let n = s.len() / dim;
-    let fresh = data.sample(&mut tract_studio::rng::Rng::stream(a.seed, tract_studio::rng::purpose::EVAL_DATA), n);
+    let fresh = data.sample(
+        &mut tract_studio::rng::Rng::stream(a.seed, tract_studio::rng::purpose::EVAL_DATA),
+        n,
+    );
     let sw2 = eval::sliced_w2(&s, &fresh, dim, 256, a.seed);
-    let we = data.mixture().map(|g| eval::weight_errors(g, &s)).unwrap_or_default();
+    let we = data
+        .mixture()
+        .map(|g| eval::weight_errors(g, &s))
+        .unwrap_or_default();
     let maxw = we.iter().fold(0.0f64, |m, e| m.max(e.abs()));
     let r = reference.map(|r| eval::rmse(&s, &r));
     println!(
@@ -485,7 +593,13 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
 
 fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
-    let mut cfg = demo::DemoConfig { data: a.data.clone(), out: a.out.clone(), seed: a.seed, two_step: !a.no_two_step, ..Default::default() };
+    let mut cfg = demo::DemoConfig {
+        data: a.data.clone(),
+        out: a.out.clone(),
+        seed: a.seed,
+        two_step: !a.no_two_step,
+        ..Default::default()
+    };
     if let Some(t) = a.train_samples {
         cfg.train_samples = t;
     }
@@ -497,9 +611,17 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
     }
     println!(
         "demo: {}, exact teacher, VP, {} fit samples, then TRACT 1024,32,1 / BTD 1024->...->1{} with {} distillation samples each",
-        if cfg.data == "toy:ring8" { "toy:ring8 (8 Gaussians on a circle)" } else { &cfg.data },
+        if cfg.data == "toy:ring8" {
+            "toy:ring8 (8 Gaussians on a circle)"
+        } else {
+            &cfg.data
+        },
         cfg.fit_samples,
-        if cfg.two_step { " / TRACT 1024,32,2" } else { "" },
+        if cfg.two_step {
+            " / TRACT 1024,32,2"
+        } else {
+            ""
+        },
         cfg.train_samples
     );
     let t = std::time::Instant::now();
@@ -508,9 +630,22 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
     prog.bar.finish_and_clear();
     let res = res?;
     println!("\n{}", res.table());
-    let (t1, tr1, b1) = (res.rows[1].rmse_to_teacher, res.row("TRACT").rmse_to_teacher, res.row("BTD").rmse_to_teacher);
-    println!("TRACT 1-step RMSE = {:.3} x the teacher's own 1-step RMSE (BTD: {:.3} x)", tr1 / t1, b1 / t1);
-    println!("picture: {}\nresults: {}\ntime: {:.0}s", res.picture.display(), a.out.join("results.json").display(), t.elapsed().as_secs_f64());
+    let (t1, tr1, b1) = (
+        res.rows[1].rmse_to_teacher,
+        res.row("TRACT").rmse_to_teacher,
+        res.row("BTD").rmse_to_teacher,
+    );
+    println!(
+        "TRACT 1-step RMSE = {:.3} x the teacher's own 1-step RMSE (BTD: {:.3} x)",
+        tr1 / t1,
+        b1 / t1
+    );
+    println!(
+        "picture: {}\nresults: {}\ntime: {:.0}s",
+        res.picture.display(),
+        a.out.join("results.json").display(),
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -527,19 +662,34 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         println!("small UNet (1.06M parameters), 1x32x32, median of 3 after a warm-up");
         for d in devices {
             for r in tract_studio::bench::unet(&d.device, 3) {
-                println!("  {:<60} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s", d.label, r.what, r.batch, r.ms, r.images_per_s);
+                println!(
+                    "  {:<60} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
+                    d.label, r.what, r.batch, r.ms, r.images_per_s
+                );
             }
         }
         return Ok(());
     }
     if a.kernels {
         let p = pick_device(&a.device)?;
-        println!("kernels on {} (median of 30 calls, each followed by a device sync)", p.label);
-        println!("{:<36} {:>10} {:>12} {:>12} {:>8} {:>10} {:>10}", "kernel", "elements", "WGSL ms", "Burn ops ms", "ratio", "WGSL GB/s", "Burn GB/s");
+        println!(
+            "kernels on {} (median of 30 calls, each followed by a device sync)",
+            p.label
+        );
+        println!(
+            "{:<36} {:>10} {:>12} {:>12} {:>8} {:>10} {:>10}",
+            "kernel", "elements", "WGSL ms", "Burn ops ms", "ratio", "WGSL GB/s", "Burn GB/s"
+        );
         for k in tract_studio::bench::kernels(&p.device, 30) {
             println!(
                 "{:<36} {:>10} {:>12.3} {:>12.3} {:>8.2} {:>10.2} {:>10.2}",
-                k.name, k.elements, k.kernel_ms, k.burn_ms, k.burn_ms / k.kernel_ms, k.gbps(k.kernel_ms), k.gbps(k.burn_ms)
+                k.name,
+                k.elements,
+                k.kernel_ms,
+                k.burn_ms,
+                k.burn_ms / k.kernel_ms,
+                k.gbps(k.kernel_ms),
+                k.gbps(k.burn_ms)
             );
         }
         let steps = (a.steps / 4).max(10);
@@ -550,20 +700,36 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         tract_studio::kernels::set_enabled(true);
         println!(
             "whole distillation step (TRACT, batch {}): kernels {:.0} samples/s, Burn ops {:.0} samples/s, ratio {:.2}",
-            a.batch, on.samples_per_s, off.samples_per_s, on.samples_per_s / off.samples_per_s
+            a.batch,
+            on.samples_per_s,
+            off.samples_per_s,
+            on.samples_per_s / off.samples_per_s
         );
         return Ok(());
     }
-    println!("distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}", a.batch);
+    println!(
+        "distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}",
+        a.batch
+    );
     let cpu = distill_throughput(&device::cpu().device, "cpu-flex", a.batch, 20, a.steps)?;
-    println!("  CPU backend (flex):  {:>10.0} samples/s  ({} steps)", cpu.samples_per_s, cpu.steps);
+    println!(
+        "  CPU backend (flex):  {:>10.0} samples/s  ({} steps)",
+        cpu.samples_per_s, cpu.steps
+    );
     if !a.cpu_only {
         match device::pick(Choice::Wgpu) {
             Ok(p) => {
                 let steps = (a.steps / 4).max(10);
-                let g = distill_throughput(&p.device, "wgpu", a.batch, 20, steps).context("wgpu benchmark")?;
-                println!("  {}:  {:>10.0} samples/s  ({} steps)", p.label, g.samples_per_s, g.steps);
-                println!("  ratio wgpu / cpu: {:.3}", g.samples_per_s / cpu.samples_per_s);
+                let g = distill_throughput(&p.device, "wgpu", a.batch, 20, steps)
+                    .context("wgpu benchmark")?;
+                println!(
+                    "  {}:  {:>10.0} samples/s  ({} steps)",
+                    p.label, g.samples_per_s, g.steps
+                );
+                println!(
+                    "  ratio wgpu / cpu: {:.3}",
+                    g.samples_per_s / cpu.samples_per_s
+                );
             }
             Err(e) => println!("  wgpu: skipped ({e})"),
         }
@@ -575,11 +741,25 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
 fn app(a: AppArgs) -> anyhow::Result<()> {
     use tract_studio::app::{AppOptions, Tab, run_app};
     let tab = match &a.panel {
-        Some(p) => Some(Tab::parse(p).ok_or_else(|| anyhow::anyhow!("unknown panel '{p}': expected data, teacher, schedule, distill, gallery or compare"))?),
+        Some(p) => Some(Tab::parse(p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown panel '{p}': expected data, teacher, schedule, distill, gallery or compare"
+            )
+        })?),
         None => None,
     };
     let dev = pick_device(&a.device)?;
-    run_app(AppOptions { tab, screenshot: a.screenshot, autostart: a.autostart, assets: a.assets, ..Default::default() }, dev.device).map_err(|e| anyhow::anyhow!(e))
+    run_app(
+        AppOptions {
+            tab,
+            screenshot: a.screenshot,
+            autostart: a.autostart,
+            assets: a.assets,
+            ..Default::default()
+        },
+        dev.device,
+    )
+    .map_err(|e| anyhow::anyhow!(e))
 }
 
 #[cfg(not(feature = "gui"))]
@@ -599,7 +779,10 @@ fn main() -> ExitCode {
         Some(Cmd::Bench(a)) => bench(a),
         Some(Cmd::App(a)) => app(a),
         Some(Cmd::Teacher(a)) => teacher(a),
-        None => app(AppArgs { device: "auto".into(), ..Default::default() }),
+        None => app(AppArgs {
+            device: "auto".into(),
+            ..Default::default()
+        }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

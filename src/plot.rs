@@ -63,7 +63,11 @@ _ 00000000000000000000000000000011111
 ";
 
 fn glyph(c: char) -> Option<[u8; 35]> {
-    let c = if c.is_ascii_lowercase() && c != 'x' { c.to_ascii_uppercase() } else { c };
+    let c = if c.is_ascii_lowercase() && c != 'x' {
+        c.to_ascii_uppercase()
+    } else {
+        c
+    };
     for line in GLYPHS.lines() {
         let mut it = line.split(' ');
         let (k, bits) = (it.next()?, it.next()?);
@@ -80,7 +84,11 @@ fn glyph(c: char) -> Option<[u8; 35]> {
 
 impl Canvas {
     pub fn new(w: usize, h: usize, bg: [u8; 3]) -> Self {
-        Canvas { w, h, px: vec![bg; w * h] }
+        Canvas {
+            w,
+            h,
+            px: vec![bg; w * h],
+        }
     }
 
     pub fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
@@ -118,7 +126,11 @@ impl Canvas {
         let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
         for i in 0..=n {
             let t = i as f64 / n as f64;
-            self.set((x0 + t * (x1 - x0)).round() as i64, (y0 + t * (y1 - y0)).round() as i64, c);
+            self.set(
+                (x0 + t * (x1 - x0)).round() as i64,
+                (y0 + t * (y1 - y0)).round() as i64,
+                c,
+            );
         }
     }
 
@@ -130,7 +142,13 @@ impl Canvas {
                 for r in 0..7 {
                     for col in 0..5 {
                         if g[r * 5 + col] == 1 {
-                            self.rect(cx + col as i64 * scale, y + r as i64 * scale, scale, scale, c);
+                            self.rect(
+                                cx + col as i64 * scale,
+                                y + r as i64 * scale,
+                                scale,
+                                scale,
+                                c,
+                            );
                         }
                     }
                 }
@@ -150,9 +168,12 @@ impl Canvas {
             let mut enc = png::Encoder::new(&mut bytes, self.w as u32, self.h as u32);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
-            let mut wr = enc.write_header().map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
+            let mut wr = enc
+                .write_header()
+                .map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
             let flat: Vec<u8> = self.px.iter().flat_map(|p| *p).collect();
-            wr.write_image_data(&flat).map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
+            wr.write_image_data(&flat)
+                .map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
         }
         crate::error::write_atomic(path, &bytes)
     }
@@ -186,7 +207,8 @@ pub fn scatter_panels(panels: &[Panel], extent: f32, path: &Path) -> Result<()> 
             }
             let sx = x0 as f32 + (x / extent * 0.5 + 0.5) * pw as f32;
             let sy = y0 as f32 + (0.5 - y / extent * 0.5) * ph as f32;
-            if sx >= x0 as f32 && sx < (x0 + pw) as f32 && sy >= y0 as f32 && sy < (y0 + ph) as f32 {
+            if sx >= x0 as f32 && sx < (x0 + pw) as f32 && sy >= y0 as f32 && sy < (y0 + ph) as f32
+            {
                 cv.blend(sx as i64, sy as i64, [30, 70, 160], 0.35);
             }
         }
@@ -204,11 +226,18 @@ pub fn loss_curve(points: &[(usize, f32)], title: &str, path: &Path) -> Result<(
     let (w, h, l, r, t, b) = (720i64, 360i64, 60i64, 16i64, 30i64, 30i64);
     let mut cv = Canvas::new(w as usize, h as usize, [255, 255, 255]);
     cv.text(l, 8, title, 2, [20, 20, 30]);
-    let vals: Vec<f64> = points.iter().filter(|p| p.1.is_finite() && p.1 > 0.0).map(|p| (p.1 as f64).log10()).collect();
+    let vals: Vec<f64> = points
+        .iter()
+        .filter(|p| p.1.is_finite() && p.1 > 0.0)
+        .map(|p| (p.1 as f64).log10())
+        .collect();
     if vals.is_empty() {
         return cv.save_png(path);
     }
-    let (mut lo, mut hi) = (vals.iter().cloned().fold(f64::MAX, f64::min), vals.iter().cloned().fold(f64::MIN, f64::max));
+    let (mut lo, mut hi) = (
+        vals.iter().cloned().fold(f64::MAX, f64::min),
+        vals.iter().cloned().fold(f64::MIN, f64::max),
+    );
     lo = lo.floor();
     hi = hi.ceil().max(lo + 1.0);
     let (pw, ph) = (w - l - r, h - t - b);
@@ -220,7 +249,14 @@ pub fn loss_curve(points: &[(usize, f32)], title: &str, path: &Path) -> Result<(
         cv.text(4, y - 3, &format!("1E{}", dec as i64), 1, [90, 90, 100]);
         dec += 1.0;
     }
-    let colors = [[30, 70, 160], [200, 80, 30], [40, 140, 60], [150, 50, 150], [20, 140, 150], [120, 120, 20]];
+    let colors = [
+        [30, 70, 160],
+        [200, 80, 30],
+        [40, 140, 60],
+        [150, 50, 150],
+        [20, 140, 150],
+        [120, 120, 20],
+    ];
     let n = points.len().max(2) as f64;
     // smooth with a running mean so trends are visible
     let win = (points.len() / 200).max(1);
@@ -228,7 +264,11 @@ pub fn loss_curve(points: &[(usize, f32)], title: &str, path: &Path) -> Result<(
     for i in 0..points.len() {
         let lo_i = i.saturating_sub(win / 2);
         let hi_i = (i + win / 2 + 1).min(points.len());
-        let seg: Vec<f64> = points[lo_i..hi_i].iter().filter(|p| p.1.is_finite() && p.1 > 0.0).map(|p| p.1 as f64).collect();
+        let seg: Vec<f64> = points[lo_i..hi_i]
+            .iter()
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .map(|p| p.1 as f64)
+            .collect();
         if seg.is_empty() {
             continue;
         }
@@ -244,12 +284,24 @@ pub fn loss_curve(points: &[(usize, f32)], title: &str, path: &Path) -> Result<(
             cv.rect(x as i64, t, 1, ph, [200, 200, 210]);
         }
     }
-    cv.text(l, h - 20, "OPTIMIZER STEP (PHASES IN COLOR)", 1, [90, 90, 100]);
+    cv.text(
+        l,
+        h - 20,
+        "OPTIMIZER STEP (PHASES IN COLOR)",
+        1,
+        [90, 90, 100],
+    );
     cv.save_png(path)
 }
 
 /// Images [n, c, h, w] (flattened) in [-1, 1] as one PNG grid with `cols` columns.
-pub fn image_grid(samples: &[f32], shape: [usize; 3], cols: usize, scale: usize, path: &Path) -> Result<()> {
+pub fn image_grid(
+    samples: &[f32],
+    shape: [usize; 3],
+    cols: usize,
+    scale: usize,
+    path: &Path,
+) -> Result<()> {
     let [c, h, w] = shape;
     let n = samples.len() / (c * h * w).max(1);
     let cols = cols.clamp(1, n.max(1));
@@ -260,7 +312,11 @@ pub fn image_grid(samples: &[f32], shape: [usize; 3], cols: usize, scale: usize,
     for y in 0..gh * s {
         for x in 0..gw * s {
             let p = px[(y / s) * gw + x / s];
-            cv.px[y * gw * s + x] = [(p & 255) as u8, ((p >> 8) & 255) as u8, ((p >> 16) & 255) as u8];
+            cv.px[y * gw * s + x] = [
+                (p & 255) as u8,
+                ((p >> 8) & 255) as u8,
+                ((p >> 16) & 255) as u8,
+            ];
         }
     }
     cv.save_png(path)

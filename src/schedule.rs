@@ -19,7 +19,9 @@ impl std::str::FromStr for Param {
         match s {
             "vp" => Ok(Param::Vp),
             "ve" => Ok(Param::Ve),
-            other => Err(crate::Error::input(format!("unknown parameterisation '{other}': expected 'vp' or 've'"))),
+            other => Err(crate::Error::input(format!(
+                "unknown parameterisation '{other}': expected 'vp' or 've'"
+            ))),
         }
     }
 }
@@ -31,7 +33,12 @@ pub const KARRAS_SIGMA_MIN: f64 = 0.002;
 pub const KARRAS_SIGMA_MAX: f64 = 80.0;
 
 fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { let e = x.exp(); e / (1.0 + e) }
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
 }
 
 /// Coefficients of x_t = alpha x0 + sigma eps at one grid point, plus the network's
@@ -61,7 +68,12 @@ pub fn vp_lambda(u: f64) -> f64 {
 /// VP coefficients at continuous time u (sigma^2 = sigmoid(-lambda), never 1 - gamma).
 pub fn vp_coef(u: f64) -> Coef {
     let l = vp_lambda(u);
-    Coef { alpha: sigmoid(l).sqrt(), sigma: sigmoid(-l).sqrt(), logsnr: l, tau: u }
+    Coef {
+        alpha: sigmoid(l).sqrt(),
+        sigma: sigmoid(-l).sqrt(),
+        logsnr: l,
+        tau: u,
+    }
 }
 
 /// Karras sigma for grid index t in 1..=T (sigma_1 = sigma_min, sigma_T = sigma_max), 0 at t = 0.
@@ -72,7 +84,10 @@ pub fn karras_sigma(t: usize, big_t: usize) -> f64 {
     if big_t == 1 {
         return KARRAS_SIGMA_MAX;
     }
-    let (lo, hi) = (KARRAS_SIGMA_MIN.powf(1.0 / KARRAS_RHO), KARRAS_SIGMA_MAX.powf(1.0 / KARRAS_RHO));
+    let (lo, hi) = (
+        KARRAS_SIGMA_MIN.powf(1.0 / KARRAS_RHO),
+        KARRAS_SIGMA_MAX.powf(1.0 / KARRAS_RHO),
+    );
     let f = (t - 1) as f64 / (big_t - 1) as f64;
     (lo + f * (hi - lo)).powf(KARRAS_RHO)
 }
@@ -81,8 +96,16 @@ pub fn ve_coef_sigma(sigma: f64) -> Coef {
     Coef {
         alpha: 1.0,
         sigma,
-        logsnr: if sigma > 0.0 { -2.0 * sigma.ln() } else { f64::INFINITY },
-        tau: if sigma > 0.0 { sigma.ln() / 4.0 } else { f64::NEG_INFINITY },
+        logsnr: if sigma > 0.0 {
+            -2.0 * sigma.ln()
+        } else {
+            f64::INFINITY
+        },
+        tau: if sigma > 0.0 {
+            sigma.ln() / 4.0
+        } else {
+            f64::NEG_INFINITY
+        },
     }
 }
 
@@ -107,7 +130,10 @@ impl Grid {
     /// The K-step sampling path t_k = round(k T / K), k = K..0 (descending, ends at 0).
     pub fn path(&self, k_steps: usize) -> Vec<usize> {
         let k_steps = k_steps.clamp(1, self.steps);
-        (0..=k_steps).rev().map(|k| ((k * self.steps) as f64 / k_steps as f64).round() as usize).collect()
+        (0..=k_steps)
+            .rev()
+            .map(|k| ((k * self.steps) as f64 / k_steps as f64).round() as usize)
+            .collect()
     }
 }
 
@@ -136,10 +162,16 @@ impl Schedule {
         };
         let steps = s
             .split(',')
-            .map(|p| p.trim().parse::<usize>().map_err(|_| bad(format!("'{}' is not a whole number", p.trim()))))
+            .map(|p| {
+                p.trim()
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("'{}' is not a whole number", p.trim())))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if steps.len() < 2 {
-            return Err(bad("it needs at least two step counts (a teacher and a student)".into()));
+            return Err(bad(
+                "it needs at least two step counts (a teacher and a student)".into(),
+            ));
         }
         for w in steps.windows(2) {
             if w[0] == 0 || w[1] == 0 {
@@ -204,7 +236,10 @@ mod tests {
         assert!(vp_lambda(0.5).abs() < 1e-12);
         // u = 1/4: tan(pi/8 - b/2 + b) computed by hand from the definition.
         let b = (-10.0f64).exp().atan();
-        let expect = -2.0 * ((std::f64::consts::PI / 2.0 - 2.0 * b) * 0.25 + b).tan().ln();
+        let expect = -2.0
+            * ((std::f64::consts::PI / 2.0 - 2.0 * b) * 0.25 + b)
+                .tan()
+                .ln();
         assert!((vp_lambda(0.25) - expect).abs() < 1e-12);
         // 2 ln(tan(pi/8)) = 2 ln(sqrt(2) - 1) = -1.7627..., lambda(1/4) ~ +1.7627 (b is tiny)
         assert!((vp_lambda(0.25) - 1.762_747_174).abs() < 1e-3);
@@ -229,7 +264,9 @@ mod tests {
         // EDM's own formula, index i = 40 - t from sigma_max down: (smax^(1/7) + i/39 (smin^(1/7) - smax^(1/7)))^7
         let (smin, smax) = (0.002f64, 80f64);
         let i = 40 - 17;
-        let edm = (smax.powf(1.0 / 7.0) + i as f64 / 39.0 * (smin.powf(1.0 / 7.0) - smax.powf(1.0 / 7.0))).powf(7.0);
+        let edm = (smax.powf(1.0 / 7.0)
+            + i as f64 / 39.0 * (smin.powf(1.0 / 7.0) - smax.powf(1.0 / 7.0)))
+        .powf(7.0);
         assert!((g.coef(17).sigma - edm).abs() < 1e-9 * edm);
         // strictly increasing
         for t in 1..40 {
@@ -250,13 +287,37 @@ mod tests {
         let s = Schedule::parse("1024,32,1").unwrap();
         assert_eq!(s.tract_phases(), vec![(1024, 32), (32, 1)]);
         assert_eq!(s.btd_phases().unwrap().len(), 10);
-        assert_eq!(Schedule::parse(" 4096, 256,16 ,1").unwrap().steps, vec![4096, 256, 16, 1]);
-        for bad in ["1024,33,1", "32,1024", "0", "", "1024", "1024,,1", "a,b", "1024,0", "64,64", "-4,1"] {
+        assert_eq!(
+            Schedule::parse(" 4096, 256,16 ,1").unwrap().steps,
+            vec![4096, 256, 16, 1]
+        );
+        for bad in [
+            "1024,33,1",
+            "32,1024",
+            "0",
+            "",
+            "1024",
+            "1024,,1",
+            "a,b",
+            "1024,0",
+            "64,64",
+            "-4,1",
+        ] {
             let e = Schedule::parse(bad).unwrap_err().to_string();
             assert!(e.contains("invalid distillation schedule"), "{bad}: {e}");
         }
-        assert!(Schedule::parse("1024,33,1").unwrap_err().to_string().contains("33 does not divide 1024"));
-        assert!(Schedule::parse("32,1024").unwrap_err().to_string().contains("does not come down"));
+        assert!(
+            Schedule::parse("1024,33,1")
+                .unwrap_err()
+                .to_string()
+                .contains("33 does not divide 1024")
+        );
+        assert!(
+            Schedule::parse("32,1024")
+                .unwrap_err()
+                .to_string()
+                .contains("does not come down")
+        );
         assert!(Schedule::parse("96,1").unwrap().btd_phases().is_err());
     }
 }

@@ -29,10 +29,22 @@ pub enum Command {
     /// Samples of the data itself, for the data panel.
     PreviewData { data: String, n: usize },
     /// Start (or resume) a distillation run in `dir`.
-    Distill { cfg: DistillConfig, dir: PathBuf, resume: bool },
+    Distill {
+        cfg: DistillConfig,
+        dir: PathBuf,
+        resume: bool,
+    },
     /// Sample every model at every step count from the same noise, with metrics.
     /// `tag` says where the result goes (e.g. "gallery", "teacher").
-    Gallery { tag: String, data: String, models: Vec<ModelRef>, steps: Vec<usize>, n: usize, seed: u64, paths: usize },
+    Gallery {
+        tag: String,
+        data: String,
+        models: Vec<ModelRef>,
+        steps: Vec<usize>,
+        n: usize,
+        seed: u64,
+        paths: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -49,11 +61,24 @@ pub struct GalleryCell {
 
 #[derive(Clone, Debug)]
 pub enum Update {
-    DataPreview { data: String, dim: usize, points: Vec<f32> },
+    DataPreview {
+        data: String,
+        dim: usize,
+        points: Vec<f32>,
+    },
     Distill(Event),
-    Finished { student: PathBuf },
-    Stopped { dir: PathBuf },
-    Gallery { tag: String, dim: usize, cells: Vec<GalleryCell>, reference_steps: usize },
+    Finished {
+        student: PathBuf,
+    },
+    Stopped {
+        dir: PathBuf,
+    },
+    Gallery {
+        tag: String,
+        dim: usize,
+        cells: Vec<GalleryCell>,
+        reference_steps: usize,
+    },
     Error(String),
 }
 
@@ -70,7 +95,13 @@ impl Session {
     /// `notify` is called after every update (e.g. to request a repaint).
     pub fn new(device: Device, notify: Arc<dyn Fn() + Send + Sync>) -> Self {
         let (tx, rx) = channel();
-        Session { tx, rx, stop: Arc::new(AtomicBool::new(false)), device, notify }
+        Session {
+            tx,
+            rx,
+            stop: Arc::new(AtomicBool::new(false)),
+            device,
+            notify,
+        }
     }
 
     /// Ask the running distillation to stop at its next step (it checkpoints first).
@@ -104,24 +135,40 @@ impl Session {
                 let _ = tx.send(u);
                 notify();
             };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_command(cmd, &device, &stop, &send)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_command(cmd, &device, &stop, &send)
+            }));
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => send(Update::Error(e.to_string())),
-                Err(_) => send(Update::Error("internal error in a background job (see the terminal)".into())),
+                Err(_) => send(Update::Error(
+                    "internal error in a background job (see the terminal)".into(),
+                )),
             }
         });
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(Update)) -> crate::Result<()> {
+fn run_command(
+    cmd: Command,
+    device: &Device,
+    stop: &AtomicBool,
+    send: &dyn Fn(Update),
+) -> crate::Result<()> {
     match cmd {
         Command::PreviewData { data, n } => send(preview_data(data, n)?),
         Command::Distill { cfg, dir, resume } => {
-            let mut run = if resume { Run::open(&dir, device)? } else { Run::new(cfg, &dir, device)? };
+            let mut run = if resume {
+                Run::open(&dir, device)?
+            } else {
+                Run::new(cfg, &dir, device)?
+            };
             let dim = Data::parse(&run.cfg.data)?.dim();
-            run.preview = Some(PreviewSpec { every: 50, noise: noise(7, 1024, dim) });
+            run.preview = Some(PreviewSpec {
+                every: 50,
+                noise: noise(7, 1024, dim),
+            });
             let mut obs = |e: &Event| {
                 send(Update::Distill(e.clone()));
                 !stop.load(Ordering::SeqCst)
@@ -132,9 +179,17 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
             }
         }
         // a background thread may block on the reads
-        Command::Gallery { tag, data, models, steps, n, seed, paths } => {
-            send(burn::tensor::read_sync(gallery(tag, data, models, steps, n, seed, paths, device))?)
-        }
+        Command::Gallery {
+            tag,
+            data,
+            models,
+            steps,
+            n,
+            seed,
+            paths,
+        } => send(burn::tensor::read_sync(gallery(
+            tag, data, models, steps, n, seed, paths, device,
+        ))?),
     }
     Ok(())
 }
@@ -144,15 +199,32 @@ fn run_command(cmd: Command, device: &Device, stop: &AtomicBool, send: &dyn Fn(U
 async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Update> {
     match cmd {
         Command::PreviewData { data, n } => preview_data(data, n),
-        Command::Distill { .. } => Err(crate::Error::input("training is not available in the browser; use the desktop app or the command line")),
-        Command::Gallery { tag, data, models, steps, n, seed, paths } => gallery(tag, data, models, steps, n, seed, paths, device).await,
+        Command::Distill { .. } => Err(crate::Error::input(
+            "training is not available in the browser; use the desktop app or the command line",
+        )),
+        Command::Gallery {
+            tag,
+            data,
+            models,
+            steps,
+            n,
+            seed,
+            paths,
+        } => gallery(tag, data, models, steps, n, seed, paths, device).await,
     }
 }
 
 fn preview_data(data: String, n: usize) -> crate::Result<Update> {
     let d = Data::parse(&data)?;
-    let points = d.sample(&mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA), n);
-    Ok(Update::DataPreview { data, dim: d.dim(), points })
+    let points = d.sample(
+        &mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA),
+        n,
+    );
+    Ok(Update::DataPreview {
+        data,
+        dim: d.dim(),
+        points,
+    })
 }
 
 /// Every model at every step count from the same noise, with metrics against the exact
@@ -176,19 +248,40 @@ async fn gallery(
     for m in &models {
         let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
         if model.dim() != d.dim() {
-            return Err(crate::Error::input(format!("{} is for {}-dimensional data, {} is {}-dimensional", m.label, model.dim(), data, d.dim())));
+            return Err(crate::Error::input(format!(
+                "{} is for {}-dimensional data, {} is {}-dimensional",
+                m.label,
+                model.dim(),
+                data,
+                d.dim()
+            )));
         }
         for &k in &steps {
             let k = k.min(model.grid().steps);
             let t = web_time::Instant::now();
             let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
             let seconds = t.elapsed().as_secs_f64();
-            let path = model.sample_path_async(&z[..paths.min(n) * d.dim()], k, device).await?;
+            let path = model
+                .sample_path_async(&z[..paths.min(n) * d.dim()], k, device)
+                .await?;
             let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
-            cells.push(GalleryCell { model: m.label.clone(), steps: k, samples: s, path, sw2, rmse_to_teacher: r.unwrap_or(0.0), seconds });
+            cells.push(GalleryCell {
+                model: m.label.clone(),
+                steps: k,
+                samples: s,
+                path,
+                sw2,
+                rmse_to_teacher: r.unwrap_or(0.0),
+                seconds,
+            });
         }
     }
-    Ok(Update::Gallery { tag, dim: d.dim(), cells, reference_steps: 1024 })
+    Ok(Update::Gallery {
+        tag,
+        dim: d.dim(),
+        cells,
+        reference_steps: 1024,
+    })
 }
 
 /// Shipped models listed in assets/manifest.json.
@@ -203,7 +296,8 @@ pub struct ManifestEntry {
 
 /// Read a manifest; paths in it are relative to its directory.
 pub fn read_manifest(path: &std::path::Path) -> crate::Result<Vec<ManifestEntry>> {
-    let text = String::from_utf8(crate::error::read_file(path)?).map_err(|_| crate::Error::file(path, "not UTF-8"))?;
+    let text = String::from_utf8(crate::error::read_file(path)?)
+        .map_err(|_| crate::Error::file(path, "not UTF-8"))?;
     let mut v: Vec<ManifestEntry> = serde_json::from_str(&text)
         .map_err(|e| crate::Error::file(path, format!("malformed manifest ({e}); expected [{{\"name\", \"path\", \"data\", \"kind\", \"steps\"}}]")))?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));

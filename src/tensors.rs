@@ -17,7 +17,10 @@ pub fn column(v: &[f64], device: &Device) -> Tensor<2> {
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 tensor data")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 pub fn scalar(t: Tensor<1>) -> f32 {

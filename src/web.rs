@@ -41,21 +41,33 @@ async fn pick_device() -> (Device, String) {
     let has_gpu = web_sys::window()
         .map(|w| {
             let nav = w.navigator();
-            js_sys::Reflect::get(&nav, &JsValue::from_str("gpu")).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+            js_sys::Reflect::get(&nav, &JsValue::from_str("gpu"))
+                .map(|g| !g.is_undefined() && !g.is_null())
+                .unwrap_or(false)
         })
         .unwrap_or(false);
     if has_gpu {
         match Device::wgpu_options().init_async().await {
             Ok(d) => return (d, "WebGPU".to_string()),
-            Err(e) => return (Device::flex(), format!("WebGPU unavailable ({e}): sampling on the CPU (WebAssembly)")),
+            Err(e) => {
+                return (
+                    Device::flex(),
+                    format!("WebGPU unavailable ({e}): sampling on the CPU (WebAssembly)"),
+                );
+            }
         }
     }
-    (Device::flex(), "no WebGPU in this browser: sampling on the CPU (WebAssembly)".to_string())
+    (
+        Device::flex(),
+        "no WebGPU in this browser: sampling on the CPU (WebAssembly)".to_string(),
+    )
 }
 
 #[wasm_bindgen(start)]
 pub fn main_js() {
-    std::panic::set_hook(Box::new(|info| set_status(&format!("internal error: {info}"), true)));
+    std::panic::set_hook(Box::new(|info| {
+        set_status(&format!("internal error: {info}"), true)
+    }));
     wasm_bindgen_futures::spawn_local(async {
         if let Err(e) = start().await {
             set_status(&format!("could not start: {e:?}"), true);
@@ -65,14 +77,24 @@ pub fn main_js() {
 
 async fn start() -> Result<(), JsValue> {
     let (device, notice) = pick_device().await;
-    web_sys::console::log_1(&JsValue::from_str(&format!("tract-studio compute: {notice}")));
+    web_sys::console::log_1(&JsValue::from_str(&format!(
+        "tract-studio compute: {notice}"
+    )));
     set_status(&format!("compute: {notice}; sampling..."), false);
     let canvas = document()
         .and_then(|d| d.get_element_by_id("tract_canvas"))
         .ok_or("no #tract_canvas element")?
         .dyn_into::<web_sys::HtmlCanvasElement>()?;
-    let opts = AppOptions { tab: Some(Tab::Gallery), web: true, notice: Some(notice), ..Default::default() };
-    let web_options = eframe::WebOptions { renderer: eframe::Renderer::Glow, ..Default::default() };
+    let opts = AppOptions {
+        tab: Some(Tab::Gallery),
+        web: true,
+        notice: Some(notice),
+        ..Default::default()
+    };
+    let web_options = eframe::WebOptions {
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
     eframe::WebRunner::new()
         .start(
             canvas,

@@ -28,14 +28,30 @@ fn fails_with(args: &[&str], want: &str, out: Option<&Path>) {
     let o = run(args);
     let e = stderr(&o);
     assert!(!o.status.success(), "{args:?} should fail");
-    assert!(e.contains(want), "{args:?}: stderr does not mention '{want}':\n{e}");
+    assert!(
+        e.contains(want),
+        "{args:?}: stderr does not mention '{want}':\n{e}"
+    );
     assert!(!e.contains("panicked"), "{args:?} panicked:\n{e}");
     if let Some(p) = out {
-        assert!(!p.exists(), "{args:?} left a partial output {}", p.display());
+        assert!(
+            !p.exists(),
+            "{args:?} left a partial output {}",
+            p.display()
+        );
     }
 }
 
-const TINY: &[&str] = &["--train-samples", "4096", "--fit-samples", "2048", "--batch", "256", "--device", "cpu"];
+const TINY: &[&str] = &[
+    "--train-samples",
+    "4096",
+    "--fit-samples",
+    "2048",
+    "--batch",
+    "256",
+    "--device",
+    "cpu",
+];
 
 fn distill_args<'a>(extra: &[&'a str], out: &'a str) -> Vec<&'a str> {
     let mut v = vec!["distill", "--data", "toy:ring8", "--out", out];
@@ -49,10 +65,19 @@ fn bad_schedules_and_specs_are_named() {
     let d = tmp("bad");
     let out = d.join("run");
     let o = out.to_str().unwrap();
-    for (s, want) in [("1024,33,1", "33 does not divide 1024"), ("32,1024", "does not come down"), ("0", "at least two step counts"), ("abc", "not a whole number")] {
+    for (s, want) in [
+        ("1024,33,1", "33 does not divide 1024"),
+        ("32,1024", "does not come down"),
+        ("0", "at least two step counts"),
+        ("abc", "not a whole number"),
+    ] {
         fails_with(&distill_args(&["--schedule", s], o), want, Some(&out));
     }
-    fails_with(&distill_args(&["--method", "magic"], o), "unknown method", Some(&out));
+    fails_with(
+        &distill_args(&["--method", "magic"], o),
+        "unknown method",
+        Some(&out),
+    );
     // missing and malformed mixture specs
     let missing = d.join("nope.json");
     let mut a = distill_args(&[], o);
@@ -60,7 +85,11 @@ fn bad_schedules_and_specs_are_named() {
     a[2] = &spec;
     fails_with(&a, "file not found", Some(&out));
     let bad = d.join("bad.json");
-    std::fs::write(&bad, "{\"components\": [{\"weight\": 1, \"mean\": [0, 0]}]}").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"components\": [{\"weight\": 1, \"mean\": [0, 0]}]}",
+    )
+    .unwrap();
     let spec = format!("gmm:{}", bad.display());
     a[2] = &spec;
     fails_with(&a, "malformed mixture spec", Some(&out));
@@ -73,52 +102,148 @@ fn bad_checkpoints_are_named() {
     let d = tmp("ckpt");
     let out = d.join("samples.safetensors");
     let o = out.to_str().unwrap();
-    fails_with(&["sample", "--model", d.join("missing.safetensors").to_str().unwrap(), "--out", o, "--device", "cpu"], "file not found", Some(&out));
+    fails_with(
+        &[
+            "sample",
+            "--model",
+            d.join("missing.safetensors").to_str().unwrap(),
+            "--out",
+            o,
+            "--device",
+            "cpu",
+        ],
+        "file not found",
+        Some(&out),
+    );
     // truncated: a real model file cut in half
     let run_dir = d.join("run");
-    let ok = run(&distill_args(&["--schedule", "64,1"], run_dir.to_str().unwrap()));
+    let ok = run(&distill_args(
+        &["--schedule", "64,1"],
+        run_dir.to_str().unwrap(),
+    ));
     assert!(ok.status.success(), "{}", stderr(&ok));
     let student = run_dir.join("student.safetensors");
     let bytes = std::fs::read(&student).unwrap();
     let cut = d.join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    fails_with(&["sample", "--model", cut.to_str().unwrap(), "--out", o, "--device", "cpu"], "not a valid safetensors file", Some(&out));
+    fails_with(
+        &[
+            "sample",
+            "--model",
+            cut.to_str().unwrap(),
+            "--out",
+            o,
+            "--device",
+            "cpu",
+        ],
+        "not a valid safetensors file",
+        Some(&out),
+    );
     // foreign: valid safetensors without our metadata
     let foreign = d.join("foreign.safetensors");
     let data = vec![0u8; 16];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
-    std::fs::write(&foreign, safetensors::serialize(vec![("w", view)], None).unwrap()).unwrap();
-    fails_with(&["sample", "--model", foreign.to_str().unwrap(), "--out", o, "--device", "cpu"], "without tract-studio metadata", Some(&out));
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
+    std::fs::write(
+        &foreign,
+        safetensors::serialize(vec![("w", view)], None).unwrap(),
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "sample",
+            "--model",
+            foreign.to_str().unwrap(),
+            "--out",
+            o,
+            "--device",
+            "cpu",
+        ],
+        "without tract-studio metadata",
+        Some(&out),
+    );
     // garbage
     let junk = d.join("junk.safetensors");
     std::fs::write(&junk, b"hello, not a checkpoint").unwrap();
-    fails_with(&["sample", "--model", junk.to_str().unwrap(), "--out", o, "--device", "cpu"], "not a valid safetensors file", Some(&out));
+    fails_with(
+        &[
+            "sample",
+            "--model",
+            junk.to_str().unwrap(),
+            "--out",
+            o,
+            "--device",
+            "cpu",
+        ],
+        "not a valid safetensors file",
+        Some(&out),
+    );
     // wrong dimension between checkpoint and data
     let spec3 = d.join("mix3.json");
     std::fs::write(&spec3, r#"{"components": [{"weight": 1, "mean": [0, 0, 1], "std": 0.3}, {"weight": 2, "mean": [1, 0, 0], "std": 0.2}]}"#).unwrap();
     let run3 = d.join("run3");
     let data3 = format!("gmm:{}", spec3.display());
     fails_with(
-        &["distill", "--data", &data3, "--teacher", student.to_str().unwrap(), "--train-samples", "512", "--out", run3.to_str().unwrap(), "--device", "cpu"],
+        &[
+            "distill",
+            "--data",
+            &data3,
+            "--teacher",
+            student.to_str().unwrap(),
+            "--train-samples",
+            "512",
+            "--out",
+            run3.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
         "2-dimensional data",
         Some(&run3),
     );
     // eval: wrong dimension between samples and data
     let s2 = d.join("s2.safetensors");
-    assert!(run(&["sample", "--model", student.to_str().unwrap(), "--n", "100", "--out", s2.to_str().unwrap(), "--device", "cpu"]).status.success());
-    fails_with(&["eval", "--samples", s2.to_str().unwrap(), "--data", &data3], "2-dimensional", None);
+    assert!(
+        run(&[
+            "sample",
+            "--model",
+            student.to_str().unwrap(),
+            "--n",
+            "100",
+            "--out",
+            s2.to_str().unwrap(),
+            "--device",
+            "cpu"
+        ])
+        .status
+        .success()
+    );
+    fails_with(
+        &["eval", "--samples", s2.to_str().unwrap(), "--data", &data3],
+        "2-dimensional",
+        None,
+    );
     // resume with nothing to resume
-    fails_with(&distill_args(&["--resume"], d.join("empty").to_str().unwrap()), "nothing to resume", None);
+    fails_with(
+        &distill_args(&["--resume"], d.join("empty").to_str().unwrap()),
+        "nothing to resume",
+        None,
+    );
 }
 
 #[test]
 fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     let d = tmp("nan");
     let out = d.join("run");
-    let o = run(&distill_args(&["--lr", "1e30", "--ckpt-every", "2", "--schedule", "64,1"], out.to_str().unwrap()));
+    let o = run(&distill_args(
+        &["--lr", "1e30", "--ckpt-every", "2", "--schedule", "64,1"],
+        out.to_str().unwrap(),
+    ));
     let e = stderr(&o);
     assert!(!o.status.success());
-    assert!(e.contains("training stopped: loss is") && e.contains("last good checkpoint"), "{e}");
+    assert!(
+        e.contains("training stopped: loss is") && e.contains("last good checkpoint"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
     assert!(!out.join("student.safetensors").exists());
     // whatever checkpoint exists holds finite weights
@@ -126,7 +251,11 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
         let bytes = std::fs::read(out.join("state.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let t = st.tensor("student").unwrap();
-        assert!(t.data().chunks_exact(4).all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()));
+        assert!(
+            t.data()
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+        );
     }
 }
 
@@ -153,9 +282,15 @@ fn resume_after_interruption_gives_identical_weights() {
     args.push("--resume");
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (sa, sb) = (std::fs::read(a.join("student.safetensors")).unwrap(), std::fs::read(b.join("student.safetensors")).unwrap());
+    let (sa, sb) = (
+        std::fs::read(a.join("student.safetensors")).unwrap(),
+        std::fs::read(b.join("student.safetensors")).unwrap(),
+    );
     assert!(sa == sb, "resumed run differs from the uninterrupted one");
-    let (la, lb) = (std::fs::read_to_string(a.join("loss.csv")).unwrap(), std::fs::read_to_string(b.join("loss.csv")).unwrap());
+    let (la, lb) = (
+        std::fs::read_to_string(a.join("loss.csv")).unwrap(),
+        std::fs::read_to_string(b.join("loss.csv")).unwrap(),
+    );
     assert_eq!(la, lb, "loss logs differ");
     assert!(la.lines().count() > 10);
 }
@@ -165,7 +300,21 @@ fn sample_and_eval_end_to_end() {
     let d = tmp("e2e");
     let (s1, s2) = (d.join("a.safetensors"), d.join("b.safetensors"));
     for (p, k) in [(&s1, "1024"), (&s2, "1")] {
-        let o = run(&["sample", "--model", "exact:toy:ring8", "--steps", k, "--n", "2000", "--seed", "3", "--out", p.to_str().unwrap(), "--device", "cpu"]);
+        let o = run(&[
+            "sample",
+            "--model",
+            "exact:toy:ring8",
+            "--steps",
+            k,
+            "--n",
+            "2000",
+            "--seed",
+            "3",
+            "--out",
+            p.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     // same noise in both files
@@ -173,9 +322,18 @@ fn sample_and_eval_end_to_end() {
     let n2 = tract_studio::generate::read_samples(&s2).unwrap();
     assert_eq!(n1.1, n2.1);
     assert_eq!(n1.0.len(), 4000);
-    let o = run(&["eval", "--samples", s1.to_str().unwrap(), "--data", "toy:ring8", "--reference", s2.to_str().unwrap()]);
+    let o = run(&[
+        "eval",
+        "--samples",
+        s1.to_str().unwrap(),
+        "--data",
+        "toy:ring8",
+        "--reference",
+        s2.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
     // exact 1024 steps sits on the data; the 1-step teacher collapses to the mean (0, 0)
     assert!(v["sw2"].as_f64().unwrap() < 0.1, "{v}");
     let r = v["rmse_to_reference"].as_f64().unwrap();

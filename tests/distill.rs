@@ -31,11 +31,25 @@ fn tract_on_ring8_at_reduced_budget() {
     let teacher1 = res.rows[1].rmse_to_teacher;
     let tract = res.row("TRACT");
     let btd = res.row("BTD");
-    assert!(res.rows[0].sw2 < 0.08, "exact 1024-step SW2 {}", res.rows[0].sw2);
-    assert!(tract.rmse_to_teacher <= 0.4 * teacher1, "TRACT 1-step RMSE {} vs teacher 1-step {}", tract.rmse_to_teacher, teacher1);
+    assert!(
+        res.rows[0].sw2 < 0.08,
+        "exact 1024-step SW2 {}",
+        res.rows[0].sw2
+    );
+    assert!(
+        tract.rmse_to_teacher <= 0.4 * teacher1,
+        "TRACT 1-step RMSE {} vs teacher 1-step {}",
+        tract.rmse_to_teacher,
+        teacher1
+    );
     assert!(tract.sw2 <= 0.25, "TRACT 1-step SW2 {}", tract.sw2);
     // BTD must at least beat the 1-step teacher too (it is a working baseline)
-    assert!(btd.rmse_to_teacher < teacher1, "BTD {} vs teacher {}", btd.rmse_to_teacher, teacher1);
+    assert!(
+        btd.rmse_to_teacher < teacher1,
+        "BTD {} vs teacher {}",
+        btd.rmse_to_teacher,
+        teacher1
+    );
     assert!(cfg.out.join("demo.png").exists());
 }
 
@@ -65,16 +79,25 @@ fn tract_on_an_unequal_3d_mixture() {
     eprintln!("{}", res.table());
     let teacher1 = res.rows[1].rmse_to_teacher;
     let tract = res.row("TRACT");
-    assert!(tract.rmse_to_teacher <= 0.4 * teacher1, "TRACT {} vs teacher {}", tract.rmse_to_teacher, teacher1);
-    assert!(tract.max_weight_error < 0.1, "mode weights off by {}", tract.max_weight_error);
+    assert!(
+        tract.rmse_to_teacher <= 0.4 * teacher1,
+        "TRACT {} vs teacher {}",
+        tract.rmse_to_teacher,
+        teacher1
+    );
+    assert!(
+        tract.max_weight_error < 0.1,
+        "mode weights off by {}",
+        tract.max_weight_error
+    );
 }
 
 #[test]
 fn tract_ve_edm_path() {
     // VE (Karras sigmas, Heun teacher, EDM preconditioning, eq 14/15) through the CLI engine
+    use tract_studio::diffusion::Solver;
     use tract_studio::distill::{DistillConfig, Outcome, Run};
     use tract_studio::generate::{Model, noise};
-    use tract_studio::diffusion::Solver;
     use tract_studio::schedule::Param;
     let dev = Device::flex();
     let data = tract_studio::data::Data::parse("toy:ring8").unwrap();
@@ -84,13 +107,21 @@ fn tract_ve_edm_path() {
     cfg.train_samples = 500_000;
     let dir = tmp("ve");
     let mut run = Run::new(cfg, &dir, &dev).unwrap();
-    let Outcome::Finished { student } = run.run(false, &mut quiet, None).unwrap() else { panic!() };
+    let Outcome::Finished { student } = run.run(false, &mut quiet, None).unwrap() else {
+        panic!()
+    };
     let z = noise(1, 4000, 2);
     let exact = Model::load("exact:toy:ring8", Param::Ve, Some(40), &dev).unwrap();
     let reference = exact.sample(&z, 40, Solver::Heun, &dev).unwrap();
     let t1 = exact.sample(&z, 1, Solver::Ddim, &dev).unwrap();
-    let s1 = Model::load(student.to_str().unwrap(), Param::Ve, None, &dev).unwrap().sample(&z, 1, Solver::Ddim, &dev).unwrap();
-    let (rt, rs) = (tract_studio::eval::rmse(&t1, &reference), tract_studio::eval::rmse(&s1, &reference));
+    let s1 = Model::load(student.to_str().unwrap(), Param::Ve, None, &dev)
+        .unwrap()
+        .sample(&z, 1, Solver::Ddim, &dev)
+        .unwrap();
+    let (rt, rs) = (
+        tract_studio::eval::rmse(&t1, &reference),
+        tract_studio::eval::rmse(&s1, &reference),
+    );
     eprintln!("VE: teacher 1 step RMSE {rt:.4}, TRACT 1 step RMSE {rs:.4}");
     assert!(rs < 0.5 * rt, "VE TRACT {rs} vs teacher {rt}");
 }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tract-studio")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_tract-studio"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -27,9 +30,16 @@ fn fixture(dir: &Path) {
             }
         }
     }
-    tract_studio::data::idx::write_idx(&dir.join("train-images-idx3-ubyte.gz"), &[24, 8, 8], &px, true).unwrap();
+    tract_studio::data::idx::write_idx(
+        &dir.join("train-images-idx3-ubyte.gz"),
+        &[24, 8, 8],
+        &px,
+        true,
+    )
+    .unwrap();
     let labels: Vec<u8> = (0..24).map(|k| (k % 10) as u8).collect();
-    tract_studio::data::idx::write_idx(&dir.join("train-labels-idx1-ubyte"), &[24], &labels, false).unwrap();
+    tract_studio::data::idx::write_idx(&dir.join("train-labels-idx1-ubyte"), &[24], &labels, false)
+        .unwrap();
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -45,7 +55,18 @@ fn teacher_resume_sample_and_distill_on_images() {
     fixture(&d);
     let data = format!("mnist:{}", d.display());
     let (a, b) = (d.join("teacher-a"), d.join("teacher-b"));
-    let common = ["--data", &data, "--train-samples", "64", "--batch", "8", "--ckpt-every", "3", "--device", "cpu"];
+    let common = [
+        "--data",
+        &data,
+        "--train-samples",
+        "64",
+        "--batch",
+        "8",
+        "--ckpt-every",
+        "3",
+        "--device",
+        "cpu",
+    ];
     let with = |out: &Path, extra: &[&str]| {
         let mut v: Vec<String> = vec!["teacher".into()];
         v.extend(common.iter().map(|s| s.to_string()));
@@ -55,32 +76,97 @@ fn teacher_resume_sample_and_distill_on_images() {
     };
     let args = with(&a, &[]);
     ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    assert!(a.join("teacher.safetensors").exists() && a.join("samples.png").exists() && a.join("loss.png").exists());
+    assert!(
+        a.join("teacher.safetensors").exists()
+            && a.join("samples.png").exists()
+            && a.join("loss.png").exists()
+    );
     // interrupted, then resumed: the same weights
     let args = with(&b, &["--stop-after", "4"]);
     assert!(ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>()).contains("stopped after"));
     let args = with(&b, &["--resume"]);
     ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    assert_eq!(std::fs::read(a.join("teacher.safetensors")).unwrap(), std::fs::read(b.join("teacher.safetensors")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("teacher.safetensors")).unwrap(),
+        std::fs::read(b.join("teacher.safetensors")).unwrap()
+    );
     // sampling: [N, 1, 8, 8] and a grid
     let teacher = a.join("teacher.safetensors");
     let s = d.join("s.safetensors");
     let png = d.join("grid.png");
-    ok(&["sample", "--model", teacher.to_str().unwrap(), "--steps", "4", "--n", "5", "--out", s.to_str().unwrap(), "--png", png.to_str().unwrap(), "--device", "cpu"]);
+    ok(&[
+        "sample",
+        "--model",
+        teacher.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--n",
+        "5",
+        "--out",
+        s.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     let bytes = std::fs::read(&s).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("samples").unwrap().shape(), &[5, 1, 8, 8]);
     assert!(png.exists());
     // distill from the trained teacher; the exact teacher does not exist for images
     let out = d.join("student");
-    ok(&["distill", "--data", &data, "--teacher", teacher.to_str().unwrap(), "--schedule", "16,4,1", "--train-samples", "32", "--batch", "8", "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    ok(&[
+        "distill",
+        "--data",
+        &data,
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--schedule",
+        "16,4,1",
+        "--train-samples",
+        "32",
+        "--batch",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert!(out.join("student.safetensors").exists());
-    let o = run(&["distill", "--data", &data, "--schedule", "16,1", "--train-samples", "32", "--out", d.join("x").to_str().unwrap(), "--device", "cpu"]);
+    let o = run(&[
+        "distill",
+        "--data",
+        &data,
+        "--schedule",
+        "16,1",
+        "--train-samples",
+        "32",
+        "--out",
+        d.join("x").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("has no exact teacher"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("has no exact teacher"),
+        "{e}"
+    );
     assert!(!d.join("x").exists());
-    let o = run(&["teacher", "--data", "fashion-mnist:/nonexistent", "--train-samples", "8", "--out", d.join("y").to_str().unwrap(), "--device", "cpu"]);
+    let o = run(&[
+        "teacher",
+        "--data",
+        "fashion-mnist:/nonexistent",
+        "--train-samples",
+        "8",
+        "--out",
+        d.join("y").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("dataset-fashion-mnist"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("dataset-fashion-mnist"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

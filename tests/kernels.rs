@@ -24,12 +24,25 @@ fn gpu() -> Option<Device> {
 
 fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
-    let m = a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0f32, f32::max);
+    let m = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0f32, f32::max);
     assert!(m <= tol, "{what}: max rel diff {m}");
 }
 
 // includes rows divisible by 4 (the vec4 variants) and odd ones
-const SHAPES: [(usize, usize); 8] = [(1, 1), (1, 7), (3, 2), (1009, 1), (13, 257), (4099, 3), (5, 4), (7, 1024)];
+const SHAPES: [(usize, usize); 8] = [
+    (1, 1),
+    (1, 7),
+    (3, 2),
+    (1009, 1),
+    (13, 257),
+    (4099, 3),
+    (5, 4),
+    (7, 1024),
+];
 
 #[test]
 fn kernels_match_references() {
@@ -51,8 +64,22 @@ fn kernels_match_references() {
             let r = to_vec(kernels::row_axpby(t(&x, &c), t(&y, &c), &a, &b, clip));
             close(&k, &r, 1e-6, &format!("row_axpby {n}x{d} clip {clip}"));
         }
-        let k = to_vec(kernels::heun_combine(t(&x, &g), t(&y, &g), t(&e, &g), t(&f, &g), &a, &b));
-        let r = to_vec(kernels::heun_combine(t(&x, &c), t(&y, &c), t(&e, &c), t(&f, &c), &a, &b));
+        let k = to_vec(kernels::heun_combine(
+            t(&x, &g),
+            t(&y, &g),
+            t(&e, &g),
+            t(&f, &g),
+            &a,
+            &b,
+        ));
+        let r = to_vec(kernels::heun_combine(
+            t(&x, &c),
+            t(&y, &c),
+            t(&e, &c),
+            t(&f, &c),
+            &a,
+            &b,
+        ));
         close(&k, &r, 1e-6, &format!("heun {n}x{d}"));
         // the loss and its gradient with respect to g
         let mut grads = vec![];
@@ -65,9 +92,21 @@ fn kernels_match_references() {
             losses.push(to_vec(loss.inner())[0]);
         }
         close(&[losses[0]], &[losses[1]], 1e-5, &format!("loss {n}x{d}"));
-        close(&grads[0], &grads[1], 1e-5, &format!("loss gradient {n}x{d}"));
+        close(
+            &grads[0],
+            &grads[1],
+            1e-5,
+            &format!("loss gradient {n}x{d}"),
+        );
         // and without autodiff
-        let l = to_vec(kernels::tract_loss(t(&e, &g), t(&x, &g), t(&y, &g), &a, &b, &w))[0];
+        let l = to_vec(kernels::tract_loss(
+            t(&e, &g),
+            t(&x, &g),
+            t(&y, &g),
+            &a,
+            &b,
+            &w,
+        ))[0];
         close(&[l], &[losses[1]], 1e-5, "loss without autodiff");
         // EMA pair over a flat vector of n*d weights
         let m = n * d;
@@ -75,7 +114,12 @@ fn kernels_match_references() {
         let (ks, ki) = kernels::ema2_kernel(&v1(&x, &g), v1(&y, &g), v1(&e, &g), 0.5, 0.01);
         let (rs, ri) = kernels::ema2_kernel(&v1(&x, &c), v1(&y, &c), v1(&e, &c), 0.5, 0.01);
         close(&to_vec(ks), &to_vec(rs), 1e-6, &format!("ema self {m}"));
-        close(&to_vec(ki), &to_vec(ri), 1e-6, &format!("ema inference {m}"));
+        close(
+            &to_vec(ki),
+            &to_vec(ri),
+            1e-6,
+            &format!("ema inference {m}"),
+        );
     }
 }
 
@@ -83,9 +127,19 @@ fn kernels_match_references() {
 fn rgba_grid_matches_reference() {
     let Some(g) = gpu() else { return };
     let mut rng = Rng::new(3);
-    for (n, ch, h, w, cols) in [(1, 1, 1, 1, 1), (5, 1, 7, 3, 2), (7, 3, 5, 11, 3), (13, 1, 32, 32, 4)] {
-        let v: Vec<f32> = rng.normals(n * ch * h * w).iter().map(|x| x * 0.7).collect();
-        let t = Tensor::<1>::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), &g).reshape([n, ch, h, w]);
+    for (n, ch, h, w, cols) in [
+        (1, 1, 1, 1, 1),
+        (5, 1, 7, 3, 2),
+        (7, 3, 5, 11, 3),
+        (13, 1, 32, 32, 4),
+    ] {
+        let v: Vec<f32> = rng
+            .normals(n * ch * h * w)
+            .iter()
+            .map(|x| x * 0.7)
+            .collect();
+        let t = Tensor::<1>::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), &g)
+            .reshape([n, ch, h, w]);
         let (gw, gh, px) = kernels::rgba_grid(t, cols, -1.0, 1.0);
         let r = reference::rgba_grid(&v, [n, ch, h, w], cols, -1.0, 1.0);
         assert_eq!((gw, gh), (cols * w, n.div_ceil(cols) * h));
@@ -105,9 +159,17 @@ fn kernels_inside_fused_chains_and_the_engine() {
     let a: Vec<f64> = (0..n).map(|i| i as f64 * 0.1).collect();
     let b = vec![0.5; n];
     let pre = x.clone().exp().mul_scalar(0.3);
-    let out = kernels::row_axpby(pre.clone(), y.clone(), &a, &b, false).tanh().add_scalar(1.0);
-    let reference = reference::row_axpby(pre, y, from_vec1(a.iter().map(|&v| v as f32).collect(), &g), from_vec1(vec![0.5; n], &g), false)
+    let out = kernels::row_axpby(pre.clone(), y.clone(), &a, &b, false)
         .tanh()
         .add_scalar(1.0);
+    let reference = reference::row_axpby(
+        pre,
+        y,
+        from_vec1(a.iter().map(|&v| v as f32).collect(), &g),
+        from_vec1(vec![0.5; n], &g),
+        false,
+    )
+    .tanh()
+    .add_scalar(1.0);
     close(&to_vec(out), &to_vec(reference), 1e-6, "fused chain");
 }

@@ -27,7 +27,10 @@ fn wgpu_or_skip() -> Option<device::Picked> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -36,7 +39,12 @@ fn wgpu_matches_cpu() {
     let cpu = device::cpu();
     // sampling with the exact teacher
     let z = noise(9, 37, 2);
-    let sample = |d: &burn::tensor::Device| Model::load("exact:toy:ring8", Param::Vp, Some(1024), d).unwrap().sample(&z, 8, Solver::Ddim, d).unwrap();
+    let sample = |d: &burn::tensor::Device| {
+        Model::load("exact:toy:ring8", Param::Vp, Some(1024), d)
+            .unwrap()
+            .sample(&z, 8, Solver::Ddim, d)
+            .unwrap()
+    };
     let (a, b) = (sample(&cpu.device), sample(&gpu.device));
     let d = max_diff(&a, &b);
     eprintln!("exact teacher, 8 DDIM steps: max |cpu - wgpu| = {d:e}");
@@ -58,7 +66,11 @@ fn wgpu_matches_cpu() {
         let mut run = Run::new(cfg, &out, dev).unwrap();
         let r = run.run(false, &mut |_: &Event| true, None).unwrap();
         assert!(matches!(r, Outcome::Finished { .. }));
-        weights.push(tract_studio::checkpoint::ModelFile::load(&out.join("student.safetensors")).unwrap().flat);
+        weights.push(
+            tract_studio::checkpoint::ModelFile::load(&out.join("student.safetensors"))
+                .unwrap()
+                .flat,
+        );
     }
     let d = max_diff(&weights[0], &weights[1]);
     eprintln!("6 distillation steps: max |cpu - wgpu| weight difference = {d:e}");

@@ -25,7 +25,14 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [Tab::Data, Tab::Teacher, Tab::Schedule, Tab::Distill, Tab::Gallery, Tab::Compare];
+    pub const ALL: [Tab; 6] = [
+        Tab::Data,
+        Tab::Teacher,
+        Tab::Schedule,
+        Tab::Distill,
+        Tab::Gallery,
+        Tab::Compare,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Tab::Data => "Data",
@@ -37,7 +44,9 @@ impl Tab {
         }
     }
     pub fn parse(s: &str) -> Option<Tab> {
-        Tab::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+        Tab::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -148,8 +157,17 @@ impl StudioApp {
             rate_mark: None,
             live: None,
             last_student: None,
-            models: vec![(ModelRef { label: "teacher (exact)".into(), spec: "exact:toy:ring8".into() }, true)],
-            step_choices: [1usize, 2, 4, 8, 32, 1024].iter().map(|&k| (k, k <= 2 || k == 1024)).collect(),
+            models: vec![(
+                ModelRef {
+                    label: "teacher (exact)".into(),
+                    spec: "exact:toy:ring8".into(),
+                },
+                true,
+            )],
+            step_choices: [1usize, 2, 4, 8, 32, 1024]
+                .iter()
+                .map(|&k| (k, k <= 2 || k == 1024))
+                .collect(),
             gallery: None,
             gallery_busy: false,
             cell_size: 170.0,
@@ -191,7 +209,11 @@ impl StudioApp {
     /// Shipped checkpoints from assets/manifest.json join the gallery at start.
     /// assets/manifest.json when it is there (or --assets), else the embedded copies.
     fn load_assets(&mut self) {
-        let path = self.opts.assets.clone().unwrap_or_else(|| PathBuf::from("assets/manifest.json"));
+        let path = self
+            .opts
+            .assets
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("assets/manifest.json"));
         let entries = if path.exists() {
             match crate::studio::read_manifest(&path) {
                 Ok(e) => e,
@@ -201,13 +223,20 @@ impl StudioApp {
                 }
             }
         } else if self.opts.assets.is_some() {
-            self.log.push(format!("no shipped models ({} not found)", path.display()));
+            self.log
+                .push(format!("no shipped models ({} not found)", path.display()));
             return;
         } else {
             crate::assets::manifest()
         };
         for e in entries.into_iter().filter(|e| e.data == self.data_spec) {
-            self.models.push((ModelRef { label: e.name, spec: e.path }, true));
+            self.models.push((
+                ModelRef {
+                    label: e.name,
+                    spec: e.path,
+                },
+                true,
+            ));
         }
     }
 
@@ -216,12 +245,17 @@ impl StudioApp {
     }
 
     pub fn refresh_data(&mut self) {
-        self.session.send(Command::PreviewData { data: self.data(), n: 4000 });
+        self.session.send(Command::PreviewData {
+            data: self.data(),
+            n: 4000,
+        });
     }
 
     /// The schedule error shown under the editor; Start is disabled while there is one.
     pub fn schedule_error(&self) -> Option<String> {
-        let s = Schedule::parse(&self.schedule_text).err().map(|e| e.to_string());
+        let s = Schedule::parse(&self.schedule_text)
+            .err()
+            .map(|e| e.to_string());
         if s.is_some() {
             return s;
         }
@@ -229,11 +263,14 @@ impl StudioApp {
     }
 
     pub fn can_start(&self) -> bool {
-        self.schedule_error().is_none() && matches!(self.status, RunStatus::Idle | RunStatus::Paused { .. }) && self.train_samples > 0
+        self.schedule_error().is_none()
+            && matches!(self.status, RunStatus::Idle | RunStatus::Paused { .. })
+            && self.train_samples > 0
     }
 
     pub fn config(&self) -> DistillConfig {
-        let data = crate::data::Data::parse(&self.data_spec).unwrap_or_else(|_| crate::data::Data::parse("toy:ring8").expect("built in"));
+        let data = crate::data::Data::parse(&self.data_spec)
+            .unwrap_or_else(|_| crate::data::Data::parse("toy:ring8").expect("built in"));
         let mut cfg = DistillConfig::new(&data, Param::Vp);
         cfg.schedule = self.schedule_text.clone();
         cfg.method = self.method;
@@ -250,11 +287,14 @@ impl StudioApp {
 
     fn new_run_dir(&self) -> PathBuf {
         let base = PathBuf::from("studio-runs");
-        let name = format!("{}", match self.method {
-            Method::Tract => "tract",
-            Method::Btd => "btd",
-            Method::Teacher => "teacher",
-        });
+        let name = format!(
+            "{}",
+            match self.method {
+                Method::Tract => "tract",
+                Method::Btd => "btd",
+                Method::Teacher => "teacher",
+            }
+        );
         (1..)
             .map(|i| base.join(format!("{name}-{i:03}")))
             .find(|p| !p.exists())
@@ -274,11 +314,19 @@ impl StudioApp {
                 (self.new_run_dir(), false)
             }
         };
-        self.log.push(format!("{} {}", if resume { "resuming" } else { "starting" }, dir.display()));
+        self.log.push(format!(
+            "{} {}",
+            if resume { "resuming" } else { "starting" },
+            dir.display()
+        ));
         self.run_dir = Some(dir.clone());
         self.status = RunStatus::Running;
         self.rate_mark = None;
-        self.session.send(Command::Distill { cfg: self.config(), dir, resume });
+        self.session.send(Command::Distill {
+            cfg: self.config(),
+            dir,
+            resume,
+        });
     }
 
     pub fn pause(&mut self) {
@@ -300,16 +348,33 @@ impl StudioApp {
     }
 
     pub fn selected_steps(&self) -> Vec<usize> {
-        self.step_choices.iter().filter(|c| c.1).map(|c| c.0).collect()
+        self.step_choices
+            .iter()
+            .filter(|c| c.1)
+            .map(|c| c.0)
+            .collect()
     }
 
     pub fn render_gallery(&mut self) {
-        let models: Vec<ModelRef> = self.models.iter().filter(|m| m.1).map(|m| m.0.clone()).collect();
+        let models: Vec<ModelRef> = self
+            .models
+            .iter()
+            .filter(|m| m.1)
+            .map(|m| m.0.clone())
+            .collect();
         if models.is_empty() || self.selected_steps().is_empty() {
             return;
         }
         self.gallery_busy = true;
-        self.session.send(Command::Gallery { tag: "gallery".into(), data: self.data(), models, steps: self.selected_steps(), n: self.gallery_n, seed: self.seed, paths: 24 });
+        self.session.send(Command::Gallery {
+            tag: "gallery".into(),
+            data: self.data(),
+            models,
+            steps: self.selected_steps(),
+            n: self.gallery_n,
+            seed: self.seed,
+            paths: 24,
+        });
     }
 
     /// Apply every pending update from the background jobs.
@@ -321,7 +386,9 @@ impl StudioApp {
 
     pub fn apply(&mut self, u: Update) {
         match u {
-            Update::DataPreview { data, dim, points } => self.data_preview = Some((data, dim, points)),
+            Update::DataPreview { data, dim, points } => {
+                self.data_preview = Some((data, dim, points))
+            }
             Update::Distill(e) => match e {
                 Event::PhaseStart { index, name, .. } => {
                     if self.phases.len() <= index {
@@ -329,14 +396,23 @@ impl StudioApp {
                     }
                     self.phases[index] = name;
                 }
-                Event::Step { phase, samples_done, samples_total, loss, .. } => {
+                Event::Step {
+                    phase,
+                    samples_done,
+                    samples_total,
+                    loss,
+                    ..
+                } => {
                     let g = self.losses.len() as u64;
                     self.losses.push((phase, g, loss));
                     self.progress = (samples_done, samples_total);
                     let now = Instant::now();
                     match self.rate_mark {
                         Some((t, s)) if now.duration_since(t).as_secs_f64() > 1.0 => {
-                            self.rate = Some((samples_done.saturating_sub(s)) as f64 / now.duration_since(t).as_secs_f64());
+                            self.rate = Some(
+                                (samples_done.saturating_sub(s)) as f64
+                                    / now.duration_since(t).as_secs_f64(),
+                            );
                             self.rate_mark = Some((now, samples_done));
                         }
                         None => self.rate_mark = Some((now, samples_done)),
@@ -349,12 +425,21 @@ impl StudioApp {
             },
             Update::Finished { student } => {
                 self.log.push(format!("finished: {}", student.display()));
-                let label = format!("{} (new)", match self.method {
-                    Method::Tract => "TRACT",
-                    Method::Btd => "BTD",
-                    Method::Teacher => "teacher",
-                });
-                self.models.push((ModelRef { label, spec: student.display().to_string() }, true));
+                let label = format!(
+                    "{} (new)",
+                    match self.method {
+                        Method::Tract => "TRACT",
+                        Method::Btd => "BTD",
+                        Method::Teacher => "teacher",
+                    }
+                );
+                self.models.push((
+                    ModelRef {
+                        label,
+                        spec: student.display().to_string(),
+                    },
+                    true,
+                ));
                 self.last_student = Some(student);
                 self.status = RunStatus::Idle;
             }
@@ -365,7 +450,9 @@ impl StudioApp {
                 };
                 self.log.push("stopped".into());
             }
-            Update::Gallery { tag, dim, cells, .. } => {
+            Update::Gallery {
+                tag, dim, cells, ..
+            } => {
                 if tag == "teacher" {
                     self.teacher_preview = Some(cells);
                 } else {
@@ -417,29 +504,46 @@ impl StudioApp {
         if self.frame_ms.len() > 120 {
             self.frame_ms.pop_front();
         }
-        if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. }) || self.gallery_busy {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+        if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. })
+            || self.gallery_busy
+        {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(100));
         }
     }
 
     /// Mean and max of the recent UI build times (ms).
     pub fn frame_stats(&self) -> (f32, f32) {
         let n = self.frame_ms.len().max(1) as f32;
-        (self.frame_ms.iter().sum::<f32>() / n, self.frame_ms.iter().cloned().fold(0.0, f32::max))
+        (
+            self.frame_ms.iter().sum::<f32>() / n,
+            self.frame_ms.iter().cloned().fold(0.0, f32::max),
+        )
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let (mean, max) = self.frame_stats();
-            let interval = self.last_frame.map(|t| t.elapsed().as_secs_f32() * 1000.0).unwrap_or(0.0);
+            let interval = self
+                .last_frame
+                .map(|t| t.elapsed().as_secs_f32() * 1000.0)
+                .unwrap_or(0.0);
             self.last_frame = Some(Instant::now());
             if let Some(n) = &self.opts.notice {
                 ui.colored_label(egui::Color32::from_rgb(220, 160, 40), n);
                 ui.separator();
             }
-            ui.label(format!("{:?}", self.status).split(" {").next().unwrap_or("").to_string());
+            ui.label(
+                format!("{:?}", self.status)
+                    .split(" {")
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
             ui.separator();
-            ui.label(format!("UI {mean:.1} ms (max {max:.1}), frame interval {interval:.0} ms"));
+            ui.label(format!(
+                "UI {mean:.1} ms (max {max:.1}), frame interval {interval:.0} ms"
+            ));
             if let Some(e) = self.errors.last() {
                 ui.separator();
                 ui.colored_label(egui::Color32::from_rgb(200, 40, 40), format!("error: {e}"));
@@ -455,10 +559,17 @@ impl StudioApp {
 
     /// Screenshot mode: once the panel has what it needs, capture, save and close.
     fn screenshot_logic(&mut self, ctx: &egui::Context) {
-        let Some(path) = self.opts.screenshot.clone() else { return };
+        let Some(path) = self.opts.screenshot.clone() else {
+            return;
+        };
         if let Some(done) = self.shot_done.lock().expect("lock").take() {
             match done {
-                Ok(p) => eprintln!("screenshot: {} (UI build time mean/max {:?} ms over {} frames)", p.display(), self.frame_stats(), self.frames),
+                Ok(p) => eprintln!(
+                    "screenshot: {} (UI build time mean/max {:?} ms over {} frames)",
+                    p.display(),
+                    self.frame_stats(),
+                    self.frames
+                ),
                 Err(e) => eprintln!("screenshot failed: {e}"),
             }
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
@@ -471,7 +582,9 @@ impl StudioApp {
             Tab::Teacher => self.teacher_preview.is_some(),
             Tab::Distill => {
                 !self.opts.autostart
-                    || (self.phases.len() >= 3 && self.live.is_some() && self.losses.iter().filter(|l| l.0 == 2).count() > 300)
+                    || (self.phases.len() >= 3
+                        && self.live.is_some()
+                        && self.losses.iter().filter(|l| l.0 == 2).count() > 300)
                     || (self.status == RunStatus::Idle && !self.losses.is_empty())
             }
             Tab::Schedule => true,
@@ -484,7 +597,11 @@ impl StudioApp {
                 for (i, p) in img.pixels.iter().enumerate() {
                     cv.px[i] = [p.r(), p.g(), p.b()];
                 }
-                *done.lock().expect("lock") = Some(cv.save_png(&path).map(|_| path.clone()).map_err(|e| e.to_string()));
+                *done.lock().expect("lock") = Some(
+                    cv.save_png(&path)
+                        .map(|_| path.clone())
+                        .map_err(|e| e.to_string()),
+                );
             });
         }
         ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -513,7 +630,10 @@ impl StudioApp {
         }
         if self.errors.len() > self.web_errors {
             self.web_errors = self.errors.len();
-            crate::web::set_status(&format!("error: {}", self.errors.last().expect("non-empty")), true);
+            crate::web::set_status(
+                &format!("error: {}", self.errors.last().expect("non-empty")),
+                true,
+            );
         }
     }
 }
@@ -522,7 +642,9 @@ impl StudioApp {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn run_app(opts: AppOptions, device: burn::tensor::Device) -> Result<(), String> {
     let native = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("tract-studio"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1280.0, 820.0])
+            .with_title("tract-studio"),
         renderer: eframe::Renderer::Wgpu,
         ..Default::default()
     };

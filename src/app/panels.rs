@@ -19,8 +19,18 @@ const PHASE_COLORS: [Color32; 6] = [
 ];
 
 /// A square scatter plot of the first two coordinates, optionally with paths.
-fn scatter(ui: &mut egui::Ui, id: &str, points: &[f32], dim: usize, size: f32, paths: Option<&[Vec<f32>]>) {
-    let pts: PlotPoints = points.chunks(dim).map(|p| [p[0] as f64, if dim > 1 { p[1] as f64 } else { 0.0 }]).collect();
+fn scatter(
+    ui: &mut egui::Ui,
+    id: &str,
+    points: &[f32],
+    dim: usize,
+    size: f32,
+    paths: Option<&[Vec<f32>]>,
+) {
+    let pts: PlotPoints = points
+        .chunks(dim)
+        .map(|p| [p[0] as f64, if dim > 1 { p[1] as f64 } else { 0.0 }])
+        .collect();
     Plot::new(id)
         .width(size)
         .height(size)
@@ -32,12 +42,28 @@ fn scatter(ui: &mut egui::Ui, id: &str, points: &[f32], dim: usize, size: f32, p
         .show_axes(false)
         .allow_scroll(false)
         .show(ui, |pui| {
-            pui.points(Points::new("samples", pts).radius(1.2).color(BLUE.gamma_multiply(0.5)));
+            pui.points(
+                Points::new("samples", pts)
+                    .radius(1.2)
+                    .color(BLUE.gamma_multiply(0.5)),
+            );
             if let Some(path) = paths {
                 let n = path.first().map(|p| p.len() / dim).unwrap_or(0);
                 for i in 0..n {
-                    let line: PlotPoints = path.iter().map(|s| [s[i * dim] as f64, if dim > 1 { s[i * dim + 1] as f64 } else { 0.0 }]).collect();
-                    pui.line(Line::new(format!("path {i}"), line).color(Color32::from_rgb(220, 90, 40)).width(1.0));
+                    let line: PlotPoints = path
+                        .iter()
+                        .map(|s| {
+                            [
+                                s[i * dim] as f64,
+                                if dim > 1 { s[i * dim + 1] as f64 } else { 0.0 },
+                            ]
+                        })
+                        .collect();
+                    pui.line(
+                        Line::new(format!("path {i}"), line)
+                            .color(Color32::from_rgb(220, 90, 40))
+                            .width(1.0),
+                    );
                 }
             }
         });
@@ -48,7 +74,13 @@ impl StudioApp {
         ui.heading("Data");
         ui.label("Where the samples come from. Mixtures come with an exact teacher (the closed-form denoiser).");
         ui.horizontal(|ui| {
-            if ui.radio(self.data_spec == "toy:ring8", "toy:ring8 — 8 Gaussians on a circle").clicked() {
+            if ui
+                .radio(
+                    self.data_spec == "toy:ring8",
+                    "toy:ring8 — 8 Gaussians on a circle",
+                )
+                .clicked()
+            {
                 self.data_spec = "toy:ring8".into();
                 self.refresh_data();
             }
@@ -59,7 +91,16 @@ impl StudioApp {
             if ui.button("Load").clicked() {
                 self.data_spec = format!("gmm:{}", self.mixture_path.trim());
                 self.models.retain(|m| !m.0.spec.starts_with("exact:"));
-                self.models.insert(0, (ModelRef { label: "teacher (exact)".into(), spec: format!("exact:{}", self.data_spec) }, true));
+                self.models.insert(
+                    0,
+                    (
+                        ModelRef {
+                            label: "teacher (exact)".into(),
+                            spec: format!("exact:{}", self.data_spec),
+                        },
+                        true,
+                    ),
+                );
                 self.refresh_data();
             }
         });
@@ -67,7 +108,10 @@ impl StudioApp {
         ui.separator();
         match &self.data_preview {
             Some((spec, dim, pts)) => {
-                ui.label(format!("{spec}: {} samples shown, dimension {dim} (first two coordinates)", pts.len() / dim));
+                ui.label(format!(
+                    "{spec}: {} samples shown, dimension {dim} (first two coordinates)",
+                    pts.len() / dim
+                ));
                 let (pts, dim) = (pts.clone(), *dim);
                 scatter(ui, "data-preview", &pts, dim, 420.0, None);
             }
@@ -79,7 +123,11 @@ impl StudioApp {
 
     pub(super) fn teacher_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Teacher");
-        ui.radio_value(&mut self.use_exact_teacher, true, "exact (closed-form mixture denoiser, the ground truth)");
+        ui.radio_value(
+            &mut self.use_exact_teacher,
+            true,
+            "exact (closed-form mixture denoiser, the ground truth)",
+        );
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.use_exact_teacher, false, "model file:");
             ui.text_edit_singleline(&mut self.teacher_file);
@@ -90,7 +138,11 @@ impl StudioApp {
         ));
         ui.horizontal(|ui| {
             ui.label("fit samples");
-            ui.add(egui::DragValue::new(&mut self.fit_samples).range(0..=50_000_000).speed(10_000));
+            ui.add(
+                egui::DragValue::new(&mut self.fit_samples)
+                    .range(0..=50_000_000)
+                    .speed(10_000),
+            );
         });
         if ui.button("Preview the teacher at 1024 steps").clicked() || !self.teacher_requested {
             self.preview_teacher();
@@ -99,18 +151,26 @@ impl StudioApp {
         let fit: Vec<[f64; 2]> = self
             .losses
             .iter()
-            .filter(|l| self.phases.first().map(|p| p == "fit").unwrap_or(false) && l.0 == 0 && l.2 > 0.0)
+            .filter(|l| {
+                self.phases.first().map(|p| p == "fit").unwrap_or(false) && l.0 == 0 && l.2 > 0.0
+            })
             .map(|l| [l.1 as f64, (l.2 as f64).log10()])
             .collect();
         if !fit.is_empty() {
             ui.label("fit of the network teacher: loss (log10)");
-            Plot::new("fit-loss").width(420.0).height(160.0).show(ui, |pui| {
-                pui.line(Line::new("fit", PlotPoints::from(fit)).color(PHASE_COLORS[0]));
-            });
+            Plot::new("fit-loss")
+                .width(420.0)
+                .height(160.0)
+                .show(ui, |pui| {
+                    pui.line(Line::new("fit", PlotPoints::from(fit)).color(PHASE_COLORS[0]));
+                });
         }
         if let Some(cells) = &self.teacher_preview {
             if let Some(c) = cells.first() {
-                ui.label(format!("teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s", c.steps, c.sw2, c.seconds));
+                ui.label(format!(
+                    "teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s",
+                    c.steps, c.sw2, c.seconds
+                ));
                 let (s, p) = (c.samples.clone(), c.path.clone());
                 let dim = self.data_preview.as_ref().map(|d| d.1).unwrap_or(2);
                 scatter(ui, "teacher-preview", &s, dim, 420.0, Some(&p));
@@ -120,11 +180,18 @@ impl StudioApp {
 
     fn preview_teacher(&mut self) {
         self.teacher_requested = true;
-        let spec = if self.use_exact_teacher || self.teacher_file.is_empty() { format!("exact:{}", self.data()) } else { self.teacher_file.clone() };
+        let spec = if self.use_exact_teacher || self.teacher_file.is_empty() {
+            format!("exact:{}", self.data())
+        } else {
+            self.teacher_file.clone()
+        };
         self.session.send(Command::Gallery {
             tag: "teacher".into(),
             data: self.data(),
-            models: vec![ModelRef { label: "teacher".into(), spec }],
+            models: vec![ModelRef {
+                label: "teacher".into(),
+                spec,
+            }],
             steps: vec![1024],
             n: 2000,
             seed: self.seed,
@@ -145,7 +212,11 @@ impl StudioApp {
         }
         let sched = Schedule::parse(&self.schedule_text).expect("validated");
         let phases = plan(&self.config()).expect("validated");
-        ui.label(format!("{} distillation phase(s) with {:?}:", phases.iter().filter(|p| p.kind != PhaseKind::Fit).count(), self.method));
+        ui.label(format!(
+            "{} distillation phase(s) with {:?}:",
+            phases.iter().filter(|p| p.kind != PhaseKind::Fit).count(),
+            self.method
+        ));
         egui::Grid::new("phases").striped(true).show(ui, |ui| {
             ui.strong("phase");
             ui.strong("steps");
@@ -156,7 +227,9 @@ impl StudioApp {
             for p in &phases {
                 let (steps, group) = match p.kind {
                     PhaseKind::Fit => ("fit to teacher".to_string(), "-".to_string()),
-                    PhaseKind::Tract { from, to } | PhaseKind::Btd { from, to } => (format!("{from} -> {to}"), format!("{}", from / to)),
+                    PhaseKind::Tract { from, to } | PhaseKind::Btd { from, to } => {
+                        (format!("{from} -> {to}"), format!("{}", from / to))
+                    }
                 };
                 ui.label(p.name());
                 ui.label(steps);
@@ -177,17 +250,29 @@ impl StudioApp {
             })
             .collect();
         let h = 34.0 * rows.len() as f32 + 20.0;
-        let (resp, painter) = ui.allocate_painter(egui::vec2(ui.available_width().min(1100.0), h), egui::Sense::hover());
+        let (resp, painter) = ui.allocate_painter(
+            egui::vec2(ui.available_width().min(1100.0), h),
+            egui::Sense::hover(),
+        );
         let r = resp.rect;
         let x_of = |t: usize| r.left() + 10.0 + (r.width() - 20.0) * t as f32 / grid_t as f32;
         for (i, &(from, to)) in rows.iter().enumerate() {
             let y = r.top() + 24.0 + 34.0 * i as f32;
             let c = PHASE_COLORS[i % PHASE_COLORS.len()];
-            painter.line_segment([egui::pos2(x_of(0), y), egui::pos2(x_of(grid_t), y)], Stroke::new(1.0, Color32::GRAY));
+            painter.line_segment(
+                [egui::pos2(x_of(0), y), egui::pos2(x_of(grid_t), y)],
+                Stroke::new(1.0, Color32::GRAY),
+            );
             let stride = grid_t / from;
             let tick_every = (from / 128).max(1);
             for t in (0..=from).step_by(tick_every) {
-                painter.line_segment([egui::pos2(x_of(t * stride), y - 3.0), egui::pos2(x_of(t * stride), y + 3.0)], Stroke::new(1.0, Color32::DARK_GRAY));
+                painter.line_segment(
+                    [
+                        egui::pos2(x_of(t * stride), y - 3.0),
+                        egui::pos2(x_of(t * stride), y + 3.0),
+                    ],
+                    Stroke::new(1.0, Color32::DARK_GRAY),
+                );
             }
             let group = from / to;
             for g in 0..to {
@@ -196,20 +281,44 @@ impl StudioApp {
                 let pts = vec![egui::pos2(b, y), mid, egui::pos2(a, y)];
                 painter.add(egui::Shape::line(pts, Stroke::new(1.6, c)));
             }
-            painter.text(egui::pos2(r.left() + 12.0, y + 4.0), egui::Align2::LEFT_TOP, format!("{from} -> {to}"), egui::FontId::proportional(11.0), c);
+            painter.text(
+                egui::pos2(r.left() + 12.0, y + 4.0),
+                egui::Align2::LEFT_TOP,
+                format!("{from} -> {to}"),
+                egui::FontId::proportional(11.0),
+                c,
+            );
         }
         ui.separator();
         ui.label("VP cosine log-SNR λ(u); dots: where the final student steps.");
-        let curve: PlotPoints = (0..=200).map(|i| {
-            let u = i as f64 / 200.0;
-            [u, vp_lambda(u)]
-        }).collect();
+        let curve: PlotPoints = (0..=200)
+            .map(|i| {
+                let u = i as f64 / 200.0;
+                [u, vp_lambda(u)]
+            })
+            .collect();
         let grid = Grid::new(Param::Vp, grid_t);
-        let stops: PlotPoints = grid.path(sched.final_steps()).iter().map(|&t| [t as f64 / grid_t as f64, vp_lambda(t as f64 / grid_t as f64)]).collect();
-        Plot::new("logsnr").height(220.0).width(560.0).show(ui, |pui| {
-            pui.line(Line::new("log-SNR", curve).color(BLUE));
-            pui.points(Points::new("student steps", stops).radius(5.0).color(PHASE_COLORS[1]));
-        });
+        let stops: PlotPoints = grid
+            .path(sched.final_steps())
+            .iter()
+            .map(|&t| {
+                [
+                    t as f64 / grid_t as f64,
+                    vp_lambda(t as f64 / grid_t as f64),
+                ]
+            })
+            .collect();
+        Plot::new("logsnr")
+            .height(220.0)
+            .width(560.0)
+            .show(ui, |pui| {
+                pui.line(Line::new("log-SNR", curve).color(BLUE));
+                pui.points(
+                    Points::new("student steps", stops)
+                        .radius(5.0)
+                        .color(PHASE_COLORS[1]),
+                );
+            });
     }
 
     pub(super) fn distill_panel(&mut self, ui: &mut egui::Ui) {
@@ -224,7 +333,11 @@ impl StudioApp {
         });
         ui.horizontal(|ui| {
             ui.label("budget (samples)");
-            ui.add(egui::DragValue::new(&mut self.train_samples).range(1..=1_000_000_000).speed(10_000));
+            ui.add(
+                egui::DragValue::new(&mut self.train_samples)
+                    .range(1..=1_000_000_000)
+                    .speed(10_000),
+            );
             ui.label("batch");
             ui.add(egui::DragValue::new(&mut self.batch).range(1..=65536));
             ui.label("seed");
@@ -236,14 +349,33 @@ impl StudioApp {
             ui.colored_label(Color32::from_rgb(200, 40, 40), e);
         }
         ui.horizontal(|ui| {
-            let start_label = if matches!(self.status, RunStatus::Paused { .. }) { "Resume" } else { "Start" };
-            if ui.add_enabled(self.can_start(), egui::Button::new(start_label)).clicked() {
+            let start_label = if matches!(self.status, RunStatus::Paused { .. }) {
+                "Resume"
+            } else {
+                "Start"
+            };
+            if ui
+                .add_enabled(self.can_start(), egui::Button::new(start_label))
+                .clicked()
+            {
                 self.start();
             }
-            if ui.add_enabled(self.status == RunStatus::Running, egui::Button::new("Pause")).clicked() {
+            if ui
+                .add_enabled(
+                    self.status == RunStatus::Running,
+                    egui::Button::new("Pause"),
+                )
+                .clicked()
+            {
                 self.pause();
             }
-            if ui.add_enabled(matches!(self.status, RunStatus::Running | RunStatus::Paused { .. }), egui::Button::new("Cancel")).clicked() {
+            if ui
+                .add_enabled(
+                    matches!(self.status, RunStatus::Running | RunStatus::Paused { .. }),
+                    egui::Button::new("Cancel"),
+                )
+                .clicked()
+            {
                 self.cancel();
             }
             if let Some(d) = &self.run_dir {
@@ -251,9 +383,21 @@ impl StudioApp {
             }
         });
         let (done, total) = self.progress;
-        let frac = if total > 0 { done as f32 / total as f32 } else { 0.0 };
-        let eta = self.rate.filter(|r| *r > 0.0).map(|r| (total.saturating_sub(done)) as f64 / r);
-        let phase = self.losses.last().and_then(|l| self.phases.get(l.0)).cloned().unwrap_or_default();
+        let frac = if total > 0 {
+            done as f32 / total as f32
+        } else {
+            0.0
+        };
+        let eta = self
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| (total.saturating_sub(done)) as f64 / r);
+        let phase = self
+            .losses
+            .last()
+            .and_then(|l| self.phases.get(l.0))
+            .cloned()
+            .unwrap_or_default();
         ui.add(egui::ProgressBar::new(frac).text(format!(
             "{phase}  {done}/{total} samples  {}  ETA {}",
             self.rate.map(|r| format!("{r:.0} samples/s")).unwrap_or_default(),
@@ -271,27 +415,42 @@ impl StudioApp {
                         if lines.last().map(|l| l.0) != Some(ph) {
                             lines.push((ph, vec![]));
                         }
-                        lines.last_mut().expect("pushed").1.push([chunk[0].1 as f64, m.log10()]);
+                        lines
+                            .last_mut()
+                            .expect("pushed")
+                            .1
+                            .push([chunk[0].1 as f64, m.log10()]);
                     }
                 }
-                Plot::new("loss").width(560.0).height(300.0).legend(Legend::default()).show(ui, |pui| {
-                    for (ph, pts) in lines {
-                        let name = self.phases.get(ph).cloned().unwrap_or(format!("phase {ph}"));
-                        pui.line(Line::new(name, PlotPoints::from(pts)).color(PHASE_COLORS[ph % PHASE_COLORS.len()]));
-                    }
-                });
+                Plot::new("loss")
+                    .width(560.0)
+                    .height(300.0)
+                    .legend(Legend::default())
+                    .show(ui, |pui| {
+                        for (ph, pts) in lines {
+                            let name = self
+                                .phases
+                                .get(ph)
+                                .cloned()
+                                .unwrap_or(format!("phase {ph}"));
+                            pui.line(
+                                Line::new(name, PlotPoints::from(pts))
+                                    .color(PHASE_COLORS[ph % PHASE_COLORS.len()]),
+                            );
+                        }
+                    });
             });
-            ui.vertical(|ui| {
-                match &self.live {
-                    Some((steps, pts)) => {
-                        ui.label(format!("live: current student at {steps} step(s), fixed noise"));
-                        let pts = pts.clone();
-                        let dim = self.data_preview.as_ref().map(|d| d.1).unwrap_or(2);
-                        scatter(ui, "live", &pts, dim, 300.0, None);
-                    }
-                    None => {
-                        ui.label("live samples appear here during a run");
-                    }
+            ui.vertical(|ui| match &self.live {
+                Some((steps, pts)) => {
+                    ui.label(format!(
+                        "live: current student at {steps} step(s), fixed noise"
+                    ));
+                    let pts = pts.clone();
+                    let dim = self.data_preview.as_ref().map(|d| d.1).unwrap_or(2);
+                    scatter(ui, "live", &pts, dim, 300.0, None);
+                }
+                None => {
+                    ui.label("live samples appear here during a run");
                 }
             });
         });
@@ -311,7 +470,11 @@ impl StudioApp {
             ui.text_edit_singleline(&mut self.add_model_path);
             if ui.button("Add").clicked() && !self.add_model_path.trim().is_empty() {
                 let p = self.add_model_path.trim().to_string();
-                let label = std::path::Path::new(&p).file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+                let label = std::path::Path::new(&p)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("model")
+                    .to_string();
                 self.models.push((ModelRef { label, spec: p }, true));
                 self.add_model_path.clear();
             }
@@ -324,17 +487,25 @@ impl StudioApp {
             ui.separator();
             ui.checkbox(&mut self.show_paths, "paths");
             ui.add(egui::Slider::new(&mut self.cell_size, 100.0..=320.0).text("zoom"));
-            if ui.add_enabled(!self.gallery_busy, egui::Button::new("Render")).clicked() {
+            if ui
+                .add_enabled(!self.gallery_busy, egui::Button::new("Render"))
+                .clicked()
+            {
                 self.render_gallery();
             }
             if self.gallery_busy {
                 ui.spinner();
             }
-            if ui.add_enabled(self.gallery.is_some(), egui::Button::new("Export PNG")).clicked() {
+            if ui
+                .add_enabled(self.gallery.is_some(), egui::Button::new("Export PNG"))
+                .clicked()
+            {
                 self.export_gallery();
             }
         });
-        let Some((dim, cells)) = self.gallery.clone() else { return };
+        let Some((dim, cells)) = self.gallery.clone() else {
+            return;
+        };
         let steps: Vec<usize> = {
             let mut s: Vec<usize> = cells.iter().map(|c| c.steps).collect();
             s.sort();
@@ -359,8 +530,18 @@ impl StudioApp {
                     match cells.iter().find(|c| &c.model == m && c.steps == *k) {
                         Some(c) => {
                             ui.vertical(|ui| {
-                                scatter(ui, &format!("g-{m}-{k}"), &c.samples, dim, self.cell_size, if self.show_paths { Some(&c.path) } else { None });
-                                ui.small(format!("SW2 {:.3}  RMSE {:.3}", c.sw2, c.rmse_to_teacher));
+                                scatter(
+                                    ui,
+                                    &format!("g-{m}-{k}"),
+                                    &c.samples,
+                                    dim,
+                                    self.cell_size,
+                                    if self.show_paths { Some(&c.path) } else { None },
+                                );
+                                ui.small(format!(
+                                    "SW2 {:.3}  RMSE {:.3}",
+                                    c.sw2, c.rmse_to_teacher
+                                ));
                             });
                         }
                         None => {
@@ -374,11 +555,17 @@ impl StudioApp {
     }
 
     fn export_gallery(&mut self) {
-        let Some((dim, cells)) = &self.gallery else { return };
+        let Some((dim, cells)) = &self.gallery else {
+            return;
+        };
         let panels: Vec<crate::plot::Panel> = cells
             .iter()
             .map(|c| crate::plot::Panel {
-                title: format!("{} {}", c.model.split(' ').next().unwrap_or("").to_uppercase(), c.steps),
+                title: format!(
+                    "{} {}",
+                    c.model.split(' ').next().unwrap_or("").to_uppercase(),
+                    c.steps
+                ),
                 subtitle: format!("SW2 {:.3} RMSE {:.3}", c.sw2, c.rmse_to_teacher),
                 points: &c.samples,
                 dim: *dim,
@@ -399,7 +586,13 @@ impl StudioApp {
             return;
         };
         egui::Grid::new("cmp").striped(true).show(ui, |ui| {
-            for h in ["model", "steps", "SW2", "RMSE to exact-1024", "sampling time"] {
+            for h in [
+                "model",
+                "steps",
+                "SW2",
+                "RMSE to exact-1024",
+                "sampling time",
+            ] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -422,17 +615,26 @@ impl StudioApp {
             for (title, f) in [("SW2 vs log2(steps)", 0), ("RMSE vs log2(steps)", 1)] {
                 ui.vertical(|ui| {
                     ui.label(title);
-                    Plot::new(title).width(420.0).height(260.0).legend(Legend::default()).show(ui, |pui| {
-                        for (i, m) in models.iter().enumerate() {
-                            let pts: PlotPoints = cells
-                                .iter()
-                                .filter(|c| &c.model == m)
-                                .map(|c| [(c.steps as f64).log2(), if f == 0 { c.sw2 } else { c.rmse_to_teacher }])
-                                .collect();
-                            let col = PHASE_COLORS[i % PHASE_COLORS.len()];
-                            pui.line(Line::new(m.clone(), pts).color(col));
-                        }
-                    });
+                    Plot::new(title)
+                        .width(420.0)
+                        .height(260.0)
+                        .legend(Legend::default())
+                        .show(ui, |pui| {
+                            for (i, m) in models.iter().enumerate() {
+                                let pts: PlotPoints = cells
+                                    .iter()
+                                    .filter(|c| &c.model == m)
+                                    .map(|c| {
+                                        [
+                                            (c.steps as f64).log2(),
+                                            if f == 0 { c.sw2 } else { c.rmse_to_teacher },
+                                        ]
+                                    })
+                                    .collect();
+                                let col = PHASE_COLORS[i % PHASE_COLORS.len()];
+                                pui.line(Line::new(m.clone(), pts).color(col));
+                            }
+                        });
                 });
             }
         });

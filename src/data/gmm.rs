@@ -26,7 +26,11 @@ impl Gmm {
         let components = (0..n)
             .map(|k| {
                 let a = std::f64::consts::TAU * k as f64 / n as f64;
-                Component { weight: 1.0 / n as f64, mean: vec![r * a.cos(), r * a.sin()], std: s }
+                Component {
+                    weight: 1.0 / n as f64,
+                    mean: vec![r * a.cos(), r * a.sin()],
+                    std: s,
+                }
             })
             .collect();
         Gmm { components }
@@ -34,7 +38,8 @@ impl Gmm {
 
     pub fn from_json_file(path: &std::path::Path) -> Result<Gmm> {
         let bytes = crate::error::read_file(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "not UTF-8 text; expected a JSON mixture spec"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::file(path, "not UTF-8 text; expected a JSON mixture spec"))?;
         Self::from_json(&text).map_err(|e| match e {
             Error::Input(m) => Error::file(path, m),
             other => other,
@@ -42,9 +47,12 @@ impl Gmm {
     }
 
     pub fn from_json(text: &str) -> Result<Gmm> {
-        const EXPECT: &str = "expected {\"components\": [{\"weight\": w, \"mean\": [..], \"std\": s}, ...]}";
-        let g: Gmm = serde_json::from_str(text).map_err(|e| Error::input(format!("malformed mixture spec ({e}); {EXPECT}")))?;
-        g.validate().map_err(|m| Error::input(format!("invalid mixture spec: {m}; {EXPECT}")))?;
+        const EXPECT: &str =
+            "expected {\"components\": [{\"weight\": w, \"mean\": [..], \"std\": s}, ...]}";
+        let g: Gmm = serde_json::from_str(text)
+            .map_err(|e| Error::input(format!("malformed mixture spec ({e}); {EXPECT}")))?;
+        g.validate()
+            .map_err(|m| Error::input(format!("invalid mixture spec: {m}; {EXPECT}")))?;
         Ok(g.normalized())
     }
 
@@ -58,13 +66,22 @@ impl Gmm {
         }
         for (k, c) in self.components.iter().enumerate() {
             if c.mean.len() != d {
-                return Err(format!("component {k} has dimension {} but component 0 has {d}", c.mean.len()));
+                return Err(format!(
+                    "component {k} has dimension {} but component 0 has {d}",
+                    c.mean.len()
+                ));
             }
             if !(c.weight.is_finite() && c.weight > 0.0) {
-                return Err(format!("component {k} has weight {}; weights must be positive", c.weight));
+                return Err(format!(
+                    "component {k} has weight {}; weights must be positive",
+                    c.weight
+                ));
             }
             if !(c.std.is_finite() && c.std > 0.0) {
-                return Err(format!("component {k} has std {}; stds must be positive", c.std));
+                return Err(format!(
+                    "component {k} has std {}; stds must be positive",
+                    c.std
+                ));
             }
             if c.mean.iter().any(|m| !m.is_finite()) {
                 return Err(format!("component {k} has a non-finite mean"));
@@ -127,7 +144,11 @@ impl Gmm {
             .iter()
             .map(|c| {
                 let v = alpha * alpha * c.std * c.std + sigma * sigma;
-                let d2: f64 = x.iter().zip(&c.mean).map(|(xi, m)| (xi - alpha * m).powi(2)).sum();
+                let d2: f64 = x
+                    .iter()
+                    .zip(&c.mean)
+                    .map(|(xi, m)| (xi - alpha * m).powi(2))
+                    .sum();
                 c.weight.ln() - 0.5 * d as f64 * v.ln() - d2 / (2.0 * v)
             })
             .collect();
@@ -152,7 +173,11 @@ impl Gmm {
             .map(|p| {
                 let mut best = (f64::NEG_INFINITY, 0);
                 for (k, c) in self.components.iter().enumerate() {
-                    let d2: f64 = p.iter().zip(&c.mean).map(|(a, m)| (*a as f64 - m).powi(2)).sum();
+                    let d2: f64 = p
+                        .iter()
+                        .zip(&c.mean)
+                        .map(|(a, m)| (*a as f64 - m).powi(2))
+                        .sum();
                     let l = c.weight.ln() - d as f64 * c.std.ln() - d2 / (2.0 * c.std * c.std);
                     if l > best.0 {
                         best = (l, k);
@@ -166,8 +191,18 @@ impl Gmm {
     /// The denoiser as tensors on `device`.
     pub fn exact_denoiser(&self, device: &Device) -> ExactDenoiser {
         let (k, d) = (self.components.len(), self.dim());
-        let means: Vec<f32> = self.components.iter().flat_map(|c| c.mean.iter().map(|&m| m as f32)).collect();
-        let row = |f: &dyn Fn(&Component) -> f64| from_vec2(self.components.iter().map(|c| f(c) as f32).collect(), [1, k], device);
+        let means: Vec<f32> = self
+            .components
+            .iter()
+            .flat_map(|c| c.mean.iter().map(|&m| m as f32))
+            .collect();
+        let row = |f: &dyn Fn(&Component) -> f64| {
+            from_vec2(
+                self.components.iter().map(|c| f(c) as f32).collect(),
+                [1, k],
+                device,
+            )
+        };
         ExactDenoiser {
             means: from_vec2(means, [k, d], device),
             s2: row(&|c| c.std * c.std),
@@ -197,14 +232,23 @@ impl ExactDenoiser {
         let xx = (x.clone() * x.clone()).sum_dim(1);
         let xm = x.clone().matmul(self.means.clone().transpose());
         let d2 = xx - xm * alpha.clone().mul_scalar(2.0) + a2 * self.mu_sq.clone();
-        let logits = self.logw.clone() - v.clone().log().mul_scalar(0.5 * self.dim as f64) - d2 / v.clone().mul_scalar(2.0);
+        let logits = self.logw.clone()
+            - v.clone().log().mul_scalar(0.5 * self.dim as f64)
+            - d2 / v.clone().mul_scalar(2.0);
         let r = softmax(logits, 1);
         let a = r.clone() * alpha.clone() * self.s2.clone() / v;
         let c = a.clone().sum_dim(1);
         (r - a * alpha).matmul(self.means.clone()) + x * c
     }
 
-    pub fn denoise_vec(&self, x: Vec<f32>, n: usize, alpha: f64, sigma: f64, device: &Device) -> Vec<f32> {
+    pub fn denoise_vec(
+        &self,
+        x: Vec<f32>,
+        n: usize,
+        alpha: f64,
+        sigma: f64,
+        device: &Device,
+    ) -> Vec<f32> {
         let x = from_vec2(x, [n, self.dim], device);
         let col = |v: f64| from_vec2(vec![v as f32; n], [n, 1], device);
         to_vec(self.denoise(x, col(alpha), col(sigma)))
@@ -232,7 +276,11 @@ mod tests {
         let mut num = vec![0.0; d];
         let mut logws = Vec::with_capacity(n);
         for p in draws.chunks(d) {
-            let d2: f64 = p.iter().zip(x).map(|(a, b)| (b - alpha * *a as f64).powi(2)).sum();
+            let d2: f64 = p
+                .iter()
+                .zip(x)
+                .map(|(a, b)| (b - alpha * *a as f64).powi(2))
+                .sum();
             logws.push(-d2 / (2.0 * sigma * sigma));
         }
         let mx = logws.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -257,10 +305,17 @@ mod tests {
             let x = vec![0.4, 0.1, -0.3];
             let host = g.denoise_host(&x, alpha, sigma);
             let mc = mc_denoise(&g, &x, alpha, sigma, 400_000, &mut rng);
-            let dev_out = den.denoise_vec(x.iter().map(|&v| v as f32).collect(), 1, alpha, sigma, &dev);
+            let dev_out =
+                den.denoise_vec(x.iter().map(|&v| v as f32).collect(), 1, alpha, sigma, &dev);
             for i in 0..3 {
-                assert!((host[i] - mc[i]).abs() < 0.01, "alpha {alpha} sigma {sigma}: host {host:?} mc {mc:?}");
-                assert!((host[i] - dev_out[i] as f64).abs() < 1e-4, "host {host:?} tensor {dev_out:?}");
+                assert!(
+                    (host[i] - mc[i]).abs() < 0.01,
+                    "alpha {alpha} sigma {sigma}: host {host:?} mc {mc:?}"
+                );
+                assert!(
+                    (host[i] - dev_out[i] as f64).abs() < 1e-4,
+                    "host {host:?} tensor {dev_out:?}"
+                );
             }
         }
     }
@@ -275,7 +330,9 @@ mod tests {
             assert!((lo[i] - x[i]).abs() < 1e-6);
         }
         let hi = g.denoise_host(&x, 1e-9, 1.0);
-        let mean: Vec<f64> = (0..3).map(|i| g.components.iter().map(|c| c.weight * c.mean[i]).sum()).collect();
+        let mean: Vec<f64> = (0..3)
+            .map(|i| g.components.iter().map(|c| c.weight * c.mean[i]).sum())
+            .collect();
         for i in 0..3 {
             assert!((hi[i] - mean[i]).abs() < 1e-6);
         }
@@ -286,9 +343,18 @@ mod tests {
         for (text, want) in [
             ("{", "malformed mixture spec"),
             (r#"{"components": []}"#, "no components"),
-            (r#"{"components": [{"weight": 1, "mean": [0, 0], "std": 1}, {"weight": 1, "mean": [0], "std": 1}]}"#, "dimension 1"),
-            (r#"{"components": [{"weight": -1, "mean": [0], "std": 1}]}"#, "weights must be positive"),
-            (r#"{"components": [{"weight": 1, "mean": [0], "std": 0}]}"#, "stds must be positive"),
+            (
+                r#"{"components": [{"weight": 1, "mean": [0, 0], "std": 1}, {"weight": 1, "mean": [0], "std": 1}]}"#,
+                "dimension 1",
+            ),
+            (
+                r#"{"components": [{"weight": -1, "mean": [0], "std": 1}]}"#,
+                "weights must be positive",
+            ),
+            (
+                r#"{"components": [{"weight": 1, "mean": [0], "std": 0}]}"#,
+                "stds must be positive",
+            ),
             (r#"{"parts": 3}"#, "malformed mixture spec"),
         ] {
             let e = Gmm::from_json(text).unwrap_err().to_string();
@@ -302,7 +368,11 @@ mod tests {
         let mut rng = Rng::new(1);
         let x = g.sample(&mut rng, 100_000);
         let ms: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64;
-        assert!((ms - g.rms().powi(2)).abs() < 0.02, "{ms} vs {}", g.rms().powi(2));
+        assert!(
+            (ms - g.rms().powi(2)).abs() < 0.02,
+            "{ms} vs {}",
+            g.rms().powi(2)
+        );
         let counts = g.assign(&x).iter().fold(vec![0usize; 8], |mut c, &k| {
             c[k] += 1;
             c

@@ -45,7 +45,14 @@ impl ImageSet {
                 px[dst..dst + self.w].copy_from_slice(src);
             }
         }
-        ImageSet { n: self.n, c: self.c, h: h2, w: w2, pixels: px, labels: self.labels.clone() }
+        ImageSet {
+            n: self.n,
+            c: self.c,
+            h: h2,
+            w: w2,
+            pixels: px,
+            labels: self.labels.clone(),
+        }
     }
     pub fn take(&self, n: usize) -> ImageSet {
         let n = n.min(self.n);
@@ -80,10 +87,19 @@ fn be32(b: &[u8], at: usize) -> u32 {
 pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let b = decompress(path, read_file(path)?)?;
     if b.len() < 4 || b[0] != 0 || b[1] != 0 {
-        return Err(Error::file(path, "not an idx file (bad magic number); expected MNIST-format idx data"));
+        return Err(Error::file(
+            path,
+            "not an idx file (bad magic number); expected MNIST-format idx data",
+        ));
     }
     if b[2] != 0x08 {
-        return Err(Error::file(path, format!("idx element type 0x{:02x} is not supported; expected unsigned bytes (0x08)", b[2])));
+        return Err(Error::file(
+            path,
+            format!(
+                "idx element type 0x{:02x} is not supported; expected unsigned bytes (0x08)",
+                b[2]
+            ),
+        ));
     }
     let nd = b[3] as usize;
     if nd == 0 || b.len() < 4 + 4 * nd {
@@ -93,7 +109,13 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let count: usize = dims.iter().product();
     let data = &b[4 + 4 * nd..];
     if data.len() < count {
-        return Err(Error::file(path, format!("truncated: header says {dims:?} ({count} bytes) but only {} bytes follow", data.len())));
+        return Err(Error::file(
+            path,
+            format!(
+                "truncated: header says {dims:?} ({count} bytes) but only {} bytes follow",
+                data.len()
+            ),
+        ));
     }
     Ok((dims, data[..count].to_vec()))
 }
@@ -118,24 +140,39 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result
 
 /// Find `stem` or `stem.gz` in `dir`.
 fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [dir.join(stem), dir.join(format!("{stem}.gz"))].into_iter().find(|p| p.exists())
+    [dir.join(stem), dir.join(format!("{stem}.gz"))]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// Load an MNIST-format directory (train or test split).
 pub fn load_mnist_dir(dir: &Path, train: bool, hint: &str) -> Result<ImageSet> {
     let split = if train { "train" } else { "t10k" };
     let img = find(dir, &format!("{split}-images-idx3-ubyte")).ok_or_else(|| {
-        Error::file(dir, format!("no {split}-images-idx3-ubyte[.gz] here; {hint}"))
+        Error::file(
+            dir,
+            format!("no {split}-images-idx3-ubyte[.gz] here; {hint}"),
+        )
     })?;
     let (dims, data) = read_idx(&img)?;
     if dims.len() != 3 {
-        return Err(Error::file(&img, format!("expected images [n, h, w], found dimensions {dims:?}")));
+        return Err(Error::file(
+            &img,
+            format!("expected images [n, h, w], found dimensions {dims:?}"),
+        ));
     }
     let labels = match find(dir, &format!("{split}-labels-idx1-ubyte")) {
         Some(p) => {
             let (ld, l) = read_idx(&p)?;
             if ld != vec![dims[0]] {
-                return Err(Error::file(&p, format!("{} labels for {} images", ld.first().copied().unwrap_or(0), dims[0])));
+                return Err(Error::file(
+                    &p,
+                    format!(
+                        "{} labels for {} images",
+                        ld.first().copied().unwrap_or(0),
+                        dims[0]
+                    ),
+                ));
             }
             Some(l)
         }
@@ -159,8 +196,20 @@ mod tests {
     fn idx_round_trip_pad_and_errors() {
         let dir = std::env::temp_dir().join(format!("tract-idx-{}", std::process::id()));
         let data: Vec<u8> = (0..3 * 4 * 5).map(|i| (i * 4) as u8).collect();
-        write_idx(&dir.join("train-images-idx3-ubyte.gz"), &[3, 4, 5], &data, true).unwrap();
-        write_idx(&dir.join("train-labels-idx1-ubyte"), &[3], &[7, 1, 9], false).unwrap();
+        write_idx(
+            &dir.join("train-images-idx3-ubyte.gz"),
+            &[3, 4, 5],
+            &data,
+            true,
+        )
+        .unwrap();
+        write_idx(
+            &dir.join("train-labels-idx1-ubyte"),
+            &[3],
+            &[7, 1, 9],
+            false,
+        )
+        .unwrap();
         let s = load_mnist_dir(&dir, true, "hint").unwrap();
         assert_eq!((s.n, s.c, s.h, s.w), (3, 1, 4, 5));
         assert_eq!(s.labels, Some(vec![7, 1, 9]));
@@ -172,16 +221,36 @@ mod tests {
         assert_eq!(p.image(1)[2 * 9 + 2], s.image(1)[0]);
         assert_eq!(p.image(2)[5 * 9 + 6], s.image(2)[3 * 5 + 4]);
         // errors
-        let e = load_mnist_dir(&dir, false, "install dataset-fashion-mnist").unwrap_err().to_string();
-        assert!(e.contains("t10k-images-idx3-ubyte") && e.contains("install dataset-fashion-mnist"), "{e}");
+        let e = load_mnist_dir(&dir, false, "install dataset-fashion-mnist")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t10k-images-idx3-ubyte") && e.contains("install dataset-fashion-mnist"),
+            "{e}"
+        );
         let bytes = std::fs::read(dir.join("train-labels-idx1-ubyte")).unwrap();
         std::fs::write(dir.join("cut"), &bytes[..bytes.len() - 1]).unwrap();
-        assert!(read_idx(&dir.join("cut")).unwrap_err().to_string().contains("truncated"));
+        assert!(
+            read_idx(&dir.join("cut"))
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
         std::fs::write(dir.join("junk"), b"\x89PNG....").unwrap();
-        assert!(read_idx(&dir.join("junk")).unwrap_err().to_string().contains("bad magic"));
+        assert!(
+            read_idx(&dir.join("junk"))
+                .unwrap_err()
+                .to_string()
+                .contains("bad magic")
+        );
         let gz = std::fs::read(dir.join("train-images-idx3-ubyte.gz")).unwrap();
         std::fs::write(dir.join("cutgz"), &gz[..gz.len() / 2]).unwrap();
-        assert!(read_idx(&dir.join("cutgz")).unwrap_err().to_string().contains("gzip"));
+        assert!(
+            read_idx(&dir.join("cutgz"))
+                .unwrap_err()
+                .to_string()
+                .contains("gzip")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -196,6 +265,14 @@ mod tests {
         assert_eq!((s.n, s.h, s.w), (10_000, 28, 28));
         let mean = s.pixels.iter().map(|&v| v as f64).sum::<f64>() / s.pixels.len() as f64;
         assert!(mean < -0.2 && mean > -0.8, "{mean}");
-        assert_eq!(s.labels.as_ref().unwrap().iter().filter(|&&l| l == 3).count(), 1000);
+        assert_eq!(
+            s.labels
+                .as_ref()
+                .unwrap()
+                .iter()
+                .filter(|&&l| l == 3)
+                .count(),
+            1000
+        );
     }
 }

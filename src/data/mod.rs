@@ -41,14 +41,18 @@ impl Data {
             },
             "gmm" => {
                 if rest.is_empty() {
-                    return Err(Error::input("'gmm:' needs a path to a JSON mixture spec, e.g. gmm:mix.json"));
+                    return Err(Error::input(
+                        "'gmm:' needs a path to a JSON mixture spec, e.g. gmm:mix.json",
+                    ));
                 }
                 Source::Mixture(Gmm::from_json_file(std::path::Path::new(rest))?)
             }
             "fashion-mnist" | "mnist" => {
                 let dir = if rest.is_empty() {
                     if kind == "mnist" {
-                        return Err(Error::input("'mnist:' needs the directory of the idx files, e.g. mnist:/data/mnist"));
+                        return Err(Error::input(
+                            "'mnist:' needs the directory of the idx files, e.g. mnist:/data/mnist",
+                        ));
                     }
                     FASHION_MNIST_DIR
                 } else {
@@ -60,7 +64,11 @@ impl Data {
                     "expected MNIST-format idx files (gzipped or not)"
                 };
                 let set = idx::load_mnist_dir(std::path::Path::new(dir), true, hint)?;
-                let set = if set.h == 28 && set.w == 28 { set.padded(2) } else { set };
+                let set = if set.h == 28 && set.w == 28 {
+                    set.padded(2)
+                } else {
+                    set
+                };
                 Source::Images(Arc::new(set))
             }
             _ => {
@@ -69,7 +77,10 @@ impl Data {
                 )));
             }
         };
-        Ok(Data { spec: spec.to_string(), source })
+        Ok(Data {
+            spec: spec.to_string(),
+            source,
+        })
     }
 
     /// Flattened sample size.
@@ -102,7 +113,10 @@ impl Data {
     /// The closed-form teacher, for mixtures only.
     pub fn exact(&self) -> Result<&Gmm> {
         self.mixture().ok_or_else(|| {
-            Error::input(format!("{} has no exact teacher (only mixtures do); train one with `tract-studio teacher`", self.spec))
+            Error::input(format!(
+                "{} has no exact teacher (only mixtures do); train one with `tract-studio teacher`",
+                self.spec
+            ))
         })
     }
 

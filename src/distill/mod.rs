@@ -36,7 +36,9 @@ impl std::str::FromStr for Method {
             "tract" => Ok(Method::Tract),
             "btd" => Ok(Method::Btd),
             "teacher" => Ok(Method::Teacher),
-            o => Err(Error::input(format!("unknown method '{o}': expected tract or btd"))),
+            o => Err(Error::input(format!(
+                "unknown method '{o}': expected tract or btd"
+            ))),
         }
     }
 }
@@ -78,22 +80,33 @@ impl DistillConfig {
             teacher: "exact".into(),
             init: None,
             method: Method::Tract,
-            schedule: if param == Param::Vp { "1024,32,1".into() } else { "40,8,1".into() },
+            schedule: if param == Param::Vp {
+                "1024,32,1".into()
+            } else {
+                "40,8,1".into()
+            },
             param,
             train_samples: 2_000_000,
             fit_samples: 1_000_000,
             // images: the paper's batch and learning rate for UNets; 2-D data: a small MLP
             batch: if data.is_images() { 64 } else { 512 },
             seed: 0,
-            adam: AdamConfig { lr: if data.is_images() { 2e-4 } else { 1e-3 }, ..Default::default() },
+            adam: AdamConfig {
+                lr: if data.is_images() { 2e-4 } else { 1e-3 },
+                ..Default::default()
+            },
             mu_s: 0.5,
             ema_eps: 1e-4,
             mu_i: None,
             phase_split: None,
             clip_x0: data.is_images(),
             net: match &data.source {
-                crate::data::Source::Images(s) => NetConfig::Unet(crate::model::UnetConfig::small(s.c, s.h, s.w, param)),
-                crate::data::Source::Mixture(_) => NetConfig::Mlp(MlpConfig::new(data.dim(), param, data.sigma_data())),
+                crate::data::Source::Images(s) => {
+                    NetConfig::Unet(crate::model::UnetConfig::small(s.c, s.h, s.w, param))
+                }
+                crate::data::Source::Mixture(_) => {
+                    NetConfig::Mlp(MlpConfig::new(data.dim(), param, data.sigma_data()))
+                }
             },
             ckpt_every: 500,
         }
@@ -144,7 +157,11 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
             if cfg.fit_samples == 0 {
                 return Err(Error::input("training a teacher needs --train-samples > 0"));
             }
-            return Ok(vec![Phase { kind: PhaseKind::Fit, samples: cfg.fit_samples, steps: steps_of(cfg.fit_samples) }]);
+            return Ok(vec![Phase {
+                kind: PhaseKind::Fit,
+                samples: cfg.fit_samples,
+                steps: steps_of(cfg.fit_samples),
+            }]);
         }
     };
     let split: Vec<f64> = match (&cfg.phase_split, cfg.method) {
@@ -164,7 +181,11 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
     let tot: f64 = split.iter().sum();
     let mut phases = vec![];
     if cfg.fit_samples > 0 {
-        phases.push(Phase { kind: PhaseKind::Fit, samples: cfg.fit_samples, steps: steps_of(cfg.fit_samples) });
+        phases.push(Phase {
+            kind: PhaseKind::Fit,
+            samples: cfg.fit_samples,
+            steps: steps_of(cfg.fit_samples),
+        });
     }
     for (i, (from, to)) in pairs.into_iter().enumerate() {
         let samples = (cfg.train_samples as f64 * split[i] / tot).round() as u64;
@@ -172,7 +193,11 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
             Method::Btd => PhaseKind::Btd { from, to },
             _ => PhaseKind::Tract { from, to },
         };
-        phases.push(Phase { kind, samples, steps: steps_of(samples) });
+        phases.push(Phase {
+            kind,
+            samples,
+            steps: steps_of(samples),
+        });
     }
     Ok(phases)
 }
@@ -180,12 +205,35 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
 /// What the loop tells a front end.
 #[derive(Clone, Debug)]
 pub enum Event {
-    PhaseStart { index: usize, count: usize, name: String, steps: u64 },
-    Step { phase: usize, step: u64, steps: u64, samples_done: u64, samples_total: u64, loss: f32 },
-    Checkpoint { path: PathBuf, global_step: u64 },
-    PhaseEnd { index: usize, path: PathBuf },
+    PhaseStart {
+        index: usize,
+        count: usize,
+        name: String,
+        steps: u64,
+    },
+    Step {
+        phase: usize,
+        step: u64,
+        steps: u64,
+        samples_done: u64,
+        samples_total: u64,
+        loss: f32,
+    },
+    Checkpoint {
+        path: PathBuf,
+        global_step: u64,
+    },
+    PhaseEnd {
+        index: usize,
+        path: PathBuf,
+    },
     /// Samples of the current inference-EMA student from the preview noise, at `steps` steps.
-    Preview { phase: usize, step: u64, steps: usize, samples: Vec<f32> },
+    Preview {
+        phase: usize,
+        step: u64,
+        steps: usize,
+        samples: Vec<f32>,
+    },
 }
 
 /// Live samples during training: every `every` steps, from fixed noise [n, dim].
@@ -295,37 +343,65 @@ impl Run {
             init = Some(m.flat);
         }
         if cfg.net.dim() != data.dim() {
-            return Err(Error::input(format!("model dimension {} does not match data dimension {}", cfg.net.dim(), data.dim())));
+            return Err(Error::input(format!(
+                "model dimension {} does not match data dimension {}",
+                cfg.net.dim(),
+                data.dim()
+            )));
         }
         let net = Net::new(&cfg.net);
         let init = match init {
             Some(v) => v,
             None => {
                 if cfg.fit_samples == 0 {
-                    return Err(Error::input("a fresh student needs --fit-samples > 0 (or --init MODEL)"));
+                    return Err(Error::input(
+                        "a fresh student needs --fit-samples > 0 (or --init MODEL)",
+                    ));
                 }
                 net.init(&mut init_rng)
             }
         };
         if !(0.0..1.0).contains(&cfg.mu_s) {
-            return Err(Error::input(format!("--mu-s {} is outside [0, 1)", cfg.mu_s)));
+            return Err(Error::input(format!(
+                "--mu-s {} is outside [0, 1)",
+                cfg.mu_s
+            )));
         }
         if !(cfg.adam.lr.is_finite() && cfg.adam.lr > 0.0) {
-            return Err(Error::input(format!("--lr {} must be a positive number", cfg.adam.lr)));
+            return Err(Error::input(format!(
+                "--lr {} must be a positive number",
+                cfg.adam.lr
+            )));
         }
         let phases = plan(&cfg)?;
         let grid = Grid::new(cfg.param, sched.teacher_steps());
-        Ok(Run { cfg, dir: dir.to_path_buf(), phases, data, net, grid, device: device.clone(), original, init, pending_losses: vec![], preview: None })
+        Ok(Run {
+            cfg,
+            dir: dir.to_path_buf(),
+            phases,
+            data,
+            net,
+            grid,
+            device: device.clone(),
+            original,
+            init,
+            pending_losses: vec![],
+            preview: None,
+        })
     }
 
     /// Open a run directory to resume it: the config comes from its state file.
     pub fn open(dir: &Path, device: &Device) -> Result<Run> {
         let path = dir.join(STATE_FILE);
         if !path.exists() {
-            return Err(Error::file(&path, "nothing to resume: no training state here (start without --resume)"));
+            return Err(Error::file(
+                &path,
+                "nothing to resume: no training state here (start without --resume)",
+            ));
         }
         let r = Reader::open(&path)?;
-        let meta: StateMeta = serde_json::from_str(&r.meta).map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
+        let meta: StateMeta = serde_json::from_str(&r.meta)
+            .map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
         Run::new(meta.config, dir, device)
     }
 
@@ -351,10 +427,20 @@ impl Run {
     fn load_state(&self) -> Result<RunState> {
         let path = self.dir.join(STATE_FILE);
         let r = Reader::open(&path)?;
-        let meta: StateMeta = serde_json::from_str(&r.meta).map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
+        let meta: StateMeta = serde_json::from_str(&r.meta)
+            .map_err(|e| Error::file(&path, format!("not a training state: {e}")))?;
         let n = self.net.layout().total;
-        let get = |name: &str| -> Result<Tensor<1>> { Ok(flat_from_host(r.tensor(name, &[n])?, &self.device)) };
-        let rng: Vec<u64> = meta.rng.iter().map(|s| s.parse().map_err(|_| Error::file(&path, "corrupt RNG state"))).collect::<Result<_>>()?;
+        let get = |name: &str| -> Result<Tensor<1>> {
+            Ok(flat_from_host(r.tensor(name, &[n])?, &self.device))
+        };
+        let rng: Vec<u64> = meta
+            .rng
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| Error::file(&path, "corrupt RNG state"))
+            })
+            .collect::<Result<_>>()?;
         Ok(RunState {
             phase: meta.phase,
             step: meta.step,
@@ -362,8 +448,16 @@ impl Run {
             student: get("student")?,
             self_teacher: get("self_teacher")?,
             ema: get("ema")?,
-            teacher: if r.has("teacher") { Some(get("teacher")?) } else { None },
-            adam: Adam { m: get("adam_m")?, v: get("adam_v")?, t: meta.adam_t },
+            teacher: if r.has("teacher") {
+                Some(get("teacher")?)
+            } else {
+                None
+            },
+            adam: Adam {
+                m: get("adam_m")?,
+                v: get("adam_v")?,
+                t: meta.adam_t,
+            },
             rng: Rng::from_state([rng[0], rng[1], rng[2], rng[3]]),
         })
     }
@@ -372,7 +466,11 @@ impl Run {
         let n = self.net.layout().total;
         let mut ts = vec![
             ("student".to_string(), vec![n], flat_to_host(&st.student)),
-            ("self_teacher".to_string(), vec![n], flat_to_host(&st.self_teacher)),
+            (
+                "self_teacher".to_string(),
+                vec![n],
+                flat_to_host(&st.self_teacher),
+            ),
             ("ema".to_string(), vec![n], flat_to_host(&st.ema)),
             ("adam_m".to_string(), vec![n], flat_to_host(&st.adam.m)),
             ("adam_v".to_string(), vec![n], flat_to_host(&st.adam.v)),
@@ -392,14 +490,22 @@ impl Run {
         // the loss log first, so the log never lags behind a saved state
         self.flush_losses()?;
         let path = self.dir.join(STATE_FILE);
-        write_tensors(&path, &ts, &serde_json::to_string(&meta).expect("serializes"))?;
+        write_tensors(
+            &path,
+            &ts,
+            &serde_json::to_string(&meta).expect("serializes"),
+        )?;
         Ok(path)
     }
 
     fn flush_losses(&mut self) -> Result<()> {
         use std::io::Write;
         let path = self.dir.join(LOSS_FILE);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         for l in self.pending_losses.drain(..) {
             writeln!(f, "{l}").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         }
@@ -440,50 +546,94 @@ impl Run {
     }
 
     pub fn phase_file(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("phase{}-{}.safetensors", i, self.phases[i].name()))
+        self.dir
+            .join(format!("phase{}-{}.safetensors", i, self.phases[i].name()))
     }
 
     /// Run (or resume) to the end. `max_global_steps` interrupts after that many optimizer
     /// steps with a checkpoint, as a kill would (used by tests and the app's pause).
-    pub fn run(&mut self, resume: bool, observer: &mut dyn Observer, max_global_steps: Option<u64>) -> Result<Outcome> {
+    pub fn run(
+        &mut self,
+        resume: bool,
+        observer: &mut dyn Observer,
+        max_global_steps: Option<u64>,
+    ) -> Result<Outcome> {
         let mut st = if resume {
             let st = self.load_state()?;
             self.trim_losses(st.global_step)?;
             st
         } else {
-            std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
             let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
-            crate::error::write_atomic(&self.dir.join(LOSS_FILE), b"phase,step,global_step,loss\n")?;
-            crate::error::write_atomic(&self.dir.join("config.json"), serde_json::to_string_pretty(&self.cfg).expect("serializes").as_bytes())?;
+            crate::error::write_atomic(
+                &self.dir.join(LOSS_FILE),
+                b"phase,step,global_step,loss\n",
+            )?;
+            crate::error::write_atomic(
+                &self.dir.join("config.json"),
+                serde_json::to_string_pretty(&self.cfg)
+                    .expect("serializes")
+                    .as_bytes(),
+            )?;
             self.fresh_state()
         };
         let samples_total = self.total_samples();
-        let mut samples_done: u64 = self.phases[..st.phase].iter().map(|p| p.samples).sum::<u64>() + st.step * self.cfg.batch as u64;
+        let mut samples_done: u64 = self.phases[..st.phase]
+            .iter()
+            .map(|p| p.samples)
+            .sum::<u64>()
+            + st.step * self.cfg.batch as u64;
         let mut last_good = self.dir.join(STATE_FILE);
         while st.phase < self.phases.len() {
             let phase = self.phases[st.phase].clone();
-            if !observer.event(&Event::PhaseStart { index: st.phase, count: self.phases.len(), name: phase.name(), steps: phase.steps }) {
-                return Ok(Outcome::Stopped { global_step: st.global_step });
+            if !observer.event(&Event::PhaseStart {
+                index: st.phase,
+                count: self.phases.len(),
+                name: phase.name(),
+                steps: phase.steps,
+            }) {
+                return Ok(Outcome::Stopped {
+                    global_step: st.global_step,
+                });
             }
-            let mu_i = self.cfg.mu_i.unwrap_or_else(|| inference_mu(self.cfg.ema_eps, phase.steps));
+            let mu_i = self
+                .cfg
+                .mu_i
+                .unwrap_or_else(|| inference_mu(self.cfg.ema_eps, phase.steps));
             while st.step < phase.steps {
                 let loss_t = self.train_step(&phase, &mut st)?;
                 let loss = scalar(loss_t);
                 if !loss.is_finite() {
                     return Err(Error::Diverged(format!(
                         "loss is {loss} at phase {} ({}), step {}; the weights were not saved. The last good checkpoint is {} (resume from it with --resume, perhaps after lowering --lr)",
-                        st.phase, phase.name(), st.step, last_good.display()
+                        st.phase,
+                        phase.name(),
+                        st.step,
+                        last_good.display()
                     )));
                 }
                 st.step += 1;
                 st.global_step += 1;
                 // EMAs after the optimizer step (Algorithm 1 line 21, A.7)
-                let (ws, wi) = (ema_weight(self.cfg.mu_s, st.step), ema_weight(mu_i, st.step));
-                let (s, i) = crate::kernels::ema2(&st.student, st.self_teacher.clone(), st.ema.clone(), ws, wi);
+                let (ws, wi) = (
+                    ema_weight(self.cfg.mu_s, st.step),
+                    ema_weight(mu_i, st.step),
+                );
+                let (s, i) = crate::kernels::ema2(
+                    &st.student,
+                    st.self_teacher.clone(),
+                    st.ema.clone(),
+                    ws,
+                    wi,
+                );
                 st.self_teacher = s;
                 st.ema = i;
                 samples_done += self.cfg.batch as u64;
-                self.pending_losses.push(format!("{},{},{},{}", st.phase, st.step, st.global_step, loss));
+                self.pending_losses.push(format!(
+                    "{},{},{},{}",
+                    st.phase, st.step, st.global_step, loss
+                ));
                 let go = observer.event(&Event::Step {
                     phase: st.phase,
                     step: st.step,
@@ -496,24 +646,41 @@ impl Run {
                 let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
                 if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
                     last_good = self.save_state(&st)?;
-                    observer.event(&Event::Checkpoint { path: last_good.clone(), global_step: st.global_step });
+                    observer.event(&Event::Checkpoint {
+                        path: last_good.clone(),
+                        global_step: st.global_step,
+                    });
                 }
                 if interrupted {
-                    return Ok(Outcome::Stopped { global_step: st.global_step });
+                    return Ok(Outcome::Stopped {
+                        global_step: st.global_step,
+                    });
                 }
             }
             // phase end: save its inference-EMA model, then set up the next phase
             let (kind, steps) = match phase.kind {
-                PhaseKind::Fit if self.cfg.method == Method::Teacher => ("teacher", self.grid.steps),
+                PhaseKind::Fit if self.cfg.method == Method::Teacher => {
+                    ("teacher", self.grid.steps)
+                }
                 PhaseKind::Fit => ("fit", self.grid.steps),
                 PhaseKind::Tract { to, .. } => ("tract", to),
                 PhaseKind::Btd { to, .. } => ("btd", to),
             };
-            let done: u64 = self.phases[..=st.phase].iter().filter(|p| p.kind != PhaseKind::Fit).map(|p| p.samples).sum();
-            let mf = ModelFile { meta: self.model_meta(kind, steps, done), flat: flat_to_host(&st.ema) };
+            let done: u64 = self.phases[..=st.phase]
+                .iter()
+                .filter(|p| p.kind != PhaseKind::Fit)
+                .map(|p| p.samples)
+                .sum();
+            let mf = ModelFile {
+                meta: self.model_meta(kind, steps, done),
+                flat: flat_to_host(&st.ema),
+            };
             let pf = self.phase_file(st.phase);
             mf.save(&pf)?;
-            observer.event(&Event::PhaseEnd { index: st.phase, path: pf });
+            observer.event(&Event::PhaseEnd {
+                index: st.phase,
+                path: pf,
+            });
             let was_fit = phase.kind == PhaseKind::Fit;
             let result = st.ema.clone();
             st.phase += 1;
@@ -530,9 +697,14 @@ impl Run {
             last_good = self.save_state(&st)?;
         }
         let last = self.phases.len() - 1;
-        let name = if self.cfg.method == Method::Teacher { "teacher.safetensors" } else { "student.safetensors" };
+        let name = if self.cfg.method == Method::Teacher {
+            "teacher.safetensors"
+        } else {
+            "student.safetensors"
+        };
         let student = self.dir.join(name);
-        std::fs::copy(self.phase_file(last), &student).map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
+        std::fs::copy(self.phase_file(last), &student)
+            .map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
         Ok(Outcome::Finished { student })
     }
 
@@ -545,21 +717,50 @@ impl Run {
         let n = p.noise.len() / d;
         let steps = phase.to_steps().unwrap_or(64).min(self.grid.steps);
         let eps = from_vec2(p.noise.clone(), [n, d], &self.device);
-        let x = crate::diffusion::sample(&Bound { model: &self.net, params: &st.ema }, eps, &self.grid, steps, crate::diffusion::Solver::Ddim, self.cfg.clip_x0);
-        observer.event(&Event::Preview { phase: st.phase, step: st.step, steps, samples: crate::tensors::to_vec(x) })
+        let x = crate::diffusion::sample(
+            &Bound {
+                model: &self.net,
+                params: &st.ema,
+            },
+            eps,
+            &self.grid,
+            steps,
+            crate::diffusion::Solver::Ddim,
+            self.cfg.clip_x0,
+        );
+        observer.event(&Event::Preview {
+            phase: st.phase,
+            step: st.step,
+            steps,
+            samples: crate::tensors::to_vec(x),
+        })
     }
 
     fn teacher_den<'a>(&'a self, st: &'a RunState) -> Box<dyn Denoiser + 'a> {
         match (&st.teacher, &self.original) {
-            (Some(t), _) => Box::new(Bound { model: &self.net, params: t }),
+            (Some(t), _) => Box::new(Bound {
+                model: &self.net,
+                params: t,
+            }),
             (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
-            (None, TeacherNet::Net(t)) => Box::new(Bound { model: &self.net, params: t }),
-            (None, TeacherNet::Data) => unreachable!("a data teacher has no denoiser; train_step uses x0"),
+            (None, TeacherNet::Net(t)) => Box::new(Bound {
+                model: &self.net,
+                params: t,
+            }),
+            (None, TeacherNet::Data) => {
+                unreachable!("a data teacher has no denoiser; train_step uses x0")
+            }
         }
     }
 
     /// Teacher step t -> t-1: DDIM for VP, Heun for VE (Algorithms 1 and 2).
-    fn teacher_step(&self, den: &dyn Denoiser, x: Tensor<2>, from: &[Coef], to: &[Coef]) -> Tensor<2> {
+    fn teacher_step(
+        &self,
+        den: &dyn Denoiser,
+        x: Tensor<2>,
+        from: &[Coef],
+        to: &[Coef],
+    ) -> Tensor<2> {
         match self.cfg.param {
             Param::Vp => ddim_step(den, x, from, to, self.cfg.clip_x0),
             Param::Ve => heun_step(den, x, from, to, self.cfg.clip_x0),
@@ -600,7 +801,11 @@ impl Run {
                 let mut idx = Vec::with_capacity(b);
                 for _ in 0..b {
                     let s = group * st.rng.below(to);
-                    let t = if btd { s + 2 } else { s + 1 + st.rng.below(group) };
+                    let t = if btd {
+                        s + 2
+                    } else {
+                        s + 1 + st.rng.below(group)
+                    };
                     idx.push((t, s));
                 }
                 let c = |i: usize| self.grid.coef(i * stride);
@@ -615,10 +820,14 @@ impl Run {
                 } else if idx.iter().all(|&(t, s)| t - 1 == s) {
                     xt1
                 } else {
-                    let selft = Bound { model: &self.net, params: &st.self_teacher };
+                    let selft = Bound {
+                        model: &self.net,
+                        params: &st.self_teacher,
+                    };
                     ddim_step(&selft, xt1, &ct1, &cs, self.cfg.clip_x0)
                 };
-                let (a, bb): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
+                let (a, bb): (Vec<f64>, Vec<f64>) =
+                    ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
                 (ct, (xt.clone(), xs, xt, a, bb))
             }
         };
@@ -630,7 +839,9 @@ impl Run {
         let g = self.net.forward(&leaf, xt, &times);
         let loss = crate::kernels::tract_loss(g, xs, xt_t, &a, &bb, &w);
         let grads = loss.backward();
-        let grad = leaf.grad(&grads).ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
+        let grad = leaf
+            .grad(&grads)
+            .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
         Ok(loss.inner())
     }
@@ -641,7 +852,10 @@ impl Run {
         match self.cfg.param {
             Param::Vp => crate::schedule::vp_coef(1.0 - rng.uniform()),
             Param::Ve => {
-                let (lo, hi) = (crate::schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0), crate::schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0));
+                let (lo, hi) = (
+                    crate::schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0),
+                    crate::schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0),
+                );
                 let _ = karras_sigma;
                 crate::schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
             }
@@ -659,11 +873,22 @@ fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Res
     if m.meta.dim() != data.dim() {
         return Err(Error::file(
             what,
-            format!("the model is for {}-dimensional data but {} is {}-dimensional", m.meta.dim(), data.spec, data.dim()),
+            format!(
+                "the model is for {}-dimensional data but {} is {}-dimensional",
+                m.meta.dim(),
+                data.spec,
+                data.dim()
+            ),
         ));
     }
     if m.meta.param != param {
-        return Err(Error::file(what, format!("the model is {:?} but the run is {:?} (--param)", m.meta.param, param)));
+        return Err(Error::file(
+            what,
+            format!(
+                "the model is {:?} but the run is {:?} (--param)",
+                m.meta.param, param
+            ),
+        ));
     }
     Ok(())
 }

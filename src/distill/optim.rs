@@ -16,7 +16,13 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: Some(1.0) }
+        AdamConfig {
+            lr: 2e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip: Some(1.0),
+        }
     }
 }
 
@@ -29,7 +35,11 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(like: &Tensor<1>) -> Self {
-        Adam { m: like.zeros_like(), v: like.zeros_like(), t: 0 }
+        Adam {
+            m: like.zeros_like(),
+            v: like.zeros_like(),
+            t: 0,
+        }
     }
 
     /// One step; returns the new parameters.
@@ -45,7 +55,8 @@ impl Adam {
         };
         self.t += 1;
         self.m = self.m.clone().mul_scalar(cfg.beta1) + grad.clone().mul_scalar(1.0 - cfg.beta1);
-        self.v = self.v.clone().mul_scalar(cfg.beta2) + (grad.clone() * grad).mul_scalar(1.0 - cfg.beta2);
+        self.v = self.v.clone().mul_scalar(cfg.beta2)
+            + (grad.clone() * grad).mul_scalar(1.0 - cfg.beta2);
         let bc1 = 1.0 - cfg.beta1.powi(self.t as i32);
         let bc2 = 1.0 - cfg.beta2.powi(self.t as i32);
         let step_size = cfg.lr / bc1;
@@ -95,7 +106,9 @@ mod tests {
         for (j, p) in phis.iter().enumerate() {
             ema = ema_update(ema, &from_vec1(vec![*p], &dev), mu, j as u64 + 1);
             let i = j + 1;
-            let num: f64 = (0..i).map(|k| mu.powi((i - 1 - k) as i32) * phis[k] as f64).sum();
+            let num: f64 = (0..i)
+                .map(|k| mu.powi((i - 1 - k) as i32) * phis[k] as f64)
+                .sum();
             let den: f64 = (0..i).map(|k| mu.powi((i - 1 - k) as i32)).sum();
             assert!((to_vec(ema.clone())[0] as f64 - num / den).abs() < 1e-5);
         }
@@ -106,12 +119,19 @@ mod tests {
     #[test]
     fn adam_matches_hand_computation_and_clips() {
         let dev = Device::flex();
-        let cfg = AdamConfig { lr: 0.1, clip: Some(1.0), ..Default::default() };
+        let cfg = AdamConfig {
+            lr: 0.1,
+            clip: Some(1.0),
+            ..Default::default()
+        };
         let p = from_vec1(vec![1.0, 2.0], &dev);
         let mut a = Adam::new(&p);
         // grad (3, 4): norm 5, clipped to (0.6, 0.8); first Adam step moves each by -lr * sign
         let p1 = to_vec(a.step(&cfg, p.clone(), from_vec1(vec![3.0, 4.0], &dev)));
-        assert!((p1[0] - 0.9).abs() < 1e-6 && (p1[1] - 1.9).abs() < 1e-6, "{p1:?}");
+        assert!(
+            (p1[0] - 0.9).abs() < 1e-6 && (p1[1] - 1.9).abs() < 1e-6,
+            "{p1:?}"
+        );
         // second step with grad (0.3, 0) (norm < 1, not clipped), by hand:
         let (b1, b2) = (0.9f64, 0.999f64);
         let g1 = [0.6f64, 0.8];
@@ -126,7 +146,10 @@ mod tests {
         }
         let p2 = to_vec(a.step(&cfg, from_vec1(p1, &dev), from_vec1(vec![0.3, 0.0], &dev)));
         for i in 0..2 {
-            assert!((p2[i] as f64 - expect[i]).abs() < 1e-5, "{p2:?} vs {expect:?}");
+            assert!(
+                (p2[i] as f64 - expect[i]).abs() < 1e-5,
+                "{p2:?} vs {expect:?}"
+            );
         }
     }
 }

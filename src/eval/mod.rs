@@ -15,12 +15,20 @@ pub fn sliced_w2(a: &[f32], b: &[f32], d: usize, projections: usize, seed: u64) 
         let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
         dir.iter_mut().for_each(|v| *v /= norm);
         let proj = |x: &[f32]| {
-            let mut p: Vec<f64> = x.chunks(d).map(|r| r.iter().zip(&dir).map(|(a, b)| *a as f64 * b).sum()).collect();
+            let mut p: Vec<f64> = x
+                .chunks(d)
+                .map(|r| r.iter().zip(&dir).map(|(a, b)| *a as f64 * b).sum())
+                .collect();
             p.sort_by(|a, b| a.total_cmp(b));
             p
         };
         let (pa, pb) = (proj(a), proj(b));
-        total += pa.iter().zip(&pb).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64;
+        total += pa
+            .iter()
+            .zip(&pb)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            / n as f64;
     }
     (total / projections as f64).sqrt()
 }
@@ -32,13 +40,22 @@ pub fn weight_errors(g: &Gmm, samples: &[f32]) -> Vec<f64> {
     for k in g.assign(samples) {
         counts[k] += 1;
     }
-    counts.iter().zip(&g.components).map(|(c, comp)| *c as f64 / n as f64 - comp.weight).collect()
+    counts
+        .iter()
+        .zip(&g.components)
+        .map(|(c, comp)| *c as f64 / n as f64 - comp.weight)
+        .collect()
 }
 
 /// Root mean squared difference per coordinate.
 pub fn rmse(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    (a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+    (a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64)
+        .sqrt()
 }
 
 #[cfg(test)]

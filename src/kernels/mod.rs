@@ -46,14 +46,27 @@ pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -
     let dev = x.device();
     let (a, b) = (vec_f32(a, &dev), vec_f32(b, &dev));
     if use_kernel(&dev) {
-        Tensor::from_dispatch(Dispatch::row_axpby(x.into_dispatch(), y.into_dispatch(), a.into_dispatch(), b.into_dispatch(), clip))
+        Tensor::from_dispatch(Dispatch::row_axpby(
+            x.into_dispatch(),
+            y.into_dispatch(),
+            a.into_dispatch(),
+            b.into_dispatch(),
+            clip,
+        ))
     } else {
         reference::row_axpby(x, y, a, b, clip)
     }
 }
 
 /// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
-pub fn heun_combine(x: Tensor<2>, x0: Tensor<2>, e: Tensor<2>, x0e: Tensor<2>, c1: &[f64], c2: &[f64]) -> Tensor<2> {
+pub fn heun_combine(
+    x: Tensor<2>,
+    x0: Tensor<2>,
+    e: Tensor<2>,
+    x0e: Tensor<2>,
+    c1: &[f64],
+    c2: &[f64],
+) -> Tensor<2> {
     let dev = x.device();
     let (c1, c2) = (vec_f32(c1, &dev), vec_f32(c2, &dev));
     if use_kernel(&dev) {
@@ -72,14 +85,31 @@ pub fn heun_combine(x: Tensor<2>, x0: Tensor<2>, e: Tensor<2>, x0e: Tensor<2>, c
 
 /// The TRACT loss: mean over the batch of w[r] * mean_d (g - (a[r] xs + b[r] xt))^2,
 /// differentiable with respect to g; the target is a constant.
-pub fn tract_loss(g: Tensor<2>, xs: Tensor<2>, xt: Tensor<2>, a: &[f64], b: &[f64], w: &[f64]) -> Tensor<1> {
+pub fn tract_loss(
+    g: Tensor<2>,
+    xs: Tensor<2>,
+    xt: Tensor<2>,
+    a: &[f64],
+    b: &[f64],
+    w: &[f64],
+) -> Tensor<1> {
     let inner_dev = xs.device();
     let [n, d] = g.dims();
-    let (a, b, w) = (vec_f32(a, &inner_dev), vec_f32(b, &inner_dev), vec_f32(w, &inner_dev));
+    let (a, b, w) = (
+        vec_f32(a, &inner_dev),
+        vec_f32(b, &inner_dev),
+        vec_f32(w, &inner_dev),
+    );
     if use_kernel(&inner_dev) {
         let auto = g.is_autodiff();
         let lift = |t: Tensor<1>| if auto { t.autodiff() } else { t };
-        let lift2 = |t: Tensor<2>| if auto { t.detach().autodiff() } else { t.detach() };
+        let lift2 = |t: Tensor<2>| {
+            if auto {
+                t.detach().autodiff()
+            } else {
+                t.detach()
+            }
+        };
         let (err, _grad) = Dispatch::tract_loss(
             g.into_dispatch(),
             lift2(xs).into_dispatch(),
@@ -98,14 +128,32 @@ pub fn tract_loss(g: Tensor<2>, xs: Tensor<2>, xt: Tensor<2>, a: &[f64], b: &[f6
 /// Both bias-corrected EMA updates: (self-teacher, inference). Burn's own fusion matches
 /// the WGSL kernel here (`bench --kernels`), so the engine uses Burn ops; the kernel is
 /// `ema2_kernel`.
-pub fn ema2(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
+pub fn ema2(
+    phi: &Tensor<1>,
+    es: Tensor<1>,
+    ei: Tensor<1>,
+    ws: f64,
+    wi: f64,
+) -> (Tensor<1>, Tensor<1>) {
     reference::ema2(phi, es, ei, ws, wi)
 }
 
 /// The EMA pair as one WGSL kernel pass (falls back to the reference off wgpu).
-pub fn ema2_kernel(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
+pub fn ema2_kernel(
+    phi: &Tensor<1>,
+    es: Tensor<1>,
+    ei: Tensor<1>,
+    ws: f64,
+    wi: f64,
+) -> (Tensor<1>, Tensor<1>) {
     if use_kernel(&phi.device()) {
-        let (s, i) = Dispatch::ema2(phi.clone().into_dispatch(), es.into_dispatch(), ei.into_dispatch(), ws as f32, wi as f32);
+        let (s, i) = Dispatch::ema2(
+            phi.clone().into_dispatch(),
+            es.into_dispatch(),
+            ei.into_dispatch(),
+            ws as f32,
+            wi as f32,
+        );
         (Tensor::from_dispatch(s), Tensor::from_dispatch(i))
     } else {
         reference::ema2(phi, es, ei, ws, wi)
@@ -119,8 +167,17 @@ pub fn rgba_grid(img: Tensor<4>, cols: usize, lo: f32, hi: f32) -> (usize, usize
     let cols = cols.max(1);
     let (w, h) = (cols * dims[3], dims[0].div_ceil(cols).max(1) * dims[2]);
     if use_kernel(&img.device()) {
-        let t: Tensor<2, Int> = Tensor::from_dispatch(Dispatch::rgba_grid(img.into_dispatch(), cols as u32, lo, hi));
-        let px = t.into_data().convert::<u32>().try_into_vec::<u32>().expect("u32 pixels");
+        let t: Tensor<2, Int> = Tensor::from_dispatch(Dispatch::rgba_grid(
+            img.into_dispatch(),
+            cols as u32,
+            lo,
+            hi,
+        ));
+        let px = t
+            .into_data()
+            .convert::<u32>()
+            .try_into_vec::<u32>()
+            .expect("u32 pixels");
         (w, h, px)
     } else {
         (w, h, reference::rgba_grid(&to_vec(img), dims, cols, lo, hi))
@@ -132,22 +189,48 @@ pub mod reference {
     use super::col;
     use burn::tensor::Tensor;
 
-    pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: Tensor<1>, b: Tensor<1>, clip: bool) -> Tensor<2> {
+    pub fn row_axpby(
+        x: Tensor<2>,
+        y: Tensor<2>,
+        a: Tensor<1>,
+        b: Tensor<1>,
+        clip: bool,
+    ) -> Tensor<2> {
         let y = if clip { y.clamp(-1.0, 1.0) } else { y };
         x * col(a) + y * col(b)
     }
 
-    pub fn heun_combine(x: Tensor<2>, x0: Tensor<2>, e: Tensor<2>, x0e: Tensor<2>, c1: Tensor<1>, c2: Tensor<1>) -> Tensor<2> {
+    pub fn heun_combine(
+        x: Tensor<2>,
+        x0: Tensor<2>,
+        e: Tensor<2>,
+        x0e: Tensor<2>,
+        c1: Tensor<1>,
+        c2: Tensor<1>,
+    ) -> Tensor<2> {
         x.clone() + (x - x0) * col(c1) + (e - x0e) * col(c2)
     }
 
-    pub fn tract_loss(g: Tensor<2>, xs: Tensor<2>, xt: Tensor<2>, a: Tensor<1>, b: Tensor<1>, w: Tensor<1>) -> Tensor<1> {
+    pub fn tract_loss(
+        g: Tensor<2>,
+        xs: Tensor<2>,
+        xt: Tensor<2>,
+        a: Tensor<1>,
+        b: Tensor<1>,
+        w: Tensor<1>,
+    ) -> Tensor<1> {
         let target = (xs * col(a) + xt * col(b)).detach();
         let diff = g - target;
         ((diff.clone() * diff).mean_dim(1) * col(w)).mean()
     }
 
-    pub fn ema2(phi: &Tensor<1>, es: Tensor<1>, ei: Tensor<1>, ws: f64, wi: f64) -> (Tensor<1>, Tensor<1>) {
+    pub fn ema2(
+        phi: &Tensor<1>,
+        es: Tensor<1>,
+        ei: Tensor<1>,
+        ws: f64,
+        wi: f64,
+    ) -> (Tensor<1>, Tensor<1>) {
         use crate::distill::optim::ema_mix;
         (ema_mix(es, phi, ws), ema_mix(ei, phi, wi))
     }
@@ -169,7 +252,11 @@ pub mod reference {
                 let (y, x) = (gy % h, gx % w);
                 let base = k * c * h * w + y * w + x;
                 let r = byte(v[base]);
-                let (g, b) = if c >= 3 { (byte(v[base + h * w]), byte(v[base + 2 * h * w])) } else { (r, r) };
+                let (g, b) = if c >= 3 {
+                    (byte(v[base + h * w]), byte(v[base + 2 * h * w]))
+                } else {
+                    (r, r)
+                };
                 out[p] = r | (g << 8) | (b << 16) | (255 << 24);
             }
         }

@@ -8,8 +8,13 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::fusion::custom::TensorSpec;
-use burn::backend::wgpu::{CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous};
-use burn::backend::{AutodiffBackend, Backend, backend_extension, tensor::{FloatTensor, IntTensor}};
+use burn::backend::wgpu::{
+    CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
+};
+use burn::backend::{
+    AutodiffBackend, Backend, backend_extension,
+    tensor::{FloatTensor, IntTensor},
+};
 use burn::cubecl::server::{KernelArguments, MetadataBindingInfo};
 use burn::cubecl::{CubeCount, CubeDim, prelude::KernelId};
 use burn::tensor::{DType, Shape};
@@ -18,7 +23,13 @@ use burn::tensor::{DType, Shape};
 pub trait TractKernels: Backend {
     /// out = a[r] x + b[r] clip(y), r = row of a [N, D] tensor; a, b are [N].
     #[fusion(dtype = x, shape = x)]
-    fn row_axpby(x: FloatTensor<Self>, y: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, clip: bool) -> FloatTensor<Self>;
+    fn row_axpby(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        clip: bool,
+    ) -> FloatTensor<Self>;
 
     /// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
     #[fusion(dtype = x, shape = x)]
@@ -46,7 +57,13 @@ pub trait TractKernels: Backend {
 
     /// Both EMAs: (es + ws (phi - es), ei + wi (phi - ei)).
     #[fusion(meta = |phi, _es, _ei, _ws, _wi| (phi.clone(), phi.clone()))]
-    fn ema2(phi: FloatTensor<Self>, es: FloatTensor<Self>, ei: FloatTensor<Self>, ws: f32, wi: f32) -> (FloatTensor<Self>, FloatTensor<Self>);
+    fn ema2(
+        phi: FloatTensor<Self>,
+        es: FloatTensor<Self>,
+        ei: FloatTensor<Self>,
+        ws: f32,
+        wi: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// Images [N, C, H, W] to a packed RGBA8 grid [rows H, cols W] (u32).
     #[fusion(meta = |img, cols, _lo, _hi| grid_spec(&img.shape, *cols))]
@@ -115,21 +132,41 @@ fn cube_count(n: usize) -> CubeCount {
 
 /// Pack u32 words two per u64 (little-endian), as cubecl's info binding expects.
 fn words(w: &[u32]) -> Vec<u64> {
-    w.chunks(2).map(|c| c[0] as u64 | ((*c.get(1).unwrap_or(&0) as u64) << 32)).collect()
+    w.chunks(2)
+        .map(|c| c[0] as u64 | ((*c.get(1).unwrap_or(&0) as u64) << 32))
+        .collect()
 }
 
 fn empty_like(t: &CubeTensor, shape: Shape, dtype: DType) -> CubeTensor {
     let n = shape.num_elements();
     let client = t.client.clone();
-    CubeTensor::new_contiguous(client.clone(), t.device.clone(), shape, client.empty(n.max(1) * 4), dtype)
+    CubeTensor::new_contiguous(
+        client.clone(),
+        t.device.clone(),
+        shape,
+        client.empty(n.max(1) * 4),
+        dtype,
+    )
 }
 
-fn launch<K: KernelSource + 'static>(k: K, inputs: &[&CubeTensor], outputs: &[&CubeTensor], n: usize, info: &[u32]) {
+fn launch<K: KernelSource + 'static>(
+    k: K,
+    inputs: &[&CubeTensor],
+    outputs: &[&CubeTensor],
+    n: usize,
+    info: &[u32],
+) {
     let client = inputs[0].client.clone();
     let mut bufs: Vec<_> = inputs.iter().map(|t| t.handle.clone().binding()).collect();
     bufs.extend(outputs.iter().map(|t| t.handle.clone().binding()));
-    let args = KernelArguments::new().with_buffers(bufs).with_info(MetadataBindingInfo::custom(words(info)));
-    client.launch(Box::new(SourceKernel::new(k, CubeDim::new_1d(WG))), cube_count(n), args);
+    let args = KernelArguments::new()
+        .with_buffers(bufs)
+        .with_info(MetadataBindingInfo::custom(words(info)));
+    client.launch(
+        Box::new(SourceKernel::new(k, CubeDim::new_1d(WG))),
+        cube_count(n),
+        args,
+    );
 }
 
 fn f32_only(ts: &[&CubeTensor]) {
@@ -139,22 +176,52 @@ fn f32_only(ts: &[&CubeTensor]) {
 }
 
 impl TractKernels for CubeBackend {
-    fn row_axpby(x: FloatTensor<Self>, y: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, clip: bool) -> FloatTensor<Self> {
-        let (x, y, a, b) = (into_contiguous(x), into_contiguous(y), into_contiguous(a), into_contiguous(b));
+    fn row_axpby(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        clip: bool,
+    ) -> FloatTensor<Self> {
+        let (x, y, a, b) = (
+            into_contiguous(x),
+            into_contiguous(y),
+            into_contiguous(a),
+            into_contiguous(b),
+        );
         f32_only(&[&x, &y, &a, &b]);
         let shape = x.meta.shape().clone();
         let n = shape.num_elements();
         let d = (n / a.meta.shape().num_elements().max(1)).max(1);
         let out = empty_like(&x, shape, DType::F32);
         if d % 4 == 0 {
-            launch(RowAxpby4, &[&x, &y, &a, &b], &[&out], n / 4, &[(n / 4) as u32, (d / 4) as u32, clip as u32, 0]);
+            launch(
+                RowAxpby4,
+                &[&x, &y, &a, &b],
+                &[&out],
+                n / 4,
+                &[(n / 4) as u32, (d / 4) as u32, clip as u32, 0],
+            );
         } else {
-            launch(RowAxpby, &[&x, &y, &a, &b], &[&out], n, &[n as u32, d as u32, clip as u32, 0]);
+            launch(
+                RowAxpby,
+                &[&x, &y, &a, &b],
+                &[&out],
+                n,
+                &[n as u32, d as u32, clip as u32, 0],
+            );
         }
         out
     }
 
-    fn heun_combine(x: FloatTensor<Self>, x0: FloatTensor<Self>, e: FloatTensor<Self>, x0e: FloatTensor<Self>, c1: FloatTensor<Self>, c2: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn heun_combine(
+        x: FloatTensor<Self>,
+        x0: FloatTensor<Self>,
+        e: FloatTensor<Self>,
+        x0e: FloatTensor<Self>,
+        c1: FloatTensor<Self>,
+        c2: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let [x, x0, e, x0e, c1, c2] = [x, x0, e, x0e, c1, c2].map(into_contiguous);
         f32_only(&[&x, &x0, &e, &x0e, &c1, &c2]);
         let shape = x.meta.shape().clone();
@@ -162,14 +229,34 @@ impl TractKernels for CubeBackend {
         let d = (n / c1.meta.shape().num_elements().max(1)).max(1);
         let out = empty_like(&x, shape, DType::F32);
         if d % 4 == 0 {
-            launch(Heun4, &[&x, &x0, &e, &x0e, &c1, &c2], &[&out], n / 4, &[(n / 4) as u32, (d / 4) as u32, 0, 0]);
+            launch(
+                Heun4,
+                &[&x, &x0, &e, &x0e, &c1, &c2],
+                &[&out],
+                n / 4,
+                &[(n / 4) as u32, (d / 4) as u32, 0, 0],
+            );
         } else {
-            launch(Heun, &[&x, &x0, &e, &x0e, &c1, &c2], &[&out], n, &[n as u32, d as u32, 0, 0]);
+            launch(
+                Heun,
+                &[&x, &x0, &e, &x0e, &c1, &c2],
+                &[&out],
+                n,
+                &[n as u32, d as u32, 0, 0],
+            );
         }
         out
     }
 
-    fn tract_loss(g: FloatTensor<Self>, xs: FloatTensor<Self>, xt: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, w: FloatTensor<Self>, scale: f32) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn tract_loss(
+        g: FloatTensor<Self>,
+        xs: FloatTensor<Self>,
+        xt: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        scale: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [g, xs, xt, a, b, w] = [g, xs, xt, a, b, w].map(into_contiguous);
         f32_only(&[&g, &xs, &xt, &a, &b, &w]);
         let shape = g.meta.shape().clone();
@@ -178,14 +265,32 @@ impl TractKernels for CubeBackend {
         let err = empty_like(&g, shape.clone(), DType::F32);
         let grad = empty_like(&g, shape, DType::F32);
         if d % 4 == 0 {
-            launch(TractLoss4, &[&g, &xs, &xt, &a, &b, &w], &[&err, &grad], n / 4, &[(n / 4) as u32, (d / 4) as u32, scale.to_bits(), 0]);
+            launch(
+                TractLoss4,
+                &[&g, &xs, &xt, &a, &b, &w],
+                &[&err, &grad],
+                n / 4,
+                &[(n / 4) as u32, (d / 4) as u32, scale.to_bits(), 0],
+            );
         } else {
-            launch(TractLoss, &[&g, &xs, &xt, &a, &b, &w], &[&err, &grad], n, &[n as u32, d as u32, scale.to_bits(), 0]);
+            launch(
+                TractLoss,
+                &[&g, &xs, &xt, &a, &b, &w],
+                &[&err, &grad],
+                n,
+                &[n as u32, d as u32, scale.to_bits(), 0],
+            );
         }
         (err, grad)
     }
 
-    fn ema2(phi: FloatTensor<Self>, es: FloatTensor<Self>, ei: FloatTensor<Self>, ws: f32, wi: f32) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn ema2(
+        phi: FloatTensor<Self>,
+        es: FloatTensor<Self>,
+        ei: FloatTensor<Self>,
+        ws: f32,
+        wi: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [phi, es, ei] = [phi, es, ei].map(into_contiguous);
         f32_only(&[&phi, &es, &ei]);
         let shape = phi.meta.shape().clone();
@@ -193,9 +298,21 @@ impl TractKernels for CubeBackend {
         let os = empty_like(&phi, shape.clone(), DType::F32);
         let oi = empty_like(&phi, shape, DType::F32);
         if n % 4 == 0 {
-            launch(Ema2x4, &[&phi, &es, &ei], &[&os, &oi], n / 4, &[(n / 4) as u32, ws.to_bits(), wi.to_bits(), 0]);
+            launch(
+                Ema2x4,
+                &[&phi, &es, &ei],
+                &[&os, &oi],
+                n / 4,
+                &[(n / 4) as u32, ws.to_bits(), wi.to_bits(), 0],
+            );
         } else {
-            launch(Ema2, &[&phi, &es, &ei], &[&os, &oi], n, &[n as u32, ws.to_bits(), wi.to_bits(), 0]);
+            launch(
+                Ema2,
+                &[&phi, &es, &ei],
+                &[&os, &oi],
+                n,
+                &[n as u32, ws.to_bits(), wi.to_bits(), 0],
+            );
         }
         (os, oi)
     }
@@ -208,7 +325,22 @@ impl TractKernels for CubeBackend {
         let gs = grid_shape(img.meta.shape(), cols);
         let total = gs.num_elements();
         let out = empty_like(&img, gs, DType::U32);
-        launch(Rgba, &[&img], &[&out], total, &[total as u32, d[0] as u32, d[1] as u32, d[2] as u32, d[3] as u32, cols, lo.to_bits(), hi.to_bits()]);
+        launch(
+            Rgba,
+            &[&img],
+            &[&out],
+            total,
+            &[
+                total as u32,
+                d[0] as u32,
+                d[1] as u32,
+                d[2] as u32,
+                d[3] as u32,
+                cols,
+                lo.to_bits(),
+                hi.to_bits(),
+            ],
+        );
         out
     }
 }
@@ -217,17 +349,65 @@ impl TractKernels for CubeBackend {
 /// the other kernels act on values that training never differentiates (targets, noise,
 /// EMA weights, pictures), so they run on the inner backend as constants.
 impl<B: Backend + TractKernels, C: CheckpointStrategy> TractKernels for Autodiff<B, C> {
-    fn row_axpby(x: FloatTensor<Self>, y: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, clip: bool) -> FloatTensor<Self> {
-        Self::from_inner(B::row_axpby(Self::inner(x), Self::inner(y), Self::inner(a), Self::inner(b), clip))
+    fn row_axpby(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        clip: bool,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::row_axpby(
+            Self::inner(x),
+            Self::inner(y),
+            Self::inner(a),
+            Self::inner(b),
+            clip,
+        ))
     }
 
-    fn heun_combine(x: FloatTensor<Self>, x0: FloatTensor<Self>, e: FloatTensor<Self>, x0e: FloatTensor<Self>, c1: FloatTensor<Self>, c2: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::from_inner(B::heun_combine(Self::inner(x), Self::inner(x0), Self::inner(e), Self::inner(x0e), Self::inner(c1), Self::inner(c2)))
+    fn heun_combine(
+        x: FloatTensor<Self>,
+        x0: FloatTensor<Self>,
+        e: FloatTensor<Self>,
+        x0e: FloatTensor<Self>,
+        c1: FloatTensor<Self>,
+        c2: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::heun_combine(
+            Self::inner(x),
+            Self::inner(x0),
+            Self::inner(e),
+            Self::inner(x0e),
+            Self::inner(c1),
+            Self::inner(c2),
+        ))
     }
 
-    fn tract_loss(g: FloatTensor<Self>, xs: FloatTensor<Self>, xt: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>, w: FloatTensor<Self>, scale: f32) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let inner = |g| B::tract_loss(g, Self::inner(xs.clone()), Self::inner(xt.clone()), Self::inner(a.clone()), Self::inner(b.clone()), Self::inner(w.clone()), scale);
-        match TractLossBackward.prepare::<C>([g.node()]).compute_bound().stateful() {
+    fn tract_loss(
+        g: FloatTensor<Self>,
+        xs: FloatTensor<Self>,
+        xt: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        scale: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let inner = |g| {
+            B::tract_loss(
+                g,
+                Self::inner(xs.clone()),
+                Self::inner(xt.clone()),
+                Self::inner(a.clone()),
+                Self::inner(b.clone()),
+                Self::inner(w.clone()),
+                scale,
+            )
+        };
+        match TractLossBackward
+            .prepare::<C>([g.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (err, grad) = inner(g.into_primitive());
                 (prep.finish(grad.clone(), err), Self::from_inner(grad))
@@ -239,7 +419,13 @@ impl<B: Backend + TractKernels, C: CheckpointStrategy> TractKernels for Autodiff
         }
     }
 
-    fn ema2(phi: FloatTensor<Self>, es: FloatTensor<Self>, ei: FloatTensor<Self>, ws: f32, wi: f32) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn ema2(
+        phi: FloatTensor<Self>,
+        es: FloatTensor<Self>,
+        ei: FloatTensor<Self>,
+        ws: f32,
+        wi: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (s, i) = B::ema2(Self::inner(phi), Self::inner(es), Self::inner(ei), ws, wi);
         (Self::from_inner(s), Self::from_inner(i))
     }

@@ -24,7 +24,14 @@ pub struct MlpConfig {
 
 impl MlpConfig {
     pub fn new(dim: usize, param: Param, sigma_data: f64) -> Self {
-        MlpConfig { dim, hidden: 128, blocks: 3, freqs: 8, param, sigma_data }
+        MlpConfig {
+            dim,
+            hidden: 128,
+            blocks: 3,
+            freqs: 8,
+            param,
+            sigma_data,
+        }
     }
     fn emb_dim(&self) -> usize {
         2 * self.freqs + 1
@@ -58,7 +65,11 @@ impl Mlp {
         let mut names = vec!["in.w".to_string(), "in.b".into()];
         let mut shapes = vec![vec![d + e, h], vec![h]];
         for l in 0..self.cfg.blocks {
-            names.extend([format!("block{l}.w"), format!("block{l}.e"), format!("block{l}.b")]);
+            names.extend([
+                format!("block{l}.w"),
+                format!("block{l}.e"),
+                format!("block{l}.b"),
+            ]);
             shapes.extend([vec![h, h], vec![e, h], vec![h]]);
         }
         names.extend(["out.w".to_string(), "out.b".into()]);
@@ -99,18 +110,28 @@ impl Mlp {
     /// x0_hat for x [N, D]; `p` is this model's flat parameter vector (plain or an autodiff leaf).
     pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
         let (d, h, e) = (self.cfg.dim, self.cfg.hidden, self.cfg.emb_dim());
-        let pc: Vec<(f64, f64, f64)> = times.coefs.iter().map(|c| precond(self.cfg.param, self.cfg.sigma_data, c)).collect();
+        let pc: Vec<(f64, f64, f64)> = times
+            .coefs
+            .iter()
+            .map(|c| precond(self.cfg.param, self.cfg.sigma_data, c))
+            .collect();
         let c_skip = times.col(|c| precond(self.cfg.param, self.cfg.sigma_data, c).0);
         let c_out = times.col(|c| precond(self.cfg.param, self.cfg.sigma_data, c).1);
-        let xin = if pc.iter().all(|c| c.2 == 1.0) { x.clone() } else { x.clone() * times.col(|c| precond(self.cfg.param, self.cfg.sigma_data, c).2) };
+        let xin = if pc.iter().all(|c| c.2 == 1.0) {
+            x.clone()
+        } else {
+            x.clone() * times.col(|c| precond(self.cfg.param, self.cfg.sigma_data, c).2)
+        };
         let emb = self.embedding(times);
         let lay = self.layout();
         let w = |i: usize, _r: usize, _c: usize| lay.mat(p, i);
         let b = |i: usize, _c: usize| lay.mat(p, i);
-        let mut hcur = silu(Tensor::cat(vec![xin, emb.clone()], 1).matmul(w(0, d + e, h)) + b(1, h));
+        let mut hcur =
+            silu(Tensor::cat(vec![xin, emb.clone()], 1).matmul(w(0, d + e, h)) + b(1, h));
         for l in 0..self.cfg.blocks {
             let i = 2 + 3 * l;
-            hcur = hcur.clone() + silu(hcur.matmul(w(i, h, h)) + emb.clone().matmul(w(i + 1, e, h)) + b(i + 2, h));
+            hcur = hcur.clone()
+                + silu(hcur.matmul(w(i, h, h)) + emb.clone().matmul(w(i + 1, e, h)) + b(i + 2, h));
         }
         let i = 2 + 3 * self.cfg.blocks;
         let f = hcur.matmul(w(i, h, d)) + b(i + 1, d);
@@ -128,7 +149,11 @@ mod tests {
         // sigma = sigma_data: c_skip = 1/2, c_out = sd/sqrt2, c_in = 1/(sd sqrt2)
         let sd = 0.5;
         let (cs, co, ci) = precond(Param::Ve, sd, &crate::schedule::ve_coef_sigma(sd));
-        assert!((cs - 0.5).abs() < 1e-12 && (co - sd / 2f64.sqrt()).abs() < 1e-12 && (ci - 1.0 / (sd * 2f64.sqrt())).abs() < 1e-12);
+        assert!(
+            (cs - 0.5).abs() < 1e-12
+                && (co - sd / 2f64.sqrt()).abs() < 1e-12
+                && (ci - 1.0 / (sd * 2f64.sqrt())).abs() < 1e-12
+        );
         // the x0 of a zero network is c_skip x; VP: alpha x
         let dev = burn::tensor::Device::flex();
         let m = Mlp::new(MlpConfig::new(2, Param::Vp, 1.0));
@@ -137,6 +162,8 @@ mod tests {
         let c = g.coef(300);
         let x = from_vec2(vec![1.0, 2.0], [1, 2], &dev);
         let out = crate::tensors::to_vec(m.forward(&p, x, &Times::same(c, 1, &dev)));
-        assert!((out[0] as f64 - c.alpha).abs() < 1e-6 && (out[1] as f64 - 2.0 * c.alpha).abs() < 1e-6);
+        assert!(
+            (out[0] as f64 - c.alpha).abs() < 1e-6 && (out[1] as f64 - 2.0 * c.alpha).abs() < 1e-6
+        );
     }
 }

@@ -33,7 +33,12 @@ impl Layout {
             offsets.push(total);
             total += s.iter().product::<usize>();
         }
-        Layout { names, shapes, offsets, total }
+        Layout {
+            names,
+            shapes,
+            offsets,
+            total,
+        }
     }
     pub fn len(&self, i: usize) -> usize {
         self.shapes[i].iter().product()
@@ -41,12 +46,20 @@ impl Layout {
     /// Parameter i of `flat` as a matrix [rows, cols].
     pub fn mat(&self, flat: &Tensor<1>, i: usize) -> Tensor<2> {
         let s = &self.shapes[i];
-        let (r, c) = if s.len() == 2 { (s[0], s[1]) } else { (1, s[0]) };
-        flat.clone().narrow(0, self.offsets[i], self.len(i)).reshape([r, c])
+        let (r, c) = if s.len() == 2 {
+            (s[0], s[1])
+        } else {
+            (1, s[0])
+        };
+        flat.clone()
+            .narrow(0, self.offsets[i], self.len(i))
+            .reshape([r, c])
     }
     /// Split a host copy of the flat vector into named pieces.
     pub fn split<'a>(&self, flat: &'a [f32]) -> Vec<&'a [f32]> {
-        (0..self.names.len()).map(|i| &flat[self.offsets[i]..self.offsets[i] + self.len(i)]).collect()
+        (0..self.names.len())
+            .map(|i| &flat[self.offsets[i]..self.offsets[i] + self.len(i)])
+            .collect()
     }
 }
 

@@ -34,11 +34,29 @@ pub struct UnetConfig {
 impl UnetConfig {
     /// The default: small enough to train on 2 CPU cores (about 0.9M parameters at 32x32).
     pub fn small(channels: usize, height: usize, width: usize, param: Param) -> Self {
-        UnetConfig { channels, height, width, base: 32, mults: vec![1, 2, 2], blocks: 1, groups: 8, freqs: 16, attention: true, param, sigma_data: 0.5 }
+        UnetConfig {
+            channels,
+            height,
+            width,
+            base: 32,
+            mults: vec![1, 2, 2],
+            blocks: 1,
+            groups: 8,
+            freqs: 16,
+            attention: true,
+            param,
+            sigma_data: 0.5,
+        }
     }
     /// A larger preset for GPUs.
     pub fn large(channels: usize, height: usize, width: usize, param: Param) -> Self {
-        UnetConfig { base: 96, mults: vec![1, 2, 2, 2], blocks: 2, groups: 32, ..Self::small(channels, height, width, param) }
+        UnetConfig {
+            base: 96,
+            mults: vec![1, 2, 2, 2],
+            blocks: 2,
+            groups: 32,
+            ..Self::small(channels, height, width, param)
+        }
     }
     fn emb_in(&self) -> usize {
         2 * self.freqs + 1
@@ -100,7 +118,10 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn next(&mut self) -> Tensor<1> {
-        let t = self.p.clone().narrow(0, self.lay.offsets[self.i], self.lay.len(self.i));
+        let t = self
+            .p
+            .clone()
+            .narrow(0, self.lay.offsets[self.i], self.lay.len(self.i));
         self.i += 1;
         t
     }
@@ -112,7 +133,12 @@ impl Cursor<'_> {
         let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
         let b = self.next();
         let pad = s[2] / 2;
-        conv2d(x, w, Some(b), ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1))
+        conv2d(
+            x,
+            w,
+            Some(b),
+            ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
+        )
     }
     fn norm(&mut self, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
@@ -160,7 +186,9 @@ impl Cursor<'_> {
 fn upsample(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let x: Tensor<6> = x.reshape([n, c, h, 1, w, 1]);
-    x.repeat_dim(3, 2).repeat_dim(5, 2).reshape([n, c, 2 * h, 2 * w])
+    x.repeat_dim(3, 2)
+        .repeat_dim(5, 2)
+        .reshape([n, c, 2 * h, 2 * w])
 }
 
 impl Unet {
@@ -170,7 +198,10 @@ impl Unet {
     }
 
     fn build(cfg: &UnetConfig) -> Layout {
-        let mut b = Builder { names: vec![], shapes: vec![] };
+        let mut b = Builder {
+            names: vec![],
+            shapes: vec![],
+        };
         let (e, ei) = (cfg.emb(), cfg.emb_in());
         b.add("temb0.w".into(), vec![ei, e]);
         b.add("temb0.b".into(), vec![e]);
@@ -221,13 +252,20 @@ impl Unet {
         let mut flat = Vec::with_capacity(l.total);
         for (n, s) in l.names.iter().zip(&l.shapes) {
             let len: usize = s.iter().product();
-            let zero = n.ends_with(".b") && !n.ends_with(".n.b") || n.contains(".c2.") || n.contains(".proj.") || n.starts_with("out.w");
+            let zero = n.ends_with(".b") && !n.ends_with(".n.b")
+                || n.contains(".c2.")
+                || n.contains(".proj.")
+                || n.starts_with("out.w");
             if n.ends_with(".g") {
                 flat.extend(std::iter::repeat_n(1.0, len));
             } else if zero || s.len() == 1 {
                 flat.extend(std::iter::repeat_n(0.0, len));
             } else {
-                let fan_in: usize = if s.len() == 4 { s[1] * s[2] * s[3] } else { s[0] };
+                let fan_in: usize = if s.len() == 4 {
+                    s[1] * s[2] * s[3]
+                } else {
+                    s[0]
+                };
                 let scale = (1.0 / fan_in as f32).sqrt();
                 flat.extend(rng.normals(len).into_iter().map(|v| v * scale));
             }
@@ -253,9 +291,18 @@ impl Unet {
     pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
         let cfg = &self.cfg;
         let n = x.dims()[0];
-        let pc = |i: usize| times.col(move |c| { let t = precond(cfg.param, cfg.sigma_data, c); [t.0, t.1, t.2][i] });
+        let pc = |i: usize| {
+            times.col(move |c| {
+                let t = precond(cfg.param, cfg.sigma_data, c);
+                [t.0, t.1, t.2][i]
+            })
+        };
         let (c_skip, c_out, c_in) = (pc(0), pc(1), pc(2));
-        let mut cur = Cursor { lay: &self.layout, p, i: 0 };
+        let mut cur = Cursor {
+            lay: &self.layout,
+            p,
+            i: 0,
+        };
         let emb = silu(cur.linear(self.embedding(times)));
         let emb = cur.linear(emb);
         let xin = (x.clone() * c_in).reshape([n, cfg.channels, cfg.height, cfg.width]);
@@ -292,7 +339,9 @@ impl Unet {
         }
         let _ = ch;
         let h = silu(cur.norm(h, cfg.groups));
-        let f = cur.conv(h, 1).reshape([n, cfg.channels * cfg.height * cfg.width]);
+        let f = cur
+            .conv(h, 1)
+            .reshape([n, cfg.channels * cfg.height * cfg.width]);
         debug_assert_eq!(cur.i, self.layout.names.len());
         x * c_skip + f * c_out
     }
@@ -312,7 +361,9 @@ mod tests {
         let cfg = UnetConfig::small(1, 16, 16, Param::Vp);
         let u = Unet::new(cfg.clone());
         let count = u.layout().total;
-        let c32 = Unet::new(UnetConfig::small(1, 32, 32, Param::Vp)).layout().total;
+        let c32 = Unet::new(UnetConfig::small(1, 32, 32, Param::Vp))
+            .layout()
+            .total;
         assert_eq!(count, c32, "parameters do not depend on the image size");
         assert!((400_000..2_000_000).contains(&count), "{count} parameters");
         let flat = flat_from_host(u.init(&mut Rng::new(1)), &dev);
