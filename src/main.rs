@@ -61,7 +61,7 @@ struct TeacherArgs {
     lr: Option<f64>,
     #[arg(long, default_value = "vp")]
     param: String,
-    /// UNet size for images: small (CPU) or large (GPU)
+    /// UNet size for images: tiny (0.27M, quick CPU runs), small (1.06M, the default) or large (GPU)
     #[arg(long, default_value = "small")]
     size: String,
     /// optimizer steps between checkpoints (and sample grids)
@@ -456,13 +456,12 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         cfg.train_samples = 0;
         apply_common(&mut cfg, a.seed, a.batch, a.lr, a.ckpt_every)?;
         if let tract_studio::model::NetConfig::Unet(u) = &cfg.net {
-            cfg.net = tract_studio::model::NetConfig::Unet(match a.size.as_str() {
-                "small" => u.clone(),
-                "large" => {
-                    tract_studio::model::UnetConfig::large(u.channels, u.height, u.width, param)
-                }
-                o => bail!("--size {o}: expected small or large"),
-            });
+            let Some(u) = tract_studio::model::UnetConfig::preset(
+                &a.size, u.channels, u.height, u.width, param,
+            ) else {
+                bail!("--size {}: expected tiny, small or large", a.size);
+            };
+            cfg.net = tract_studio::model::NetConfig::Unet(u);
         }
         new_run(cfg, &a.out, &dev.device)?
     };

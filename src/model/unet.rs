@@ -48,6 +48,29 @@ impl UnetConfig {
             sigma_data: 0.5,
         }
     }
+    /// A tiny preset (about 0.27M parameters, roughly 3x faster than `small` on a CPU): for
+    /// quick runs on 2 cores.
+    pub fn tiny(channels: usize, height: usize, width: usize, param: Param) -> Self {
+        UnetConfig {
+            base: 16,
+            ..Self::small(channels, height, width, param)
+        }
+    }
+    /// The preset by name: tiny, small (the default) or large.
+    pub fn preset(
+        name: &str,
+        channels: usize,
+        height: usize,
+        width: usize,
+        param: Param,
+    ) -> Option<Self> {
+        match name {
+            "tiny" => Some(Self::tiny(channels, height, width, param)),
+            "small" => Some(Self::small(channels, height, width, param)),
+            "large" => Some(Self::large(channels, height, width, param)),
+            _ => None,
+        }
+    }
     /// A larger preset for GPUs.
     pub fn large(channels: usize, height: usize, width: usize, param: Param) -> Self {
         UnetConfig {
