@@ -10,7 +10,8 @@ use tract_studio::schedule::{Grid, Param};
 fn main() {
     let dev = burn::tensor::Device::flex();
     let size = std::env::args().nth(1).unwrap_or_else(|| "small".into());
-    let u = Unet::new(UnetConfig::preset(&size, 1, 32, 32, Param::Vp).expect("tiny, small or large"));
+    let u =
+        Unet::new(UnetConfig::preset(&size, 1, 32, 32, Param::Vp).expect("tiny, small or large"));
     println!("parameters: {}", u.layout().total);
     let flat = flat_from_host(u.init(&mut tract_studio::rng::Rng::new(1)), &dev);
     let b = 64;

@@ -45,7 +45,7 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct TeacherArgs {
-    /// fashion-mnist[:DIR], mnist:DIR, toy:ring8 or gmm:PATH
+    /// fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb], toy:ring8 or gmm:PATH
     #[arg(long)]
     data: String,
     #[arg(long)]

@@ -1,7 +1,10 @@
 //! Data sources: Gaussian mixtures (`toy:ring8`, `gmm:PATH`), which come with an exact
 //! analytic denoiser (the project's ground truth), and MNIST-format image sets
-//! (`fashion-mnist[:DIR]`, `mnist:DIR`), pixels in [-1, 1], 28x28 padded to 32x32.
+//! (`fashion-mnist[:DIR]`, `mnist:DIR`), pixels in [-1, 1], 28x28 padded to 32x32, and
+//! folders of PNG / JPEG files (`images:DIR[,SIZE][,grey|rgb]`).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
 pub mod gmm;
 pub mod idx;
 
@@ -71,9 +74,11 @@ impl Data {
                 };
                 Source::Images(Arc::new(set))
             }
+            #[cfg(not(target_arch = "wasm32"))]
+            "images" => Source::Images(Arc::new(folder::load(&folder::FolderSpec::parse(rest)?)?)),
             _ => {
                 return Err(Error::input(format!(
-                    "unknown data '{spec}': expected toy:ring8, gmm:PATH (a JSON mixture spec), fashion-mnist[:DIR] or mnist:DIR"
+                    "unknown data '{spec}': expected toy:ring8, gmm:PATH (a JSON mixture spec), fashion-mnist[:DIR], mnist:DIR or images:DIR[,SIZE][,grey|rgb]"
                 )));
             }
         };
