@@ -15,6 +15,7 @@ pub mod diffusion;
 pub mod distill;
 pub mod error;
 pub mod eval;
+pub mod gallery;
 pub mod generate;
 pub mod kernels;
 pub mod model;

@@ -41,6 +41,29 @@ enum Cmd {
     App(AppArgs),
     /// Train a teacher on data (images: a UNet), resumable, with sample grids as it goes.
     Teacher(TeacherArgs),
+    /// One picture: a row per (model, steps), a column per noise seed, the same noise in every row.
+    Gallery(GalleryArgs),
+}
+
+#[derive(clap::Args)]
+struct GalleryArgs {
+    /// model files or asset:NAME, comma separated (a teacher also gets a row at its full grid, on top)
+    #[arg(long, value_delimiter = ',', required = true)]
+    models: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    steps: Vec<usize>,
+    /// column j uses the noise of seed S+j
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 8)]
+    cols: usize,
+    /// pixel scale
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -489,6 +512,33 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
+    if a.out.extension().and_then(|e| e.to_str()) != Some("png") {
+        bail!("--out {}: expected a .png file name", a.out.display());
+    }
+    if a.steps.contains(&0) {
+        bail!("--steps: step counts must be at least 1");
+    }
+    let dev = pick_device(&a.device)?;
+    let t = std::time::Instant::now();
+    let (rows, shape) =
+        tract_studio::gallery::rows(&a.models, &a.steps, a.seed, a.cols, &dev.device)?;
+    tract_studio::gallery::draw(&rows, &shape, a.scale, &a.out)?;
+    for r in &rows {
+        println!("  {}", r.label);
+    }
+    println!(
+        "{} rows x {} columns (seeds {}..{}) in {:.1}s -> {}",
+        rows.len(),
+        a.cols,
+        a.seed,
+        a.seed + a.cols as u64 - 1,
+        t.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!(
@@ -778,6 +828,7 @@ fn main() -> ExitCode {
         Some(Cmd::Bench(a)) => bench(a),
         Some(Cmd::App(a)) => app(a),
         Some(Cmd::Teacher(a)) => teacher(a),
+        Some(Cmd::Gallery(a)) => gallery_cmd(a),
         None => app(AppArgs {
             device: "auto".into(),
             ..Default::default()

@@ -133,6 +133,52 @@ fn teacher_resume_sample_and_distill_on_images() {
         "cpu",
     ]);
     assert!(out.join("student.safetensors").exists());
+    // the gallery: the teacher's full-grid row on top, then a row per (model, steps)
+    let student = out.join("student.safetensors");
+    let gal = d.join("gallery.png");
+    let models = format!("{},{}", teacher.display(), student.display());
+    let printed = ok(&[
+        "gallery",
+        "--models",
+        &models,
+        "--steps",
+        "1,2",
+        "--seed",
+        "5",
+        "--cols",
+        "3",
+        "--out",
+        gal.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(labels.len(), 5, "{printed}");
+    assert!(labels[0].contains("teacher  1024 STEPS"), "{printed}");
+    assert!(labels[3].contains("student  1 STEP"), "{printed}");
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
+    let info = dec.read_info().unwrap().info().clone();
+    assert_eq!(info.height as usize, 5 * (8 * 2 + 2) + 2);
+    // every row is drawn from the same noise: column j is `sample --seed 5+j --n 1`
+    let dev = burn::tensor::Device::flex();
+    let specs = vec![teacher.display().to_string(), student.display().to_string()];
+    let (rows, shape) = tract_studio::gallery::rows(&specs, &[1, 2], 5, 3, &dev).unwrap();
+    assert_eq!(shape, vec![1, 8, 8]);
+    let m = tract_studio::generate::Model::load(
+        &specs[1],
+        tract_studio::schedule::Param::Vp,
+        None,
+        &dev,
+    )
+    .unwrap();
+    for j in 0..3u64 {
+        let z = tract_studio::generate::noise(5 + j, 1, 64);
+        let one = m
+            .sample(&z, 1, tract_studio::diffusion::Solver::Ddim, &dev)
+            .unwrap();
+        let row = &rows[3].images[j as usize * 64..(j as usize + 1) * 64];
+        assert_eq!(row, &one[..], "column {j}");
+    }
     let o = run(&[
         "distill",
         "--data",
