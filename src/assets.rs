@@ -16,6 +16,11 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
             Some(include_bytes!("../assets/ring8-btd-1step.safetensors"))
         }
         "ring8-fit.safetensors" => Some(include_bytes!("../assets/ring8-fit.safetensors")),
+        // not a sampler: the feature network of `eval`'s classifier FID (native only)
+        #[cfg(not(target_arch = "wasm32"))]
+        "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
+            "../assets/classifier-fashion-mnist.safetensors"
+        )),
         _ => None,
     }
 }

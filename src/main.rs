@@ -43,6 +43,25 @@ enum Cmd {
     Teacher(TeacherArgs),
     /// One picture: a row per (model, steps), a column per noise seed, the same noise in every row.
     Gallery(GalleryArgs),
+    /// Train the small CNN whose features `eval` uses for a classifier-feature FID on images.
+    Classifier(ClassifierArgs),
+}
+
+#[derive(clap::Args)]
+struct ClassifierArgs {
+    /// labelled image data: fashion-mnist[:DIR] or mnist:DIR
+    #[arg(long, default_value = "fashion-mnist")]
+    data: String,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 120_000)]
+    train_samples: u64,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -207,9 +226,12 @@ struct EvalArgs {
     samples: PathBuf,
     #[arg(long)]
     data: String,
-    /// samples of a reference model from the same noise (RMSE)
+    /// samples of a reference model from the same noise (RMSE; PSNR for images)
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// images: the classifier for the feature FID (default: the shipped Fashion-MNIST one)
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -512,6 +534,69 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn classifier_cmd(a: ClassifierArgs) -> anyhow::Result<()> {
+    use tract_studio::eval::classifier::{Classifier, ClassifierMeta};
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let dev = pick_device(&a.device)?;
+    let data = Data::parse(&a.data)?;
+    let tract_studio::data::Source::Images(set) = &data.source else {
+        bail!(
+            "{}: a classifier needs labelled images (fashion-mnist[:DIR] or mnist:DIR)",
+            a.data
+        );
+    };
+    let test = data.held_out()?;
+    let classes = set
+        .labels
+        .as_ref()
+        .map(|l| l.iter().copied().max().unwrap_or(0) as usize + 1)
+        .ok_or_else(|| anyhow::anyhow!("{}: no label file; a classifier needs labels", a.data))?;
+    let meta = ClassifierMeta {
+        kind: "classifier".into(),
+        data: a.data.clone(),
+        channels: set.c,
+        height: set.h,
+        width: set.w,
+        classes,
+        train_samples: a.train_samples,
+        test_accuracy: 0.0,
+    };
+    let mut clf = Classifier::new(meta, &mut tract_studio::rng::Rng::new(a.seed), &dev.device);
+    let prog = Progress::new("classifier");
+    let t = std::time::Instant::now();
+    let mut last = 0.0f32;
+    clf.train(
+        set,
+        a.train_samples,
+        a.batch,
+        a.seed,
+        &mut |step, steps, loss| {
+            last = if step == 1 {
+                loss
+            } else {
+                0.98 * last + 0.02 * loss
+            };
+            prog.bar.set_length(steps * a.batch as u64);
+            prog.bar.set_position(step * a.batch as u64);
+            prog.bar.set_message(format!("loss {last:.3}"));
+        },
+    )?;
+    prog.bar.finish_and_clear();
+    clf.meta.test_accuracy = clf.accuracy(&test)?;
+    clf.save(&a.out)?;
+    println!(
+        "classifier: {} training samples in {:.0}s, loss {last:.3}, test accuracy {:.4} on {} images -> {}",
+        a.train_samples,
+        t.elapsed().as_secs_f64(),
+        clf.meta.test_accuracy,
+        test.n,
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("--out {}: expected a .png file name", a.out.display());
@@ -622,6 +707,9 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
         None => None,
     };
     let n = s.len() / dim;
+    if data.is_images() {
+        return eval_images(&a, &data, &s, reference.as_deref());
+    }
     let fresh = data.sample(
         &mut tract_studio::rng::Rng::stream(a.seed, tract_studio::rng::purpose::EVAL_DATA),
         n,
@@ -636,6 +724,57 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({"samples": a.samples, "n": n, "sw2": sw2, "weight_errors": we, "max_weight_error": maxw, "rmse_to_reference": r})
+    );
+    Ok(())
+}
+
+/// Images: classifier-feature FID against the held-out split, PSNR / RMSE to a reference.
+fn eval_images(
+    a: &EvalArgs,
+    data: &Data,
+    s: &[f32],
+    reference: Option<&[f32]>,
+) -> anyhow::Result<()> {
+    use tract_studio::eval::classifier::{Classifier, FEATURES};
+    let dev = device::cpu();
+    let (clf, clf_name) = match &a.classifier {
+        Some(p) => (Classifier::load(p, &dev.device)?, p.display().to_string()),
+        None => {
+            let name = "classifier-fashion-mnist.safetensors";
+            let b = tract_studio::assets::bytes(name).expect("the classifier is embedded");
+            (
+                Classifier::from_bytes(name, b.to_vec(), &dev.device)?,
+                format!("asset:{name}"),
+            )
+        }
+    };
+    let m = &clf.meta;
+    if m.channels * m.height * m.width != data.dim() {
+        bail!(
+            "{clf_name} takes {}x{}x{} images but {} has {:?}; train one for this data with `tract-studio classifier --data {}`",
+            m.channels,
+            m.height,
+            m.width,
+            a.data,
+            data.shape(),
+            a.data
+        );
+    }
+    let held = data.held_out()?;
+    let n = s.len() / data.dim();
+    let fs = clf.features(s);
+    let fr = clf.features(&held.pixels);
+    let fid = eval::fid::feature_distance(&fs, &fr, FEATURES);
+    let psnr = reference.map(|r| eval::psnr(s, r));
+    let rmse = reference.map(|r| eval::rmse(s, r));
+    println!(
+        "{}",
+        serde_json::json!({
+            "samples": a.samples, "n": n,
+            "fid_classifier": fid,
+            "fid_note": format!("FID in the penultimate features of {clf_name} (test accuracy {:.3}) against {} held-out images; not comparable to Inception FID", m.test_accuracy, held.n),
+            "psnr_to_reference": psnr, "rmse_to_reference": rmse
+        })
     );
     Ok(())
 }
@@ -829,6 +968,7 @@ fn main() -> ExitCode {
         Some(Cmd::App(a)) => app(a),
         Some(Cmd::Teacher(a)) => teacher(a),
         Some(Cmd::Gallery(a)) => gallery_cmd(a),
+        Some(Cmd::Classifier(a)) => classifier_cmd(a),
         None => app(AppArgs {
             device: "auto".into(),
             ..Default::default()

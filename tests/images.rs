@@ -40,6 +40,16 @@ fn fixture(dir: &Path) {
     let labels: Vec<u8> = (0..24).map(|k| (k % 10) as u8).collect();
     tract_studio::data::idx::write_idx(&dir.join("train-labels-idx1-ubyte"), &[24], &labels, false)
         .unwrap();
+    // the test split: the same images
+    tract_studio::data::idx::write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[24, 8, 8],
+        &px,
+        false,
+    )
+    .unwrap();
+    tract_studio::data::idx::write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[24], &labels, false)
+        .unwrap();
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -213,6 +223,103 @@ fn teacher_resume_sample_and_distill_on_images() {
     assert!(
         !o.status.success() && e.contains("dataset-fashion-mnist"),
         "{e}"
+    );
+    // the classifier and the image metrics
+    let clf = d.join("clf.safetensors");
+    let printed = ok(&[
+        "classifier",
+        "--data",
+        &data,
+        "--train-samples",
+        "64",
+        "--batch",
+        "8",
+        "--out",
+        clf.to_str().unwrap(),
+    ]);
+    assert!(printed.contains("test accuracy"), "{printed}");
+    let eval = |samples: &Path, reference: Option<&Path>| -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "--samples",
+            samples.to_str().unwrap(),
+            "--data",
+            &data,
+            "--classifier",
+            clf.to_str().unwrap(),
+        ];
+        if let Some(r) = reference {
+            args.extend(["--reference", r.to_str().unwrap()]);
+        }
+        serde_json::from_str(ok(&args).trim()).unwrap()
+    };
+    // the held-out images themselves: FID ~ 0; the model's samples: further
+    let set = tract_studio::data::Data::parse(&data)
+        .unwrap()
+        .held_out()
+        .unwrap();
+    let real = d.join("real.safetensors");
+    tract_studio::generate::write_samples(
+        &real,
+        &set.pixels,
+        &vec![0.0; set.pixels.len()],
+        &[1, 8, 8],
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let e_real = eval(&real, Some(&real));
+    let fid_real = e_real["fid_classifier"].as_f64().unwrap();
+    assert!(fid_real.abs() < 1e-6, "{e_real}");
+    assert!(
+        e_real["fid_note"]
+            .as_str()
+            .unwrap()
+            .contains("not comparable to Inception")
+    );
+    assert!(e_real["psnr_to_reference"].as_f64().unwrap() > 100.0);
+    let s1 = d.join("s1.safetensors");
+    ok(&[
+        "sample",
+        "--model",
+        teacher.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--n",
+        "24",
+        "--out",
+        s1.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let s4 = d.join("s4.safetensors");
+    ok(&[
+        "sample",
+        "--model",
+        teacher.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--n",
+        "24",
+        "--out",
+        s4.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let e = eval(&s1, Some(&s4));
+    assert!(e["fid_classifier"].as_f64().unwrap() > 1e-3, "{e}");
+    let (a1, _, _) = tract_studio::generate::read_samples(&s1).unwrap();
+    let (a4, _, _) = tract_studio::generate::read_samples(&s4).unwrap();
+    let want = tract_studio::eval::psnr(&a1, &a4);
+    assert!(
+        (e["psnr_to_reference"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{e}"
+    );
+    // the shipped Fashion-MNIST classifier does not fit 8x8 images: a clear error
+    let o = run(&["eval", "--samples", s1.to_str().unwrap(), "--data", &data]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("1x32x32") && err.contains("classifier --data"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(&d);
 }

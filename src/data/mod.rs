@@ -30,7 +30,48 @@ pub struct Data {
     pub source: Source,
 }
 
+/// The train or test split of `fashion-mnist[:DIR]` / `mnist:DIR`, 28x28 padded to 32x32.
+fn load_idx_split(kind: &str, rest: &str, train: bool) -> Result<ImageSet> {
+    let dir = if rest.is_empty() {
+        if kind == "mnist" {
+            return Err(Error::input(
+                "'mnist:' needs the directory of the idx files, e.g. mnist:/data/mnist",
+            ));
+        }
+        FASHION_MNIST_DIR
+    } else {
+        rest
+    };
+    let hint = if kind == "fashion-mnist" {
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or give fashion-mnist:DIR"
+    } else {
+        "expected MNIST-format idx files (gzipped or not)"
+    };
+    let set = idx::load_mnist_dir(std::path::Path::new(dir), train, hint)?;
+    Ok(if set.h == 28 && set.w == 28 {
+        set.padded(2)
+    } else {
+        set
+    })
+}
+
 impl Data {
+    /// Held-out images to compare samples with: the test split of idx data sets (t10k), the
+    /// folder itself for `images:DIR`.
+    pub fn held_out(&self) -> Result<Arc<ImageSet>> {
+        let (kind, rest) = self.spec.split_once(':').unwrap_or((&self.spec, ""));
+        match (&self.source, kind) {
+            (Source::Images(_), "fashion-mnist" | "mnist") => {
+                Ok(Arc::new(load_idx_split(kind, rest, false)?))
+            }
+            (Source::Images(s), _) => Ok(s.clone()),
+            (Source::Mixture(_), _) => Err(Error::input(format!(
+                "{}: a mixture has no image test split",
+                self.spec
+            ))),
+        }
+    }
+
     pub fn parse(spec: &str) -> Result<Data> {
         let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let source = match kind {
@@ -51,28 +92,7 @@ impl Data {
                 Source::Mixture(Gmm::from_json_file(std::path::Path::new(rest))?)
             }
             "fashion-mnist" | "mnist" => {
-                let dir = if rest.is_empty() {
-                    if kind == "mnist" {
-                        return Err(Error::input(
-                            "'mnist:' needs the directory of the idx files, e.g. mnist:/data/mnist",
-                        ));
-                    }
-                    FASHION_MNIST_DIR
-                } else {
-                    rest
-                };
-                let hint = if kind == "fashion-mnist" {
-                    "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or give fashion-mnist:DIR"
-                } else {
-                    "expected MNIST-format idx files (gzipped or not)"
-                };
-                let set = idx::load_mnist_dir(std::path::Path::new(dir), true, hint)?;
-                let set = if set.h == 28 && set.w == 28 {
-                    set.padded(2)
-                } else {
-                    set
-                };
-                Source::Images(Arc::new(set))
+                Source::Images(Arc::new(load_idx_split(kind, rest, true)?))
             }
             #[cfg(not(target_arch = "wasm32"))]
             "images" => Source::Images(Arc::new(folder::load(&folder::FolderSpec::parse(rest)?)?)),

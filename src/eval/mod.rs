@@ -1,4 +1,8 @@
-//! Metrics: sliced Wasserstein-2, mixture component weights, RMSE to a reference.
+//! Metrics: sliced Wasserstein-2, mixture component weights, RMSE and PSNR to a reference,
+//! and for images a classifier-feature FID (`classifier`, `fid`).
+
+pub mod classifier;
+pub mod fid;
 
 use crate::data::Gmm;
 use crate::rng::Rng;
@@ -47,6 +51,13 @@ pub fn weight_errors(g: &Gmm, samples: &[f32]) -> Vec<f64> {
         .collect()
 }
 
+/// PSNR in dB of images in [-1, 1] (peak-to-peak 2) against a reference of the same shape:
+/// 10 log10(4 / MSE).
+pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
+    let r = rmse(a, b);
+    10.0 * (4.0 / (r * r).max(1e-20)).log10()
+}
+
 /// Root mean squared difference per coordinate.
 pub fn rmse(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
@@ -82,5 +93,9 @@ mod tests {
         let e = weight_errors(&g, &pts);
         assert_eq!(e, vec![0.25, 0.0, 0.0, -0.25]);
         assert!((rmse(&[0.0, 0.0], &[3.0, 4.0]) - (12.5f64).sqrt()).abs() < 1e-12);
+        // PSNR: an error of 0.2 everywhere on a peak-to-peak of 2 is 20 log10(2 / 0.2) = 20 dB
+        let a = vec![0.5f32; 64];
+        let b: Vec<f32> = a.iter().map(|v| v - 0.2).collect();
+        assert!((psnr(&a, &b) - 20.0).abs() < 1e-5, "{}", psnr(&a, &b));
     }
 }
