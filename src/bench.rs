@@ -258,74 +258,73 @@ pub struct UnetThroughput {
     pub batch: usize,
     pub ms: f64,
     pub images_per_s: f64,
+    /// The process's peak resident memory after this measurement (VmHWM, MiB; on lavapipe
+    /// the "GPU" memory is host memory too). None where /proc is missing.
+    pub peak_mib: Option<f64>,
 }
 
-/// The small UNet at 1x32x32: one training step (forward, backward, Adam) at batch 64, and one
-/// sampling step (a forward pass) at batch 64 and 256; median of `reps` after a warm-up.
-pub fn unet(device: &Device, reps: usize) -> Vec<UnetThroughput> {
+/// Peak resident set size of this process so far, in MiB (Linux /proc/self/status VmHWM).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A UNet on 1x32x32: one training step (forward, backward, Adam) and one sampling step
+/// (a forward pass), each at batch 64 and 256; median of `reps` after a warm-up.
+pub fn unet(device: &Device, cfg: &crate::model::UnetConfig, reps: usize) -> Vec<UnetThroughput> {
     use crate::diffusion::Times;
     use crate::distill::{Adam, AdamConfig};
-    use crate::model::{Net, NetConfig, UnetConfig, flat_from_host};
+    use crate::model::{Net, NetConfig, flat_from_host};
     use crate::schedule::Grid;
     use crate::tensors::{from_vec2, to_vec};
-    let net = Net::new(&NetConfig::Unet(UnetConfig::small(1, 32, 32, Param::Vp)));
+    let net = Net::new(&NetConfig::Unet(cfg.clone()));
+    let dim = cfg.channels * cfg.height * cfg.width;
     let mut rng = crate::rng::Rng::new(1);
     let mut flat = flat_from_host(net.init(&mut rng), device);
     let mut adam = Adam::new(&flat);
-    let cfg = AdamConfig::default();
+    let acfg = AdamConfig::default();
     let g = Grid::new(Param::Vp, 1024);
     let mut out = vec![];
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let b = 64;
-    let mut times = vec![];
-    for i in 0..reps + 1 {
-        let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
-        let tm = Times::new(
-            (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
-            device,
-        );
-        let t = Instant::now();
-        let leaf = flat.clone().autodiff().require_grad();
-        let y = net.forward(&leaf, x.clone(), &tm);
-        let loss = ((y - x.clone()).powf_scalar(2.0)).mean();
-        let grads = loss.backward();
-        flat = adam.step(&cfg, flat.clone(), leaf.grad(&grads).expect("gradient"));
-        let _ = to_vec(flat.clone().narrow(0, 0, 1));
-        if i > 0 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let ms = median(times);
-    out.push(UnetThroughput {
-        what: "train step".into(),
-        batch: b,
-        ms,
-        images_per_s: b as f64 / ms * 1e3,
-    });
-    for b in [64usize, 256] {
-        let mut times = vec![];
-        for i in 0..reps + 1 {
-            let x = from_vec2(rng.normals(b * 1024), [b, 1024], device);
-            let tm = Times::new(
-                (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
-                device,
-            );
-            let t = Instant::now();
-            let _ = to_vec(net.forward(&flat, x, &tm).narrow(0, 0, 1));
-            if i > 0 {
-                times.push(t.elapsed().as_secs_f64() * 1e3);
+    for train in [true, false] {
+        for b in [64usize, 256] {
+            let mut times = vec![];
+            for i in 0..reps + 1 {
+                let x = from_vec2(rng.normals(b * dim), [b, dim], device);
+                let tm = Times::new(
+                    (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
+                    device,
+                );
+                let t = Instant::now();
+                if train {
+                    let leaf = flat.clone().autodiff().require_grad();
+                    let y = net.forward(&leaf, x.clone(), &tm);
+                    let loss = ((y - x).powf_scalar(2.0)).mean();
+                    let grads = loss.backward();
+                    flat = adam.step(&acfg, flat.clone(), leaf.grad(&grads).expect("gradient"));
+                    let _ = to_vec(flat.clone().narrow(0, 0, 1));
+                } else {
+                    let _ = to_vec(net.forward(&flat, x, &tm).narrow(0, 0, 1));
+                }
+                if i > 0 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
             }
+            times.sort_by(|a, b| a.total_cmp(b));
+            let ms = times[times.len() / 2];
+            out.push(UnetThroughput {
+                what: if train {
+                    "train step (fwd+bwd+Adam)".into()
+                } else {
+                    "sampling step (forward)".into()
+                },
+                batch: b,
+                ms,
+                images_per_s: b as f64 / ms * 1e3,
+                peak_mib: peak_rss_mib(),
+            });
         }
-        let ms = median(times);
-        out.push(UnetThroughput {
-            what: "sampling step (forward)".into(),
-            batch: b,
-            ms,
-            images_per_s: b as f64 / ms * 1e3,
-        });
     }
     out
 }

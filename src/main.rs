@@ -276,6 +276,9 @@ struct BenchArgs {
     /// UNet (images) training and sampling throughput instead
     #[arg(long)]
     unet: bool,
+    /// the UNet preset for --unet: tiny, small or large
+    #[arg(long, default_value = "small")]
+    size: String,
 }
 
 /// Progress bar over the whole budget, with samples/s and ETA.
@@ -847,12 +850,27 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 Err(e) => println!("wgpu: skipped ({e})"),
             }
         }
-        println!("small UNet (1.06M parameters), 1x32x32, median of 3 after a warm-up");
+        let Some(cfg) = tract_studio::model::UnetConfig::preset(&a.size, 1, 32, 32, Param::Vp)
+        else {
+            bail!("--size {}: expected tiny, small or large", a.size);
+        };
+        let params = tract_studio::model::unet::Unet::new(cfg.clone())
+            .layout()
+            .total;
+        println!(
+            "{} UNet ({params} parameters), 1x32x32, median of 3 after a warm-up; peak = the process's peak RSS so far",
+            a.size
+        );
         for d in devices {
-            for r in tract_studio::bench::unet(&d.device, 3) {
+            for r in tract_studio::bench::unet(&d.device, &cfg, 3) {
                 println!(
-                    "  {:<60} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
-                    d.label, r.what, r.batch, r.ms, r.images_per_s
+                    "  {:<44} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s  peak {:>6.0} MiB",
+                    d.label,
+                    r.what,
+                    r.batch,
+                    r.ms,
+                    r.images_per_s,
+                    r.peak_mib.unwrap_or(f64::NAN)
                 );
             }
         }

@@ -6,7 +6,7 @@ the width changes) and a stride-2 conv between levels, a middle block with singl
 attention, an up path with skip concatenation, nearest x2 upsampling + conv, GroupNorm, SiLU,
 conv_out; output x0 = alpha x - sigma F. The parameter count must equal the Rust model's.
 
-Usage: python3 benches/peer/unet.py [--threads 2]   (a dev tool; torch is not a dependency)
+Usage: python3 benches/peer/unet.py [--threads 2] [--size tiny|small]   (a dev tool; torch is not a dependency)
 """
 import argparse
 import math
@@ -113,11 +113,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--size", choices=["tiny", "small"], default="small")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = UNet()
-    print(f"parameters: {sum(p.numel() for p in net.parameters())} (tract-studio small UNet: 1062625)")
+    net = UNet(base=16 if args.size == "tiny" else 32)
+    print(f"parameters: {sum(p.numel() for p in net.parameters())} (tract-studio {args.size} UNet: {268401 if args.size == 'tiny' else 1062625})")
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
 
     def inputs(b):
@@ -134,7 +135,7 @@ def main():
             ts.append(time.perf_counter() - t)
         return sorted(ts)[len(ts) // 2]
 
-    for b in (64,):
+    for b in (64, 256):
         x, a, s, u, lam = inputs(b)
 
         def step():
