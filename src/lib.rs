@@ -20,6 +20,7 @@ pub mod generate;
 pub mod kernels;
 pub mod model;
 pub mod plot;
+pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod studio;

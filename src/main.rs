@@ -45,6 +45,31 @@ enum Cmd {
     Gallery(GalleryArgs),
     /// Train the small CNN whose features `eval` uses for a classifier-feature FID on images.
     Classifier(ClassifierArgs),
+    /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// a mixture with an exact teacher: toy:ring8 or gmm:PATH
+    #[arg(long, default_value = "toy:ring8")]
+    data: String,
+    #[arg(long, default_value = "docs/results")]
+    out: PathBuf,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// distillation samples per run
+    #[arg(long, default_value_t = 500_000)]
+    train_samples: u64,
+    #[arg(long, default_value_t = 1_000_000)]
+    fit_samples: u64,
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// samples per model for the metrics
+    #[arg(long, default_value_t = 4000)]
+    n_eval: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -537,6 +562,62 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
+    use tract_studio::report;
+    if a.seeds.is_empty() || a.batch == 0 || a.n_eval == 0 || a.train_samples == 0 {
+        bail!("--seeds, --batch, --n-eval and --train-samples must be non-empty / at least 1");
+    }
+    let dev = pick_device(&a.device)?;
+    let cfg = report::ReportConfig {
+        data: a.data.clone(),
+        out: a.out.clone(),
+        seeds: a.seeds.clone(),
+        train_samples: a.train_samples,
+        fit_samples: a.fit_samples,
+        batch: a.batch,
+        n_eval: a.n_eval,
+    };
+    let total = a.seeds.len() * report::settings().len();
+    let prog = Progress::new("report");
+    let bar = prog.bar.clone();
+    let mut observer = |e: &Event| {
+        if let Event::Step {
+            samples_done,
+            samples_total,
+            ..
+        } = e
+        {
+            bar.set_length(*samples_total);
+            bar.set_position(*samples_done);
+        }
+        true
+    };
+    let t = std::time::Instant::now();
+    let mut done = 0usize;
+    let r = report::run(&cfg, &dev.device, &mut observer, &mut |line: &str| {
+        if line.starts_with("seed") && !line.contains("fitting") {
+            done += 1;
+            let el = t.elapsed().as_secs_f64();
+            prog.bar.println(format!(
+                "[{done}/{total}, ETA {:.0}s] {line}",
+                el / done as f64 * (total - done) as f64
+            ));
+        } else {
+            prog.bar.println(line);
+        }
+        prog.bar.set_message(format!("run {}/{total}", done + 1));
+    })?;
+    prog.bar.finish_and_clear();
+    println!("{}", r.markdown());
+    println!(
+        "tables: {}  plots: {}/table1.png ...  ({:.0}s)",
+        a.out.join("tables.md").display(),
+        a.out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn classifier_cmd(a: ClassifierArgs) -> anyhow::Result<()> {
     use tract_studio::eval::classifier::{Classifier, ClassifierMeta};
     if a.batch == 0 {
@@ -987,6 +1068,7 @@ fn main() -> ExitCode {
         Some(Cmd::Teacher(a)) => teacher(a),
         Some(Cmd::Gallery(a)) => gallery_cmd(a),
         Some(Cmd::Classifier(a)) => classifier_cmd(a),
+        Some(Cmd::Report(a)) => report_cmd(a),
         None => app(AppArgs {
             device: "auto".into(),
             ..Default::default()

@@ -334,3 +334,76 @@ pub fn read_loss_csv(path: &Path) -> Vec<(usize, f32)> {
         })
         .collect()
 }
+
+/// One bar of a bar chart: a mean with a spread (drawn as a whisker of +- spread).
+pub struct Bar {
+    pub label: String,
+    pub mean: f64,
+    pub spread: f64,
+}
+
+/// A horizontal bar chart: a row per bar, labels on the left, the value on the right.
+pub fn bars(bars: &[Bar], title: &str, axis: &str, path: &Path) -> Result<()> {
+    let label_w = bars
+        .iter()
+        .map(|b| Canvas::text_width(&b.label, 2))
+        .max()
+        .unwrap_or(0)
+        .max(100) as usize
+        + 24;
+    let plot_w = 420usize;
+    let row_h = 34usize;
+    let top = 56usize;
+    let w = label_w + plot_w + 150;
+    let h = top + bars.len() * row_h + 40;
+    let mut cv = Canvas::new(w, h, [255, 255, 255]);
+    cv.text(12, 12, title, 2, [20, 20, 30]);
+    cv.text(12, 36, axis, 1, [90, 90, 100]);
+    let max = bars
+        .iter()
+        .map(|b| b.mean + b.spread)
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
+    let x0 = label_w as i64;
+    for (i, b) in bars.iter().enumerate() {
+        let y = (top + i * row_h) as i64;
+        cv.text(12, y + 8, &b.label, 2, [30, 30, 40]);
+        let len = (b.mean.max(0.0) / max * plot_w as f64).round() as i64;
+        cv.rect(x0, y + 4, len.max(1), row_h as i64 - 10, [70, 120, 200]);
+        let (lo, hi) = (
+            ((b.mean - b.spread).max(0.0) / max * plot_w as f64) as f64,
+            ((b.mean + b.spread) / max * plot_w as f64) as f64,
+        );
+        let yc = (y + row_h as i64 / 2 - 1) as f64;
+        cv.line(x0 as f64 + lo, yc, x0 as f64 + hi, yc, [20, 20, 20]);
+        cv.line(
+            x0 as f64 + lo,
+            yc - 5.0,
+            x0 as f64 + lo,
+            yc + 5.0,
+            [20, 20, 20],
+        );
+        cv.line(
+            x0 as f64 + hi,
+            yc - 5.0,
+            x0 as f64 + hi,
+            yc + 5.0,
+            [20, 20, 20],
+        );
+        cv.text(
+            x0 + plot_w as i64 + 12,
+            y + 8,
+            &format!("{:.4}", b.mean),
+            2,
+            [30, 30, 40],
+        );
+    }
+    cv.line(
+        x0 as f64,
+        top as f64 - 4.0,
+        x0 as f64,
+        (top + bars.len() * row_h) as f64,
+        [60, 60, 60],
+    );
+    cv.save_png(path)
+}
