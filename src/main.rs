@@ -117,7 +117,7 @@ struct TeacherArgs {
     data: String,
     #[arg(long)]
     out: PathBuf,
-    /// training budget in samples
+    /// training budget in samples (with --resume: a new budget, longer or shorter)
     #[arg(long)]
     train_samples: u64,
     #[arg(long)]
@@ -156,6 +156,9 @@ struct AppArgs {
     /// manifest of shipped models
     #[arg(long)]
     assets: Option<PathBuf>,
+    /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], images:DIR
+    #[arg(long)]
+    data: Option<String>,
     #[arg(long, default_value = "auto")]
     device: String,
 }
@@ -351,7 +354,7 @@ impl Observer for Progress {
                         .set_message(format!("{} loss {loss:.4}", self.phase));
                 }
             }
-            Event::PhaseEnd { path, .. } => self.bar.println(format!("  saved {}", path.display())),
+            Event::PhaseEnd { path, .. } => say(&self.bar, &format!("  saved {}", path.display())),
             Event::Checkpoint { .. } | Event::Preview { .. } => {}
         }
         true
@@ -518,7 +521,16 @@ impl Observer for TeacherProgress {
 fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
     let mut run = if a.resume {
-        Run::open(&a.out, &dev.device)?
+        let r = Run::open(&a.out, &dev.device)?;
+        if r.cfg.fit_samples != a.train_samples {
+            eprintln!(
+                "budget: {} -> {} samples (changed on resume)",
+                r.cfg.fit_samples, a.train_samples
+            );
+            Run::open_with_budget(&a.out, &dev.device, a.train_samples)?
+        } else {
+            r
+        }
     } else {
         let data = Data::parse(&a.data)?;
         let param: Param = a.param.parse()?;
@@ -562,6 +574,15 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
     use tract_studio::report;
     if a.seeds.is_empty() || a.batch == 0 || a.n_eval == 0 || a.train_samples == 0 {
@@ -598,12 +619,15 @@ fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         if line.starts_with("seed") && !line.contains("fitting") {
             done += 1;
             let el = t.elapsed().as_secs_f64();
-            prog.bar.println(format!(
-                "[{done}/{total}, ETA {:.0}s] {line}",
-                el / done as f64 * (total - done) as f64
-            ));
+            say(
+                &prog.bar,
+                &format!(
+                    "[{done}/{total}, ETA {:.0}s] {line}",
+                    el / done as f64 * (total - done) as f64
+                ),
+            );
         } else {
-            prog.bar.println(line);
+            say(&prog.bar, line);
         }
         prog.bar.set_message(format!("run {}/{total}", done + 1));
     })?;
@@ -1042,6 +1066,7 @@ fn app(a: AppArgs) -> anyhow::Result<()> {
             screenshot: a.screenshot,
             autostart: a.autostart,
             assets: a.assets,
+            data: a.data,
             ..Default::default()
         },
         dev.device,

@@ -55,6 +55,7 @@ pub struct GalleryCell {
     /// Trajectories of the first few noise vectors: per step, [paths, dim].
     pub path: Vec<Vec<f32>>,
     pub sw2: f64,
+    /// Mixtures: RMSE to the exact 1024-step teacher. Images: PSNR (dB) to the reference row.
     pub rmse_to_teacher: f64,
     pub seconds: f64,
 }
@@ -63,7 +64,8 @@ pub struct GalleryCell {
 pub enum Update {
     DataPreview {
         data: String,
-        dim: usize,
+        /// one sample's shape: [D] for points, [C, H, W] for images
+        shape: Vec<usize>,
         points: Vec<f32>,
     },
     Distill(Event),
@@ -75,7 +77,7 @@ pub enum Update {
     },
     Gallery {
         tag: String,
-        dim: usize,
+        shape: Vec<usize>,
         cells: Vec<GalleryCell>,
         reference_steps: usize,
     },
@@ -164,10 +166,11 @@ fn run_command(
             } else {
                 Run::new(cfg, &dir, device)?
             };
-            let dim = Data::parse(&run.cfg.data)?.dim();
+            let d = Data::parse(&run.cfg.data)?;
+            let n = if d.is_images() { 16 } else { 1024 };
             run.preview = Some(PreviewSpec {
                 every: 50,
-                noise: noise(7, 1024, dim),
+                noise: noise(7, n, d.dim()),
             });
             let mut obs = |e: &Event| {
                 send(Update::Distill(e.clone()));
@@ -216,19 +219,23 @@ async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Updat
 
 fn preview_data(data: String, n: usize) -> crate::Result<Update> {
     let d = Data::parse(&data)?;
+    // images: a grid's worth, not thousands
+    let n = if d.is_images() { n.min(64) } else { n };
     let points = d.sample(
         &mut crate::rng::Rng::stream(0, crate::rng::purpose::EVAL_DATA),
         n,
     );
     Ok(Update::DataPreview {
         data,
-        dim: d.dim(),
+        shape: d.shape(),
         points,
     })
 }
 
 /// Every model at every step count from the same noise, with metrics against the exact
-/// teacher's 1024-step sample. Reads are asynchronous (the browser's main thread must not block).
+/// teacher's 1024-step sample (mixtures), or, for images, PSNR to the first model's
+/// largest-step cell (the teacher row when the teacher comes first; SW2 is NaN).
+/// Reads are asynchronous (the browser's main thread must not block).
 #[allow(clippy::too_many_arguments)]
 async fn gallery(
     tag: String,
@@ -241,9 +248,15 @@ async fn gallery(
     device: &Device,
 ) -> crate::Result<Update> {
     let d = Data::parse(&data)?;
+    let images = d.is_images();
+    let n = if images { n.min(16) } else { n };
     let z = noise(seed, n, d.dim());
-    let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
-    let reference = exact.sample_async(&z, 1024, Solver::Ddim, device).await?;
+    let mut reference = if images {
+        None
+    } else {
+        let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
+        Some(exact.sample_async(&z, 1024, Solver::Ddim, device).await?)
+    };
     let mut cells = vec![];
     for m in &models {
         let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
@@ -256,29 +269,44 @@ async fn gallery(
                 d.dim()
             )));
         }
-        for &k in &steps {
-            let k = k.min(model.grid().steps);
+        // images: the largest step count first, so the first model's best row is the reference
+        let mut ks: Vec<usize> = steps.iter().map(|&k| k.min(model.grid().steps)).collect();
+        ks.dedup();
+        if images {
+            ks.sort_by(|a, b| b.cmp(a));
+        }
+        for k in ks {
             let t = web_time::Instant::now();
             let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
             let seconds = t.elapsed().as_secs_f64();
-            let path = model
-                .sample_path_async(&z[..paths.min(n) * d.dim()], k, device)
-                .await?;
-            let (sw2, _, r) = metrics(&d, &s, Some(&reference), seed + 1);
+            let path = if images || paths == 0 {
+                vec![]
+            } else {
+                model
+                    .sample_path_async(&z[..paths.min(n) * d.dim()], k, device)
+                    .await?
+            };
+            let (sw2, r) = if images {
+                let r = reference.get_or_insert_with(|| s.clone());
+                (f64::NAN, crate::eval::psnr(&s, r))
+            } else {
+                let (sw2, _, r) = metrics(&d, &s, reference.as_deref(), seed + 1);
+                (sw2, r.unwrap_or(0.0))
+            };
             cells.push(GalleryCell {
                 model: m.label.clone(),
                 steps: k,
                 samples: s,
                 path,
                 sw2,
-                rmse_to_teacher: r.unwrap_or(0.0),
+                rmse_to_teacher: r,
                 seconds,
             });
         }
     }
     Ok(Update::Gallery {
         tag,
-        dim: d.dim(),
+        shape: d.shape(),
         cells,
         reference_steps: 1024,
     })

@@ -69,6 +69,8 @@ pub struct AppOptions {
     pub web: bool,
     /// Shown in the status bar (e.g. which compute backend the browser got).
     pub notice: Option<String>,
+    /// The data to open with (default toy:ring8).
+    pub data: Option<String>,
 }
 
 pub struct StudioApp {
@@ -77,7 +79,11 @@ pub struct StudioApp {
     // data
     pub data_spec: String,
     pub mixture_path: String,
-    pub data_preview: Option<(String, usize, Vec<f32>)>,
+    /// (spec, one sample's shape, samples)
+    pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
+    pub image_folder: String,
+    /// samples for training a teacher on image data from the app
+    pub teacher_samples: u64,
     // teacher
     pub teacher_file: String,
     pub use_exact_teacher: bool,
@@ -103,8 +109,11 @@ pub struct StudioApp {
     pub last_student: Option<PathBuf>,
     // gallery
     pub models: Vec<(ModelRef, bool)>,
+    /// Every shipped model (assets/manifest.json or the embedded copies).
+    pub manifest: Vec<crate::studio::ManifestEntry>,
     pub step_choices: Vec<(usize, bool)>,
-    pub gallery: Option<(usize, Vec<GalleryCell>)>,
+    /// (one sample's shape, cells)
+    pub gallery: Option<(Vec<usize>, Vec<GalleryCell>)>,
     pub gallery_busy: bool,
     pub cell_size: f32,
     /// Points per gallery cell.
@@ -137,6 +146,8 @@ impl StudioApp {
             data_spec: "toy:ring8".into(),
             mixture_path: String::new(),
             data_preview: None,
+            image_folder: String::new(),
+            teacher_samples: 20_000,
             teacher_file: String::new(),
             use_exact_teacher: true,
             teacher_preview: None,
@@ -157,13 +168,8 @@ impl StudioApp {
             rate_mark: None,
             live: None,
             last_student: None,
-            models: vec![(
-                ModelRef {
-                    label: "teacher (exact)".into(),
-                    spec: "exact:toy:ring8".into(),
-                },
-                true,
-            )],
+            models: vec![],
+            manifest: vec![],
             step_choices: [1usize, 2, 4, 8, 32, 1024]
                 .iter()
                 .map(|&k| (k, k <= 2 || k == 1024))
@@ -196,8 +202,13 @@ impl StudioApp {
             app.step_choices.retain(|c| c.0 <= 32);
         }
         app.load_assets();
-        app.refresh_data();
-        app.render_gallery();
+        match app.opts.data.clone() {
+            Some(d) if d != app.data_spec => app.set_data(d),
+            _ => {
+                app.refresh_data();
+                app.render_gallery();
+            }
+        }
         if app.opts.autostart {
             app.tab = Tab::Distill;
             app.fit_samples = 200_000;
@@ -219,25 +230,95 @@ impl StudioApp {
                 Ok(e) => e,
                 Err(e) => {
                     self.errors.push(e.to_string());
-                    return;
+                    vec![]
                 }
             }
         } else if self.opts.assets.is_some() {
             self.log
                 .push(format!("no shipped models ({} not found)", path.display()));
-            return;
+            vec![]
         } else {
             crate::assets::manifest()
         };
-        for e in entries.into_iter().filter(|e| e.data == self.data_spec) {
+        self.manifest = entries;
+        self.models_for_data();
+    }
+
+    /// The gallery's models for the current data: the exact teacher for mixtures, then the
+    /// shipped models made for this data.
+    fn models_for_data(&mut self) {
+        self.models.clear();
+        if !self.is_images() {
             self.models.push((
                 ModelRef {
-                    label: e.name,
-                    spec: e.path,
+                    label: "teacher (exact)".into(),
+                    spec: format!("exact:{}", self.data_spec),
                 },
                 true,
             ));
         }
+        for e in self.manifest.iter().filter(|e| e.data == self.data_spec) {
+            self.models.push((
+                ModelRef {
+                    label: e.name.clone(),
+                    spec: e.path.clone(),
+                },
+                true,
+            ));
+        }
+    }
+
+    /// One sample's shape from the data preview ([2] until it arrives).
+    pub fn sample_shape(&self) -> Vec<usize> {
+        self.data_preview
+            .as_ref()
+            .map(|d| d.1.clone())
+            .unwrap_or_else(|| vec![2])
+    }
+
+    /// Train a teacher on the current (image) data: a run like any other, shown in Distill.
+    pub fn start_teacher(&mut self) {
+        self.method = Method::Teacher;
+        self.start();
+        if self.status != RunStatus::Running {
+            self.method = Method::Tract;
+        } else {
+            self.tab = Tab::Distill;
+        }
+    }
+
+    /// Image data (a UNet teacher from a file) rather than a mixture (exact teacher)?
+    pub fn is_images(&self) -> bool {
+        !(self.data_spec.starts_with("toy:") || self.data_spec.starts_with("gmm:"))
+    }
+
+    /// Switch the data: the gallery's models, the teacher choice and the defaults follow.
+    pub fn set_data(&mut self, spec: String) {
+        self.data_spec = spec;
+        self.gallery = None;
+        self.teacher_preview = None;
+        self.teacher_requested = false;
+        self.data_preview = None;
+        if self.is_images() {
+            self.use_exact_teacher = false;
+            if let Some(t) = self
+                .manifest
+                .iter()
+                .find(|e| e.data == self.data_spec && e.kind == "teacher")
+            {
+                self.teacher_file = t.path.clone();
+            }
+            self.batch = 64;
+            self.train_samples = 50_000;
+            self.show_paths = false;
+        } else {
+            self.use_exact_teacher = true;
+            self.batch = 512;
+            self.train_samples = 1_000_000;
+        }
+        self.models_for_data();
+        self.refresh_data();
+        self.render_gallery();
     }
 
     pub fn data(&self) -> String {
@@ -265,7 +346,7 @@ impl StudioApp {
     pub fn can_start(&self) -> bool {
         self.schedule_error().is_none()
             && matches!(self.status, RunStatus::Idle | RunStatus::Paused { .. })
-            && self.train_samples > 0
+            && (self.train_samples > 0 || self.method == Method::Teacher)
     }
 
     pub fn config(&self) -> DistillConfig {
@@ -279,7 +360,16 @@ impl StudioApp {
         cfg.fit_samples = self.fit_samples;
         cfg.batch = self.batch.max(1);
         cfg.seed = self.seed;
-        if !self.use_exact_teacher && !self.teacher_file.is_empty() {
+        if self.method == Method::Teacher {
+            cfg.teacher = "data".into();
+            cfg.fit_samples = self.teacher_samples;
+            cfg.train_samples = 0;
+            if let crate::model::NetConfig::Unet(u) = &cfg.net {
+                cfg.net = crate::model::NetConfig::Unet(crate::model::UnetConfig::tiny(
+                    u.channels, u.height, u.width, u.param,
+                ));
+            }
+        } else if !self.use_exact_teacher && !self.teacher_file.is_empty() {
             cfg.teacher = self.teacher_file.clone();
         }
         cfg
@@ -386,9 +476,11 @@ impl StudioApp {
 
     pub fn apply(&mut self, u: Update) {
         match u {
-            Update::DataPreview { data, dim, points } => {
-                self.data_preview = Some((data, dim, points))
-            }
+            Update::DataPreview {
+                data,
+                shape,
+                points,
+            } => self.data_preview = Some((data, shape, points)),
             Update::Distill(e) => match e {
                 Event::PhaseStart { index, name, .. } => {
                     if self.phases.len() <= index {
@@ -440,6 +532,13 @@ impl StudioApp {
                     },
                     true,
                 ));
+                if self.method == Method::Teacher {
+                    // the new teacher is the one to distill from
+                    self.teacher_file = student.display().to_string();
+                    self.use_exact_teacher = false;
+                    self.teacher_requested = false;
+                    self.method = Method::Tract;
+                }
                 self.last_student = Some(student);
                 self.status = RunStatus::Idle;
             }
@@ -451,13 +550,13 @@ impl StudioApp {
                 self.log.push("stopped".into());
             }
             Update::Gallery {
-                tag, dim, cells, ..
+                tag, shape, cells, ..
             } => {
                 if tag == "teacher" {
                     self.teacher_preview = Some(cells);
                 } else {
                     self.gallery_busy = false;
-                    self.gallery = Some((dim, cells));
+                    self.gallery = Some((shape, cells));
                     self.gallery_ready_at_frame = Some(self.frames);
                 }
             }

@@ -69,6 +69,60 @@ fn scatter(
         });
 }
 
+/// Samples as they are: a scatter of points, or a grid of images (a texture, made again
+/// only when the samples change).
+fn samples_view(
+    ui: &mut egui::Ui,
+    id: &str,
+    points: &[f32],
+    shape: &[usize],
+    size: f32,
+    paths: Option<&[Vec<f32>]>,
+) {
+    if shape.len() != 3 {
+        scatter(
+            ui,
+            id,
+            points,
+            shape.first().copied().unwrap_or(2).max(1),
+            size,
+            paths,
+        );
+        return;
+    }
+    use std::hash::{Hash, Hasher};
+    let [c, h, w] = [shape[0], shape[1], shape[2]];
+    let n = points.len() / (c * h * w).max(1);
+    if n == 0 {
+        return;
+    }
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    let mut hs = std::collections::hash_map::DefaultHasher::new();
+    points.len().hash(&mut hs);
+    for v in points.iter().step_by(5) {
+        v.to_bits().hash(&mut hs);
+    }
+    let fp = hs.finish();
+    let key = egui::Id::unique(("samples-texture", id));
+    let cached: Option<(u64, egui::TextureHandle)> = ui.ctx().data(|d| d.get_temp(key));
+    let tex = match cached {
+        Some((f, t)) if f == fp => t,
+        _ => {
+            let px = crate::kernels::reference::rgba_grid(points, [n, c, h, w], cols, -1.0, 1.0);
+            let bytes: Vec<u8> = px.iter().flat_map(|p| p.to_le_bytes()).collect();
+            let img = egui::ColorImage::from_rgba_unmultiplied([cols * w, rows * h], &bytes);
+            let t =
+                ui.ctx()
+                    .load_texture(format!("samples-{id}"), img, egui::TextureOptions::NEAREST);
+            ui.ctx().data_mut(|d| d.insert_temp(key, (fp, t.clone())));
+            t
+        }
+    };
+    let aspect = (rows * h) as f32 / (cols * w) as f32;
+    ui.image((tex.id(), egui::vec2(size, size * aspect)));
+}
+
 impl StudioApp {
     pub(super) fn data_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Data");
@@ -81,39 +135,54 @@ impl StudioApp {
                 )
                 .clicked()
             {
-                self.data_spec = "toy:ring8".into();
-                self.refresh_data();
+                self.set_data("toy:ring8".into());
             }
         });
         ui.horizontal(|ui| {
             ui.label("mixture spec (JSON):");
             ui.text_edit_singleline(&mut self.mixture_path);
             if ui.button("Load").clicked() {
-                self.data_spec = format!("gmm:{}", self.mixture_path.trim());
-                self.models.retain(|m| !m.0.spec.starts_with("exact:"));
-                self.models.insert(
-                    0,
-                    (
-                        ModelRef {
-                            label: "teacher (exact)".into(),
-                            spec: format!("exact:{}", self.data_spec),
-                        },
-                        true,
-                    ),
-                );
-                self.refresh_data();
+                self.set_data(format!("gmm:{}", self.mixture_path.trim()));
             }
         });
-        ui.label("Images (fashion-mnist, image folders) arrive with the images work; this build handles mixtures.");
+        ui.horizontal(|ui| {
+            if ui
+                .radio(
+                    self.data_spec == "fashion-mnist",
+                    "fashion-mnist — 28x28 garments padded to 32x32 (Debian's dataset-fashion-mnist)",
+                )
+                .clicked()
+            {
+                self.set_data("fashion-mnist".into());
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("image folder (PNG/JPEG; DIR[,SIZE][,grey]):");
+            ui.text_edit_singleline(&mut self.image_folder);
+            if ui.button("Load").clicked() {
+                self.set_data(format!("images:{}", self.image_folder.trim()));
+            }
+        });
         ui.separator();
         match &self.data_preview {
-            Some((spec, dim, pts)) => {
-                ui.label(format!(
-                    "{spec}: {} samples shown, dimension {dim} (first two coordinates)",
-                    pts.len() / dim
-                ));
-                let (pts, dim) = (pts.clone(), *dim);
-                scatter(ui, "data-preview", &pts, dim, 420.0, None);
+            Some((spec, shape, pts)) => {
+                let d: usize = shape.iter().product::<usize>().max(1);
+                if shape.len() == 3 {
+                    ui.label(format!(
+                        "{spec}: {} images shown, {}x{}x{} (no exact teacher: train or load one in Teacher)",
+                        pts.len() / d,
+                        shape[0],
+                        shape[1],
+                        shape[2]
+                    ));
+                } else {
+                    ui.label(format!(
+                        "{spec}: {} samples shown, dimension {d} (first two coordinates)",
+                        pts.len() / d
+                    ));
+                }
+                let (pts, shape) = (pts.clone(), shape.clone());
+                samples_view(ui, "data-preview", &pts, &shape, 420.0, None);
             }
             None => {
                 ui.spinner();
@@ -123,15 +192,42 @@ impl StudioApp {
 
     pub(super) fn teacher_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Teacher");
-        ui.radio_value(
-            &mut self.use_exact_teacher,
-            true,
-            "exact (closed-form mixture denoiser, the ground truth)",
-        );
+        let images = self.is_images();
+        ui.add_enabled_ui(!images, |ui| {
+            ui.radio_value(
+                &mut self.use_exact_teacher,
+                true,
+                "exact (closed-form mixture denoiser, the ground truth; mixtures only)",
+            );
+        });
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.use_exact_teacher, false, "model file:");
             ui.text_edit_singleline(&mut self.teacher_file);
         });
+        if images {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "or train a UNet teacher (tiny preset) on {} for",
+                    self.data_spec
+                ));
+                ui.add(
+                    egui::DragValue::new(&mut self.teacher_samples)
+                        .range(64..=100_000_000)
+                        .speed(1000),
+                );
+                ui.label("samples");
+                if ui
+                    .add_enabled(
+                        matches!(self.status, RunStatus::Idle),
+                        egui::Button::new("Train teacher"),
+                    )
+                    .clicked()
+                {
+                    self.start_teacher();
+                }
+            });
+            ui.label("(progress, loss and live samples in Distill; the finished teacher becomes the model file above)");
+        }
         ui.label(format!(
             "A fresh student network is first fitted to the teacher ({} samples, the 'fit' phase, its loss is shown in Distill), as the paper starts from a trained teacher.",
             self.fit_samples
@@ -144,7 +240,12 @@ impl StudioApp {
                     .speed(10_000),
             );
         });
-        if ui.button("Preview the teacher at 1024 steps").clicked() || !self.teacher_requested {
+        let preview_steps = if images { 128 } else { 1024 };
+        if ui
+            .button(format!("Preview the teacher at {preview_steps} steps"))
+            .clicked()
+            || (!self.teacher_requested && (!images || !self.teacher_file.is_empty()))
+        {
             self.preview_teacher();
         }
         // the fit phase trains a network teacher: its loss, live while a run fits one
@@ -167,13 +268,20 @@ impl StudioApp {
         }
         if let Some(cells) = &self.teacher_preview {
             if let Some(c) = cells.first() {
-                ui.label(format!(
-                    "teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s",
-                    c.steps, c.sw2, c.seconds
-                ));
+                if images {
+                    ui.label(format!(
+                        "teacher, {} DDIM steps, {:.2}s",
+                        c.steps, c.seconds
+                    ));
+                } else {
+                    ui.label(format!(
+                        "teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s",
+                        c.steps, c.sw2, c.seconds
+                    ));
+                }
                 let (s, p) = (c.samples.clone(), c.path.clone());
-                let dim = self.data_preview.as_ref().map(|d| d.1).unwrap_or(2);
-                scatter(ui, "teacher-preview", &s, dim, 420.0, Some(&p));
+                let shape = self.sample_shape();
+                samples_view(ui, "teacher-preview", &s, &shape, 420.0, Some(&p));
             }
         }
     }
@@ -192,7 +300,7 @@ impl StudioApp {
                 label: "teacher".into(),
                 spec,
             }],
-            steps: vec![1024],
+            steps: vec![if self.is_images() { 128 } else { 1024 }],
             n: 2000,
             seed: self.seed,
             paths: 16,
@@ -446,8 +554,8 @@ impl StudioApp {
                         "live: current student at {steps} step(s), fixed noise"
                     ));
                     let pts = pts.clone();
-                    let dim = self.data_preview.as_ref().map(|d| d.1).unwrap_or(2);
-                    scatter(ui, "live", &pts, dim, 300.0, None);
+                    let shape = self.sample_shape();
+                    samples_view(ui, "live", &pts, &shape, 300.0, None);
                 }
                 None => {
                     ui.label("live samples appear here during a run");
@@ -503,9 +611,10 @@ impl StudioApp {
                 self.export_gallery();
             }
         });
-        let Some((dim, cells)) = self.gallery.clone() else {
+        let Some((shape, cells)) = self.gallery.clone() else {
             return;
         };
+        let images = shape.len() == 3;
         let steps: Vec<usize> = {
             let mut s: Vec<usize> = cells.iter().map(|c| c.steps).collect();
             s.sort();
@@ -530,18 +639,27 @@ impl StudioApp {
                     match cells.iter().find(|c| &c.model == m && c.steps == *k) {
                         Some(c) => {
                             ui.vertical(|ui| {
-                                scatter(
+                                samples_view(
                                     ui,
                                     &format!("g-{m}-{k}"),
                                     &c.samples,
-                                    dim,
+                                    &shape,
                                     self.cell_size,
                                     if self.show_paths { Some(&c.path) } else { None },
                                 );
-                                ui.small(format!(
-                                    "SW2 {:.3}  RMSE {:.3}",
-                                    c.sw2, c.rmse_to_teacher
-                                ));
+                                if !images {
+                                    ui.small(format!(
+                                        "SW2 {:.3}  RMSE {:.3}",
+                                        c.sw2, c.rmse_to_teacher
+                                    ));
+                                } else if c.rmse_to_teacher > 150.0 {
+                                    ui.small("reference row");
+                                } else {
+                                    ui.small(format!(
+                                        "PSNR {:.1} dB to the reference",
+                                        c.rmse_to_teacher
+                                    ));
+                                }
                             });
                         }
                         None => {
@@ -555,9 +673,27 @@ impl StudioApp {
     }
 
     fn export_gallery(&mut self) {
-        let Some((dim, cells)) = &self.gallery else {
+        let Some((shape, cells)) = &self.gallery else {
             return;
         };
+        let path = std::path::PathBuf::from("gallery.png");
+        if shape.len() == 3 {
+            let rows: Vec<crate::gallery::Row> = cells
+                .iter()
+                .map(|c| crate::gallery::Row {
+                    label: format!("{}  {} STEPS", c.model, c.steps),
+                    model: c.model.clone(),
+                    steps: c.steps,
+                    images: c.samples.clone(),
+                })
+                .collect();
+            match crate::gallery::draw(&rows, shape, 2, &path) {
+                Ok(()) => self.log.push(format!("exported {}", path.display())),
+                Err(e) => self.errors.push(e.to_string()),
+            }
+            return;
+        }
+        let dim = &shape[0];
         let panels: Vec<crate::plot::Panel> = cells
             .iter()
             .map(|c| crate::plot::Panel {
@@ -571,7 +707,6 @@ impl StudioApp {
                 dim: *dim,
             })
             .collect();
-        let path = std::path::PathBuf::from("gallery.png");
         match crate::plot::scatter_panels(&panels, 2.6, &path) {
             Ok(()) => self.log.push(format!("exported {}", path.display())),
             Err(e) => self.errors.push(e.to_string()),
@@ -581,16 +716,24 @@ impl StudioApp {
     pub(super) fn compare_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Compare");
         ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery).");
-        let Some((_, cells)) = &self.gallery else {
+        let Some((shape, cells)) = &self.gallery else {
             ui.label("render the gallery first");
             return;
         };
+        let images = shape.len() == 3;
+        if images {
+            ui.label("Images: PSNR (dB) to the reference row (the first model at its largest step count), from the same noise; SW2 does not apply. `tract-studio eval` gives the classifier-feature FID.");
+        }
         egui::Grid::new("cmp").striped(true).show(ui, |ui| {
             for h in [
                 "model",
                 "steps",
                 "SW2",
-                "RMSE to exact-1024",
+                if images {
+                    "PSNR to reference (dB)"
+                } else {
+                    "RMSE to exact-1024"
+                },
                 "sampling time",
             ] {
                 ui.strong(h);

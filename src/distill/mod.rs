@@ -405,6 +405,26 @@ impl Run {
         Run::new(meta.config, dir, device)
     }
 
+    /// Resume a teacher run with another budget (in samples): longer to keep training, or
+    /// shorter to finish now with what it has (a checkpoint at or past the new end ends the
+    /// run at once). The inference EMA's momentum eps^(1/N) follows the new N from here on, so
+    /// the result is not bit-identical to a run started with that budget.
+    pub fn open_with_budget(dir: &Path, device: &Device, samples: u64) -> Result<Run> {
+        let mut run = Run::open(dir, device)?;
+        if run.cfg.method != Method::Teacher {
+            return Err(Error::input(
+                "only a teacher run's budget can change on resume (a distillation's phases depend on its budget)",
+            ));
+        }
+        if samples == 0 {
+            return Err(Error::input("--train-samples must be at least 1"));
+        }
+        let mut cfg = run.cfg.clone();
+        cfg.fit_samples = samples;
+        run = Run::new(cfg, dir, device)?;
+        Ok(run)
+    }
+
     pub fn total_samples(&self) -> u64 {
         self.phases.iter().map(|p| p.samples).sum()
     }
