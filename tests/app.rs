@@ -145,3 +145,94 @@ fn gallery_rows_match_chosen_steps() {
     // the exact teacher gets better with steps
     assert!(cells[2].rmse_to_teacher < cells[0].rmse_to_teacher);
 }
+
+/// 16 images of 8x8 with labels, in MNIST format.
+fn image_fixture(dir: &std::path::Path) {
+    let mut px = vec![0u8; 16 * 64];
+    for k in 0..16 {
+        for y in (k % 4)..(k % 4) + 4 {
+            for x in (k / 4)..(k / 4) + 4 {
+                px[k * 64 + y * 8 + x] = 240;
+            }
+        }
+    }
+    tract_studio::data::idx::write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[16, 8, 8],
+        &px,
+        false,
+    )
+    .unwrap();
+}
+
+#[test]
+fn image_data_teacher_trained_in_the_app_then_an_image_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    image_fixture(dir.path());
+    let ctx = egui::Context::default();
+    let mut a = app();
+    let spec = format!("mnist:{}", dir.path().display());
+    a.set_data(spec.clone());
+    assert!(a.is_images() && !a.use_exact_teacher);
+    assert!(
+        a.models.iter().all(|m| !m.0.spec.starts_with("exact:")),
+        "no exact teacher for images"
+    );
+    a.tab = Tab::Data;
+    assert!(wait(&mut a, &ctx, 30.0, |a| a.data_preview.is_some()));
+    let (_, shape, pts) = a.data_preview.clone().unwrap();
+    assert_eq!(shape, vec![1, 8, 8]);
+    assert_eq!(pts.len(), 64 * 64, "a grid of 64 images");
+    let text = frame(&mut a, &ctx);
+    assert!(text.contains("64 images shown, 1x8x8"), "{text}");
+    // train a teacher from the Teacher panel's action
+    a.teacher_samples = 64;
+    a.batch = 8;
+    a.runs_dir = dir.path().join("runs");
+    a.start_teacher();
+    assert_eq!(a.status, RunStatus::Running, "{:?}", a.errors);
+    assert!(
+        wait(&mut a, &ctx, 120.0, |a| a.status == RunStatus::Idle),
+        "{:?}",
+        a.errors
+    );
+    assert!(a.errors.is_empty(), "{:?}", a.errors);
+    assert!(
+        a.teacher_file.ends_with("teacher.safetensors"),
+        "{}",
+        a.teacher_file
+    );
+    let teacher = std::path::PathBuf::from(&a.teacher_file);
+    assert!(teacher.starts_with(dir.path()) && teacher.exists());
+    // the gallery of the new teacher: images, the largest step count first as the reference
+    a.models = vec![(
+        tract_studio::studio::ModelRef {
+            label: "teacher".into(),
+            spec: teacher.display().to_string(),
+        },
+        true,
+    )];
+    for c in &mut a.step_choices {
+        c.1 = c.0 == 1 || c.0 == 32;
+    }
+    a.tab = Tab::Gallery;
+    a.render_gallery();
+    assert!(
+        wait(&mut a, &ctx, 60.0, |a| !a.gallery_busy),
+        "{:?}",
+        a.errors
+    );
+    let (shape, cells) = a.gallery.clone().expect("gallery");
+    assert_eq!(shape, vec![1, 8, 8]);
+    assert_eq!(
+        cells.iter().map(|c| c.steps).collect::<Vec<_>>(),
+        vec![32, 1]
+    );
+    assert_eq!(cells[0].samples.len(), 16 * 64, "16 images per cell");
+    assert!(cells[1].rmse_to_teacher.is_finite() && cells[1].rmse_to_teacher < 150.0);
+    let text = frame(&mut a, &ctx);
+    assert!(
+        text.contains("PSNR") && text.contains("reference row"),
+        "{text}"
+    );
+}

@@ -82,6 +82,8 @@ pub struct StudioApp {
     /// (spec, one sample's shape, samples)
     pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
     pub image_folder: String,
+    /// where runs started from the app go (default studio-runs/)
+    pub runs_dir: PathBuf,
     /// samples for training a teacher on image data from the app
     pub teacher_samples: u64,
     // teacher
@@ -147,6 +149,7 @@ impl StudioApp {
             mixture_path: String::new(),
             data_preview: None,
             image_folder: String::new(),
+            runs_dir: PathBuf::from("studio-runs"),
             teacher_samples: 20_000,
             teacher_file: String::new(),
             use_exact_teacher: true,
@@ -376,7 +379,7 @@ impl StudioApp {
     }
 
     fn new_run_dir(&self) -> PathBuf {
-        let base = PathBuf::from("studio-runs");
+        let base = self.runs_dir.clone();
         let name = format!(
             "{}",
             match self.method {
@@ -476,11 +479,13 @@ impl StudioApp {
 
     pub fn apply(&mut self, u: Update) {
         match u {
+            // a preview of data chosen before the current one is stale
             Update::DataPreview {
                 data,
                 shape,
                 points,
-            } => self.data_preview = Some((data, shape, points)),
+            } if data == self.data_spec => self.data_preview = Some((data, shape, points)),
+            Update::DataPreview { .. } => {}
             Update::Distill(e) => match e {
                 Event::PhaseStart { index, name, .. } => {
                     if self.phases.len() <= index {
