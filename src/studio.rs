@@ -247,10 +247,21 @@ async fn gallery(
     paths: usize,
     device: &Device,
 ) -> crate::Result<Update> {
-    let d = Data::parse(&data)?;
-    let images = d.is_images();
+    // images need no data set here (the browser has none): the shape comes from the models
+    let first = models
+        .first()
+        .ok_or_else(|| crate::Error::input("no models chosen for the gallery"))?;
+    let first_shape = Model::load(&first.spec, Param::Vp, Some(1024), device)?.shape();
+    let images = first_shape.len() == 3;
+    let d = if images {
+        None
+    } else {
+        Some(Data::parse(&data)?)
+    };
+    let shape = d.as_ref().map(|d| d.shape()).unwrap_or(first_shape);
+    let dim: usize = shape.iter().product();
     let n = if images { n.min(16) } else { n };
-    let z = noise(seed, n, d.dim());
+    let z = noise(seed, n, dim);
     let mut reference = if images {
         None
     } else {
@@ -260,13 +271,12 @@ async fn gallery(
     let mut cells = vec![];
     for m in &models {
         let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
-        if model.dim() != d.dim() {
+        if model.dim() != dim {
             return Err(crate::Error::input(format!(
-                "{} is for {}-dimensional data, {} is {}-dimensional",
+                "{} is for {}-dimensional data, {} is {dim}-dimensional",
                 m.label,
                 model.dim(),
                 data,
-                d.dim()
             )));
         }
         // images: the largest step count first, so the first model's best row is the reference
@@ -283,15 +293,18 @@ async fn gallery(
                 vec![]
             } else {
                 model
-                    .sample_path_async(&z[..paths.min(n) * d.dim()], k, device)
+                    .sample_path_async(&z[..paths.min(n) * dim], k, device)
                     .await?
             };
-            let (sw2, r) = if images {
-                let r = reference.get_or_insert_with(|| s.clone());
-                (f64::NAN, crate::eval::psnr(&s, r))
-            } else {
-                let (sw2, _, r) = metrics(&d, &s, reference.as_deref(), seed + 1);
-                (sw2, r.unwrap_or(0.0))
+            let (sw2, r) = match &d {
+                None => {
+                    let r = reference.get_or_insert_with(|| s.clone());
+                    (f64::NAN, crate::eval::psnr(&s, r))
+                }
+                Some(d) => {
+                    let (sw2, _, r) = metrics(d, &s, reference.as_deref(), seed + 1);
+                    (sw2, r.unwrap_or(0.0))
+                }
             };
             cells.push(GalleryCell {
                 model: m.label.clone(),
@@ -306,7 +319,7 @@ async fn gallery(
     }
     Ok(Update::Gallery {
         tag,
-        shape: d.shape(),
+        shape,
         cells,
         reference_steps: 1024,
     })

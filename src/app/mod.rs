@@ -320,8 +320,22 @@ impl StudioApp {
             self.train_samples = 1_000_000;
         }
         self.models_for_data();
-        self.refresh_data();
+        // the browser has no data sets on disk: its image galleries come from the models alone
+        if !(self.opts.web && self.is_images()) {
+            self.refresh_data();
+        }
         self.render_gallery();
+    }
+
+    /// Data sets with shipped models, plus the current one (the gallery's data choice).
+    pub fn data_choices(&self) -> Vec<String> {
+        let mut v = vec![self.data_spec.clone()];
+        for e in &self.manifest {
+            if !v.contains(&e.data) {
+                v.push(e.data.clone());
+            }
+        }
+        v
     }
 
     pub fn data(&self) -> String {

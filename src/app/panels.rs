@@ -566,7 +566,18 @@ impl StudioApp {
 
     pub(super) fn gallery_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Gallery");
-        ui.label("Rows: models. Columns: step counts. Every cell starts from the same noise; orange lines follow 24 samples from noise to data.");
+        ui.label("Rows: models. Columns: step counts. Every cell starts from the same noise; for 2-D data orange lines follow 24 samples from noise to data.");
+        let choices = self.data_choices();
+        if choices.len() > 1 {
+            ui.horizontal(|ui| {
+                ui.label("data:");
+                for d in choices {
+                    if ui.radio(self.data_spec == d, d.as_str()).clicked() && self.data_spec != d {
+                        self.set_data(d);
+                    }
+                }
+            });
+        }
         ui.horizontal_wrapped(|ui| {
             ui.label("models:");
             for (m, on) in &mut self.models {
