@@ -92,8 +92,11 @@ struct ClassifierArgs {
 #[derive(clap::Args)]
 struct GalleryArgs {
     /// model files or asset:NAME, comma separated (a teacher also gets a row at its full grid, on top)
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
+    /// without --models: every shipped model (assets/manifest.json) for this data, teacher first
+    #[arg(long)]
+    data: Option<String>,
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     steps: Vec<usize>,
     /// column j uses the noise of seed S+j
@@ -712,10 +715,26 @@ fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     if a.steps.contains(&0) {
         bail!("--steps: step counts must be at least 1");
     }
+    let models = if a.models.is_empty() {
+        let Some(data) = &a.data else {
+            bail!("give --models A,B,... or --data DATA (the shipped models for that data)");
+        };
+        let mut m: Vec<_> = tract_studio::assets::manifest()
+            .into_iter()
+            .filter(|e| &e.data == data)
+            .collect();
+        if m.is_empty() {
+            bail!("no shipped models for {data} in assets/manifest.json");
+        }
+        m.sort_by_key(|e| e.kind != "teacher");
+        m.into_iter().map(|e| e.path).collect()
+    } else {
+        a.models.clone()
+    };
     let dev = pick_device(&a.device)?;
     let t = std::time::Instant::now();
     let (rows, shape) =
-        tract_studio::gallery::rows(&a.models, &a.steps, a.seed, a.cols, &dev.device)?;
+        tract_studio::gallery::rows(&models, &a.steps, a.seed, a.cols, &dev.device)?;
     tract_studio::gallery::draw(&rows, &shape, a.scale, &a.out)?;
     for r in &rows {
         println!("  {}", r.label);
