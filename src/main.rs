@@ -207,6 +207,9 @@ struct DistillArgs {
     /// relative budget per phase, e.g. 1,5
     #[arg(long)]
     phase_split: Option<String>,
+    /// width of a fresh MLP student (2-D data; default 128)
+    #[arg(long)]
+    hidden: Option<usize>,
     /// optimizer steps between checkpoints
     #[arg(long)]
     ckpt_every: Option<u64>,
@@ -402,6 +405,12 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         cfg.mu_i = a.mu_i;
         if let Some(e) = a.ema_eps {
             cfg.ema_eps = e;
+        }
+        if let Some(h) = a.hidden {
+            match &mut cfg.net {
+                tract_studio::model::NetConfig::Mlp(m) if h > 0 => m.hidden = h,
+                _ => bail!("--hidden {h}: only for a fresh MLP (2-D data), at least 1"),
+            }
         }
         if let Some(s) = &a.phase_split {
             let v: Result<Vec<f64>, _> = s.split(',').map(|x| x.trim().parse::<f64>()).collect();
