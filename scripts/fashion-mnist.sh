@@ -16,13 +16,16 @@ N_FID=${N_FID:-500}                          # samples per model for the FID
 N_REF=${N_REF:-64}                           # images for PSNR to the 1024-step teacher
 SIZE=${SIZE:-tiny}
 DEVICE=${DEVICE:-cpu}
+DATA=${DATA:-fashion-mnist}
+LR=${LR:-1e-3}
+clf=(); [ -n "${CLASSIFIER:-}" ] && clf=(--classifier "$CLASSIFIER")
 mkdir -p "$OUT/samples"
 T="$OUT/teacher/teacher.safetensors"
 
 if [ ! -f "$T" ]; then
   resume=(); [ -f "$OUT/teacher/state.safetensors" ] && resume=(--resume)
-  "$BIN" teacher --data fashion-mnist --out "$OUT/teacher" --train-samples "$TEACHER_SAMPLES" \
-    --size "$SIZE" --lr 1e-3 --ckpt-every 250 --device "$DEVICE" "${resume[@]}"
+  "$BIN" teacher --data "$DATA" --out "$OUT/teacher" --train-samples "$TEACHER_SAMPLES" \
+    --size "$SIZE" --lr "$LR" --ckpt-every 250 --device "$DEVICE" "${resume[@]}"
 fi
 
 # the three students in parallel, one thread each
@@ -30,7 +33,7 @@ distill() { # name method schedule
   local dir="$OUT/$1"
   [ -f "$dir/student.safetensors" ] && return 0
   local resume=(); [ -f "$dir/state.safetensors" ] && resume=(--resume)
-  RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$T" --method "$2" \
+  RAYON_NUM_THREADS=1 "$BIN" distill --data "$DATA" --teacher "$T" --method "$2" \
     --schedule "$3" --train-samples "$DISTILL_SAMPLES" --ckpt-every 50 --out "$dir" \
     --device "$DEVICE" "${resume[@]}" > "$OUT/$1.log" 2>&1
 }
@@ -52,8 +55,8 @@ for r in "${rows[@]}"; do
   IFS=: read -r name model steps <<< "$r"
   sample "$model" "$steps" "$N_FID" 0 "$S/$name-$steps-fid.safetensors"
   sample "$model" "$steps" "$N_REF" 1 "$S/$name-$steps-ref.safetensors"
-  fid=$("$BIN" eval --samples "$S/$name-$steps-fid.safetensors" --data fashion-mnist)
-  psnr=$("$BIN" eval --samples "$S/$name-$steps-ref.safetensors" --data fashion-mnist \
+  fid=$("$BIN" eval --samples "$S/$name-$steps-fid.safetensors" --data "$DATA" "${clf[@]}")
+  psnr=$("$BIN" eval --samples "$S/$name-$steps-ref.safetensors" --data "$DATA" "${clf[@]}" \
            --reference "$S/ref-teacher-1024.safetensors")
   python3 - "$name" "$steps" "$fid" "$psnr" >> "$OUT/results.jsonl" <<'PY'
 import json, sys

@@ -32,11 +32,18 @@ pub fn model_label(spec: &str) -> String {
         .strip_prefix("asset:")
         .or_else(|| spec.strip_prefix("exact:").map(|_| "exact"))
         .unwrap_or(spec);
-    Path::new(s)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(s)
-        .to_string()
+    let p = Path::new(s);
+    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(s);
+    // a run's `student.safetensors`: the run's folder names it
+    match (
+        stem,
+        p.parent()
+            .and_then(|d| d.file_name())
+            .and_then(|d| d.to_str()),
+    ) {
+        ("student", Some(dir)) => dir.to_string(),
+        _ => stem.to_string(),
+    }
 }
 
 /// Sample every row. Models whose native step count is their whole grid (teachers, exact)
