@@ -16,10 +16,18 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
             Some(include_bytes!("../assets/ring8-btd-1step.safetensors"))
         }
         "ring8-fit.safetensors" => Some(include_bytes!("../assets/ring8-fit.safetensors")),
-        "fashion-mnist-teacher.safetensors" => Some(include_bytes!("../assets/fashion-mnist-teacher.safetensors")),
-        "fashion-mnist-tract-1step.safetensors" => Some(include_bytes!("../assets/fashion-mnist-tract-1step.safetensors")),
-        "fashion-mnist-tract-2step.safetensors" => Some(include_bytes!("../assets/fashion-mnist-tract-2step.safetensors")),
-        "fashion-mnist-btd-1step.safetensors" => Some(include_bytes!("../assets/fashion-mnist-btd-1step.safetensors")),
+        "fashion-mnist-teacher.safetensors" => Some(include_bytes!(
+            "../assets/fashion-mnist-teacher.safetensors"
+        )),
+        "fashion-mnist-tract-1step.safetensors" => Some(include_bytes!(
+            "../assets/fashion-mnist-tract-1step.safetensors"
+        )),
+        "fashion-mnist-tract-2step.safetensors" => Some(include_bytes!(
+            "../assets/fashion-mnist-tract-2step.safetensors"
+        )),
+        "fashion-mnist-btd-1step.safetensors" => Some(include_bytes!(
+            "../assets/fashion-mnist-btd-1step.safetensors"
+        )),
         // not a sampler: the feature network of `eval`'s classifier FID (native only)
         #[cfg(not(target_arch = "wasm32"))]
         "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
