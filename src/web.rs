@@ -85,10 +85,20 @@ async fn start() -> Result<(), JsValue> {
         .and_then(|d| d.get_element_by_id("tract_canvas"))
         .ok_or("no #tract_canvas element")?
         .dyn_into::<web_sys::HtmlCanvasElement>()?;
+    // ?data=NAME opens the gallery on another shipped data set (e.g. fashion-mnist)
+    let data = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| {
+            q.trim_start_matches('?')
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("data=").map(|v| v.to_string()))
+        })
+        .filter(|d| crate::assets::manifest().iter().any(|e| &e.data == d));
     let opts = AppOptions {
         tab: Some(Tab::Gallery),
         web: true,
         notice: Some(notice),
+        data,
         ..Default::default()
     };
     let web_options = eframe::WebOptions {

@@ -19,3 +19,5 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.1; done
 PLAYWRIGHT_CORE="$PWD/$tools/node_modules/playwright-core" node web/test.js "http://127.0.0.1:$port/index.html" web/dist/screenshot.png
+# the Fashion-MNIST models (UNets) in the browser: an image gallery
+PLAYWRIGHT_CORE="$PWD/$tools/node_modules/playwright-core" node web/test.js "http://127.0.0.1:$port/index.html?data=fashion-mnist" web/dist/screenshot-fashion-mnist.png

@@ -82,6 +82,7 @@ pub struct StudioApp {
     /// (spec, one sample's shape, samples)
     pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
     pub image_folder: String,
+    data_cache: std::cell::RefCell<Option<(String, crate::data::Data)>>,
     /// where runs started from the app go (default studio-runs/)
     pub runs_dir: PathBuf,
     /// samples for training a teacher on image data from the app
@@ -149,6 +150,7 @@ impl StudioApp {
             mixture_path: String::new(),
             data_preview: None,
             image_folder: String::new(),
+            data_cache: std::cell::RefCell::new(None),
             runs_dir: PathBuf::from("studio-runs"),
             teacher_samples: 20_000,
             teacher_file: String::new(),
@@ -371,8 +373,19 @@ impl StudioApp {
     }
 
     pub fn config(&self) -> DistillConfig {
-        let data = crate::data::Data::parse(&self.data_spec)
-            .unwrap_or_else(|_| crate::data::Data::parse("toy:ring8").expect("built in"));
+        // parsed once per data spec (an image set is tens of MB; the UI asks every frame)
+        let cached = self
+            .data_cache
+            .borrow()
+            .as_ref()
+            .filter(|(spec, _)| *spec == self.data_spec)
+            .map(|(_, d)| d.clone());
+        let data = cached.unwrap_or_else(|| {
+            let d = crate::data::Data::parse(&self.data_spec)
+                .unwrap_or_else(|_| crate::data::Data::parse("toy:ring8").expect("built in"));
+            *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), d.clone()));
+            d
+        });
         let mut cfg = DistillConfig::new(&data, Param::Vp);
         cfg.schedule = self.schedule_text.clone();
         cfg.method = self.method;
