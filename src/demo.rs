@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::data::Data;
 use crate::diffusion::Solver;
-use crate::distill::{DistillConfig, Method, Observer, Outcome, Run};
+use crate::distill::{DistillConfig, Method, Observer, Run};
 use crate::eval::{rmse, sliced_w2, weight_errors};
 use crate::generate::{Model, noise};
 use crate::plot::{Panel, scatter_panels};
@@ -226,23 +226,18 @@ fn distill(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<PathBuf> {
-    let mut run = Run::new(cfg, dir, device)?;
-    match run.run(false, observer, None)? {
-        Outcome::Finished { student } => {
-            let pts = crate::plot::read_loss_csv(&dir.join(crate::distill::LOSS_FILE));
-            crate::plot::loss_curve(
-                &pts,
-                &format!(
-                    "LOSS {}",
-                    dir.file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("")
-                        .to_uppercase()
-                ),
-                &dir.join("loss.png"),
-            )?;
-            Ok(student)
-        }
-        Outcome::Stopped { .. } => Err(Error::input("stopped by the user")),
-    }
+    let student = Run::new(cfg, dir, device)?.run_to_end(observer)?;
+    let pts = crate::plot::read_loss_csv(&dir.join(crate::distill::LOSS_FILE));
+    crate::plot::loss_curve(
+        &pts,
+        &format!(
+            "LOSS {}",
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_uppercase()
+        ),
+        &dir.join("loss.png"),
+    )?;
+    Ok(student)
 }

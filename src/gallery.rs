@@ -82,18 +82,13 @@ pub fn rows(
         }
         let z = column_noise(seed, cols, m.dim());
         let label = model_label(spec);
-        let teacher = m.native_steps() == m.grid().steps;
+        let full = m.grid().steps;
+        let teacher = m.native_steps() == full;
         let mut ks: Vec<usize> = steps.to_vec();
-        if teacher && !ks.contains(&m.grid().steps) {
-            let images = m.sample(&z, m.grid().steps, Solver::Ddim, device)?;
-            top.push(Row {
-                label: format!("{label}  {} STEPS", m.grid().steps),
-                model: spec.clone(),
-                steps: m.grid().steps,
-                images,
-            });
+        if teacher && !ks.contains(&full) {
+            ks.insert(0, full);
         }
-        ks.retain(|&k| k <= m.grid().steps);
+        ks.retain(|&k| k <= full);
         for k in ks {
             let images = m.sample(&z, k, Solver::Ddim, device)?;
             let row = Row {
@@ -102,7 +97,7 @@ pub fn rows(
                 steps: k,
                 images,
             };
-            if teacher && k == m.grid().steps {
+            if teacher && k == full {
                 top.push(row)
             } else {
                 rest.push(row)
@@ -146,18 +141,7 @@ pub fn draw(rows: &[Row], shape: &[usize], scale: usize, path: &Path) -> Result<
         );
         let px =
             crate::kernels::reference::rgba_grid(&row.images, [cols, c, h, w], cols, -1.0, 1.0);
-        for y in 0..h * s {
-            for x in 0..cols * w * s {
-                let (j, xi) = (x / (w * s), x % (w * s));
-                let p = px[(y / s) * cols * w + j * w + xi / s];
-                let (cx, cy) = (label_w + j * cw + xi, y0 + y);
-                cv.px[cy * cv.w + cx] = [
-                    (p & 255) as u8,
-                    ((p >> 8) & 255) as u8,
-                    ((p >> 16) & 255) as u8,
-                ];
-            }
-        }
+        cv.blit_rgba(&px, cols * w, h, s, label_w, y0, Some((w, gap)));
     }
     cv.save_png(path)
 }

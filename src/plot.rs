@@ -158,6 +158,35 @@ impl Canvas {
         cx - x
     }
 
+    /// Draw an RGBA8 grid image (`gw` x `gh`, as `kernels::reference::rgba_grid` packs it)
+    /// at (x0, y0), each pixel `scale` x `scale`; `tile_gap = Some((tile_w, gap))` leaves
+    /// `gap` pixels between tiles of `tile_w` source columns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn blit_rgba(
+        &mut self,
+        px: &[u32],
+        gw: usize,
+        gh: usize,
+        scale: usize,
+        x0: usize,
+        y0: usize,
+        tile_gap: Option<(usize, usize)>,
+    ) {
+        let (tile_w, gap) = tile_gap.unwrap_or((gw.max(1), 0));
+        for y in 0..gh * scale {
+            for x in 0..gw * scale {
+                let sx = x / scale;
+                let p = px[(y / scale) * gw + sx];
+                let cx = x0 + x + (sx / tile_w) * gap;
+                self.px[(y0 + y) * self.w + cx] = [
+                    (p & 255) as u8,
+                    ((p >> 8) & 255) as u8,
+                    ((p >> 16) & 255) as u8,
+                ];
+            }
+        }
+    }
+
     pub fn text_width(s: &str, scale: i64) -> i64 {
         s.chars().count() as i64 * 6 * scale
     }
@@ -309,16 +338,7 @@ pub fn image_grid(
     let (gw, gh) = (cols * w, n.div_ceil(cols).max(1) * h);
     let s = scale.max(1);
     let mut cv = Canvas::new(gw * s, gh * s, [0, 0, 0]);
-    for y in 0..gh * s {
-        for x in 0..gw * s {
-            let p = px[(y / s) * gw + x / s];
-            cv.px[y * gw * s + x] = [
-                (p & 255) as u8,
-                ((p >> 8) & 255) as u8,
-                ((p >> 16) & 255) as u8,
-            ];
-        }
-    }
+    cv.blit_rgba(&px, gw, gh, s, 0, 0, None);
     cv.save_png(path)
 }
 

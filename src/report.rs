@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::data::Data;
 use crate::demo::metrics;
 use crate::diffusion::Solver;
-use crate::distill::{DistillConfig, Method, Observer, Outcome, Run};
+use crate::distill::{DistillConfig, Method, Observer, Run};
 use crate::generate::{Model, noise};
 use crate::schedule::Param;
 use crate::{Error, Result};
@@ -365,17 +365,12 @@ fn distill(
     observer: &mut dyn Observer,
 ) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(dir);
-    let mut run = Run::new(cfg, dir, device)?;
-    match run.run(false, observer, None)? {
-        Outcome::Finished { student } => {
-            // a copy outside the run folder, which the caller may delete
-            let keep = dir.with_extension("safetensors");
-            std::fs::copy(&student, &keep)
-                .map_err(|e| Error::io(format!("copying {}", student.display()), e))?;
-            Ok(keep)
-        }
-        Outcome::Stopped { .. } => Err(Error::input("stopped by the user")),
-    }
+    let student = Run::new(cfg, dir, device)?.run_to_end(observer)?;
+    // a copy outside the run folder, which the caller may delete
+    let keep = dir.with_extension("safetensors");
+    std::fs::copy(&student, &keep)
+        .map_err(|e| Error::io(format!("copying {}", student.display()), e))?;
+    Ok(keep)
 }
 
 #[cfg(test)]

@@ -247,11 +247,15 @@ async fn gallery(
     paths: usize,
     device: &Device,
 ) -> crate::Result<Update> {
+    let loaded = models
+        .iter()
+        .map(|m| Model::load(&m.spec, Param::Vp, Some(1024), device))
+        .collect::<crate::Result<Vec<_>>>()?;
     // images need no data set here (the browser has none): the shape comes from the models
-    let first = models
+    let first_shape = loaded
         .first()
-        .ok_or_else(|| crate::Error::input("no models chosen for the gallery"))?;
-    let first_shape = Model::load(&first.spec, Param::Vp, Some(1024), device)?.shape();
+        .ok_or_else(|| crate::Error::input("no models chosen for the gallery"))?
+        .shape();
     let images = first_shape.len() == 3;
     let d = if images {
         None
@@ -269,8 +273,7 @@ async fn gallery(
         Some(exact.sample_async(&z, 1024, Solver::Ddim, device).await?)
     };
     let mut cells = vec![];
-    for m in &models {
-        let model = Model::load(&m.spec, Param::Vp, Some(1024), device)?;
+    for (m, model) in models.iter().zip(&loaded) {
         if model.dim() != dim {
             return Err(crate::Error::input(format!(
                 "{} is for {}-dimensional data, {} is {dim}-dimensional",

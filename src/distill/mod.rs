@@ -425,6 +425,14 @@ impl Run {
         Ok(run)
     }
 
+    /// Run a fresh run to its end and return the final model; an observer's stop is an error.
+    pub fn run_to_end(&mut self, observer: &mut dyn Observer) -> Result<PathBuf> {
+        match self.run(false, observer, None)? {
+            Outcome::Finished { student } => Ok(student),
+            Outcome::Stopped { .. } => Err(Error::input("stopped by the user")),
+        }
+    }
+
     pub fn total_samples(&self) -> u64 {
         self.phases.iter().map(|p| p.samples).sum()
     }
