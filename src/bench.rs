@@ -252,7 +252,7 @@ pub fn kernels(device: &Device, reps: usize) -> Vec<KernelTiming> {
     out
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct UnetThroughput {
     pub what: String,
     pub batch: usize,
@@ -314,11 +314,8 @@ pub fn unet(device: &Device, cfg: &crate::model::UnetConfig, reps: usize) -> Vec
             times.sort_by(|a, b| a.total_cmp(b));
             let ms = times[times.len() / 2];
             out.push(UnetThroughput {
-                what: if train {
-                    "train step (fwd+bwd+Adam)".into()
-                } else {
-                    "sampling step (forward)".into()
-                },
+                // the names benches/peer/unet.py uses
+                what: if train { "train" } else { "sample" }.into(),
                 batch: b,
                 ms,
                 images_per_s: b as f64 / ms * 1e3,
@@ -327,4 +324,82 @@ pub fn unet(device: &Device, cfg: &crate::model::UnetConfig, reps: usize) -> Vec
         }
     }
     out
+}
+
+fn json_lines(text: &str) -> Vec<UnetThroughput> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<UnetThroughput>(l).ok())
+        .collect()
+}
+
+/// `bench --unet` for one size on the CPU backend in a child process of `exe` (so its peak RSS
+/// is its own), the CPU kernels "on" or "off".
+pub fn unet_child(
+    exe: &std::path::Path,
+    size: &str,
+    mode: &str,
+    reps: usize,
+) -> crate::Result<Vec<UnetThroughput>> {
+    let o = std::process::Command::new(exe)
+        .args([
+            "bench",
+            "--unet",
+            "--cpu-only",
+            "--size",
+            size,
+            "--child",
+            mode,
+        ])
+        .args(["--reps", &reps.to_string()])
+        .output()
+        .map_err(|e| crate::Error::io(format!("running {}", exe.display()), e))?;
+    let out = json_lines(&String::from_utf8_lossy(&o.stdout));
+    if !o.status.success() || out.len() != 4 {
+        return Err(crate::Error::Input(format!(
+            "the {size} UNet benchmark (kernels {mode}) failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    Ok(out)
+}
+
+/// The PyTorch peer (benches/peer/unet.py, the same network) at the same points, when python3
+/// with torch is here; an error saying why not otherwise.
+pub fn peer_unet(
+    size: &str,
+    threads: usize,
+    device: &str,
+    reps: usize,
+) -> crate::Result<Vec<UnetThroughput>> {
+    let script = [
+        "benches/peer/unet.py",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/unet.py"),
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+    .ok_or_else(|| crate::Error::Input("benches/peer/unet.py not found".into()))?;
+    let o = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--size",
+            size,
+            "--threads",
+            &threads.to_string(),
+            "--device",
+            device,
+        ])
+        .args(["--reps", &reps.to_string(), "--json"])
+        .output()
+        .map_err(|e| crate::Error::io("running python3".to_string(), e))?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        let why = if err.contains("No module named 'torch'") {
+            "torch is not importable (pip install torch)".to_string()
+        } else {
+            err.lines().last().unwrap_or("python3 failed").to_string()
+        };
+        return Err(crate::Error::Input(why));
+    }
+    Ok(json_lines(&String::from_utf8_lossy(&o.stdout)))
 }

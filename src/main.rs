@@ -310,9 +310,21 @@ struct BenchArgs {
     /// UNet (images) training and sampling throughput instead
     #[arg(long)]
     unet: bool,
-    /// the UNet preset for --unet: tiny, small or large
-    #[arg(long, default_value = "small")]
+    /// the UNet presets for --unet, comma-separated: tiny, small, large
+    #[arg(long, default_value = "tiny,small")]
     size: String,
+    /// --unet: measurements per point (median after a warm-up)
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// --unet: do not run the PyTorch peer (benches/peer/unet.py)
+    #[arg(long)]
+    no_peer: bool,
+    /// --unet: the PyTorch peer's device (cpu, or cuda where a GPU is)
+    #[arg(long, default_value = "cpu")]
+    peer_device: String,
+    /// internal: one CPU measurement with the CPU kernels on or off, as JSON lines
+    #[arg(long, hide = true)]
+    child: Option<String>,
 }
 
 /// Progress bar over the whole budget, with samples/s and ETA.
@@ -973,41 +985,113 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    use tract_studio::bench::distill_throughput;
-    if a.unet {
-        let mut devices = vec![device::cpu()];
-        if !a.cpu_only {
-            match device::pick(Choice::Wgpu) {
-                Ok(p) => devices.push(p),
-                Err(e) => println!("wgpu: skipped ({e})"),
-            }
-        }
-        let Some(cfg) = tract_studio::model::UnetConfig::preset(&a.size, 1, 32, 32, Param::Vp)
-        else {
-            bail!("--size {}: expected tiny, small or large", a.size);
+/// `bench --unet`: per size, the CPU backend with the CPU kernels on and off (each in its own
+/// process, so peak RSS is each one's own) and the PyTorch peer, in one invocation, as ratios;
+/// then wgpu unless --cpu-only.
+fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
+    use tract_studio::bench::{UnetThroughput, peer_unet, unet_child};
+    let sizes: Vec<&str> = a.size.split(',').map(str::trim).collect();
+    let mut cfgs = vec![];
+    for s in &sizes {
+        let Some(cfg) = tract_studio::model::UnetConfig::preset(s, 1, 32, 32, Param::Vp) else {
+            bail!("--size {s}: expected tiny, small or large (comma-separated)");
         };
+        cfgs.push(cfg);
+    }
+    if let Some(mode) = &a.child {
+        let on = match mode.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => bail!("--child {mode}: expected on or off"),
+        };
+        tract_studio::kernels::cpu::set_enabled(on);
+        for r in tract_studio::bench::unet(&device::cpu().device, &cfgs[0], a.reps) {
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        return Ok(());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "UNet on 1x32x32, CPU ({threads} threads): median of {} after a warm-up; peak = each process's peak RSS",
+        a.reps
+    );
+    let exe = std::env::current_exe().context("locating this binary")?;
+    for (name, cfg) in sizes.iter().zip(&cfgs) {
         let params = tract_studio::model::unet::Unet::new(cfg.clone())
             .layout()
             .total;
-        println!(
-            "{} UNet ({params} parameters), 1x32x32, median of 3 after a warm-up; peak = the process's peak RSS so far",
-            a.size
-        );
-        for d in devices {
-            for r in tract_studio::bench::unet(&d.device, &cfg, 3) {
-                println!(
-                    "  {:<44} {:<26} batch {:>3}: {:>8.0} ms  {:>7.1} images/s  peak {:>6.0} MiB",
-                    d.label,
-                    r.what,
-                    r.batch,
-                    r.ms,
-                    r.images_per_s,
-                    r.peak_mib.unwrap_or(f64::NAN)
-                );
+        println!("\n{name} UNet ({params} parameters)");
+        let ours = unet_child(&exe, name, "on", a.reps)?;
+        let burn = unet_child(&exe, name, "off", a.reps)?;
+        let peer: Option<Vec<UnetThroughput>> = if a.no_peer {
+            None
+        } else {
+            match peer_unet(name, threads, &a.peer_device, a.reps) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    println!("  PyTorch peer skipped: {e}");
+                    None
+                }
             }
+        };
+        println!(
+            "  {:<10} {:>5} {:>10} {:>12} {:>11} {:>11} {:>13} {:>21}",
+            "step",
+            "batch",
+            "ours ms",
+            "Burn ops ms",
+            "PyTorch ms",
+            "ours/Burn",
+            "ours/PyTorch",
+            "peak MiB ours/Burn/PT"
+        );
+        for (i, o) in ours.iter().enumerate() {
+            let b = &burn[i];
+            let p = peer
+                .as_ref()
+                .and_then(|p| p.iter().find(|r| r.what == o.what && r.batch == o.batch));
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            println!(
+                "  {:<10} {:>5} {:>10.0} {:>12.0} {:>11} {:>10.2}x {:>12} {:>21}",
+                o.what,
+                o.batch,
+                o.ms,
+                b.ms,
+                f(p.map(|p| p.ms)),
+                b.ms / o.ms,
+                p.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
+                format!(
+                    "{}/{}/{}",
+                    f(o.peak_mib),
+                    f(b.peak_mib),
+                    f(p.and_then(|p| p.peak_mib))
+                )
+            );
         }
-        return Ok(());
+    }
+    println!("\n(ours/Burn and ours/PyTorch: how many times faster ours is; above 1 = faster)");
+    if !a.cpu_only {
+        match device::pick(Choice::Wgpu) {
+            Ok(p) => {
+                for (name, cfg) in sizes.iter().zip(&cfgs) {
+                    for r in tract_studio::bench::unet(&p.device, cfg, a.reps) {
+                        println!(
+                            "  {} {name}: {:<8} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
+                            p.label, r.what, r.batch, r.ms, r.images_per_s
+                        );
+                    }
+                }
+            }
+            Err(e) => println!("wgpu: skipped ({e})"),
+        }
+    }
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    use tract_studio::bench::distill_throughput;
+    if a.unet {
+        return bench_unet(&a);
     }
     if a.kernels {
         let p = pick_device(&a.device)?;

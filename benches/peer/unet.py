@@ -6,10 +6,15 @@ the width changes) and a stride-2 conv between levels, a middle block with singl
 attention, an up path with skip concatenation, nearest x2 upsampling + conv, GroupNorm, SiLU,
 conv_out; output x0 = alpha x - sigma F. The parameter count must equal the Rust model's.
 
-Usage: python3 benches/peer/unet.py [--threads 2] [--size tiny|small]   (a dev tool; torch is not a dependency)
+Usage: python3 benches/peer/unet.py [--threads 2] [--size tiny|small] [--device cpu|cuda] [--json]
+(a dev tool; torch is not a dependency). `tract-studio bench --unet` runs it with --json and
+prints both side by side; --json prints one JSON object per measurement, with the process's
+peak RSS (MiB) after it.
 """
 import argparse
+import json
 import math
+import resource
 import time
 
 import torch
@@ -81,7 +86,7 @@ class UNet(nn.Module):
         self.cout = nn.Conv2d(ch, channels, 3, padding=1)
 
     def embedding(self, tau, logsnr):
-        f = torch.tensor([(1.0 + k) ** 1.5 * math.pi / 2 for k in range(self.freqs)])
+        f = torch.tensor([(1.0 + k) ** 1.5 * math.pi / 2 for k in range(self.freqs)], device=tau.device)
         a = tau[:, None] * f[None, :]
         feats = torch.stack([a.sin(), a.cos()], dim=2).reshape(tau.shape[0], -1)
         return torch.cat([feats, (logsnr / 20).clamp(-2, 2)[:, None]], dim=1)
@@ -114,24 +119,45 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--size", choices=["tiny", "small"], default="small")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = UNet(base=16 if args.size == "tiny" else 32)
-    print(f"parameters: {sum(p.numel() for p in net.parameters())} (tract-studio {args.size} UNet: {268401 if args.size == 'tiny' else 1062625})")
+    dev = torch.device(args.device)
+    net = UNet(base=16 if args.size == "tiny" else 32).to(dev)
+    params = sum(p.numel() for p in net.parameters())
+    expected = 268401 if args.size == "tiny" else 1062625
+    if args.json:
+        print(json.dumps({"parameters": params, "expected": expected, "torch": torch.__version__, "device": str(dev)}))
+    else:
+        print(f"parameters: {params} (tract-studio {args.size} UNet: {expected})")
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
 
     def inputs(b):
         u = torch.rand(b)
         lam = -2 * torch.log(torch.tan((math.atan(math.exp(10)) - math.atan(math.exp(-10))) * u + math.atan(math.exp(-10))))
-        return torch.randn(b, 1, 32, 32), torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt(), u, lam
+        return tuple(t.to(dev) for t in (torch.randn(b, 1, 32, 32), torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt(), u, lam))
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def report(what, b, t):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        if args.json:
+            print(json.dumps({"what": what, "batch": b, "ms": t * 1e3, "images_per_s": b / t, "peak_mib": peak}), flush=True)
+        else:
+            print(f"{what}, batch {b}: {t * 1e3:.0f} ms = {b / t:.1f} images/s (peak RSS {peak:.0f} MiB)")
 
     def timed(fn):
         fn()
+        sync()
         ts = []
         for _ in range(args.reps):
             t = time.perf_counter()
             fn()
+            sync()
             ts.append(time.perf_counter() - t)
         return sorted(ts)[len(ts) // 2]
 
@@ -144,13 +170,12 @@ def main():
             loss.backward()
             opt.step()
 
-        t = timed(step)
-        print(f"train step, batch {b}: {t * 1e3:.0f} ms = {b / t:.1f} images/s")
+        report("train", b, timed(step))
     for b in (64, 256):
         x, a, s, u, lam = inputs(b)
         with torch.no_grad():
             t = timed(lambda: net(x, a, s, u, lam))
-        print(f"forward (one sampling step), batch {b}: {t * 1e3:.0f} ms = {b / t:.1f} images/s")
+        report("sample", b, t)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@
 use std::path::Path;
 
 use burn::tensor::activation::{log_softmax, silu};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -96,12 +94,7 @@ impl Classifier {
             let w = self.param(p, 2 * k).reshape([s[0], s[1], 3, 3]);
             let b = self.param(p, 2 * k + 1);
             let stride = if k == 0 { 1 } else { 2 };
-            h = silu(conv2d(
-                h,
-                w,
-                Some(b),
-                ConvOptions::new([stride, stride], [1, 1], [1, 1], 1),
-            ));
+            h = silu(crate::kernels::cpu::conv2d(h, w, b, stride, 1));
         }
         let [_, c, hh, ww] = h.dims();
         let pooled: Tensor<2> = h.reshape([n, c, hh * ww]).mean_dim(2).reshape([n, c]);

@@ -2,11 +2,13 @@
 //! `shaders/` run (see `wgsl`); on the CPU backend, and whenever kernels are switched
 //! off, the plain Burn-ops references below run. Tests compare both.
 
+pub mod cpu;
+pub mod cpu_ops;
 pub mod wgsl;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::backend::Dispatch;
+use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::tensors::{from_vec1, to_vec};
@@ -23,9 +25,19 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::SeqCst)
 }
 
+/// The backend under a device, seen through autodiff.
+fn base_device(device: &Device) -> DispatchDevice {
+    device.as_dispatch().clone().inner()
+}
+
 /// Does this device run CubeCL (wgpu) kernels?
 pub fn is_cube(device: &Device) -> bool {
-    format!("{:?}", device.as_dispatch()).contains("Cube(")
+    matches!(base_device(device), DispatchDevice::Cube(_))
+}
+
+/// Is this Burn's CPU backend (Flex), where the CPU kernels of `cpu` run?
+pub fn is_flex(device: &Device) -> bool {
+    matches!(base_device(device), DispatchDevice::Flex(_))
 }
 
 fn use_kernel(device: &Device) -> bool {

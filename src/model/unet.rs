@@ -3,14 +3,13 @@
 //! at the lowest resolution, channel multipliers and depth from the config. The same
 //! preconditioning as the MLP (VP: v-prediction form; VE: EDM's c_skip, c_out, c_in).
 
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, activation::silu, activation::softmax};
 use serde::{Deserialize, Serialize};
 
 use super::Layout;
 use super::mlp::precond;
 use crate::diffusion::Times;
+use crate::kernels::cpu;
 use crate::rng::Rng;
 use crate::schedule::Param;
 use crate::tensors::from_vec2;
@@ -155,25 +154,15 @@ impl Cursor<'_> {
         let s = self.shape().to_vec();
         let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
         let b = self.next();
-        let pad = s[2] / 2;
-        conv2d(
-            x,
-            w,
-            Some(b),
-            ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
-        )
+        cpu::conv2d(x, w, b, stride, s[2] / 2)
     }
-    fn norm(&mut self, x: Tensor<4>, groups: usize) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+    /// GroupNorm with its affine parameters, then SiLU when `act` (one fused op on the CPU).
+    fn norm(&mut self, x: Tensor<4>, groups: usize, act: bool) -> Tensor<4> {
+        let c = x.dims()[1];
         let g = groups.min(c).max(1);
-        let xg = x.reshape([n, g, (c / g) * h * w]);
-        let mean = xg.clone().mean_dim(2);
-        let xc = xg - mean;
-        let var = (xc.clone() * xc.clone()).mean_dim(2);
-        let xn = (xc / var.add_scalar(1e-5).sqrt()).reshape([n, c, h, w]);
-        let gamma = self.next().reshape([1, c, 1, 1]);
-        let beta = self.next().reshape([1, c, 1, 1]);
-        xn * gamma + beta
+        let gamma = self.next();
+        let beta = self.next();
+        cpu::group_norm(x, gamma, beta, g, act)
     }
     fn linear(&mut self, x: Tensor<2>) -> Tensor<2> {
         let s = self.shape().to_vec();
@@ -182,20 +171,20 @@ impl Cursor<'_> {
         x.matmul(w) + b
     }
     fn res(&mut self, x: Tensor<4>, emb: &Tensor<2>, groups: usize, has_skip: bool) -> Tensor<4> {
-        let hn = silu(self.norm(x.clone(), groups));
+        let hn = self.norm(x.clone(), groups, true);
         let h = self.conv(hn, 1);
         let o = h.dims()[1];
         let e = self.linear(silu(emb.clone()));
         let n = e.dims()[0];
         let h = h + e.reshape([n, o, 1, 1]);
-        let hn = silu(self.norm(h, groups));
+        let hn = self.norm(h, groups, true);
         let h = self.conv(hn, 1);
         let skip = if has_skip { self.conv(x, 1) } else { x };
         skip + h
     }
     fn attn(&mut self, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let xn = self.norm(x.clone(), groups);
+        let xn = self.norm(x.clone(), groups, false);
         let qkv = self.conv(xn, 1).reshape([n, 3 * c, h * w]);
         let q = qkv.clone().narrow(1, 0, c);
         let k = qkv.clone().narrow(1, c, c);
@@ -361,7 +350,7 @@ impl Unet {
             }
         }
         let _ = ch;
-        let h = silu(cur.norm(h, cfg.groups));
+        let h = cur.norm(h, cfg.groups, true);
         let f = cur
             .conv(h, 1)
             .reshape([n, cfg.channels * cfg.height * cfg.width]);

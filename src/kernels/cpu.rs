@@ -1,0 +1,426 @@
+//! The UNet's hot ops with the project's own CPU code on Burn's CPU backend (Flex), forward
+//! and backward, through a backend extension (Flex + Autodiff, hand-written backward passes).
+//! Every other device (wgpu) keeps Burn's own ops: the `reference` functions below, which the
+//! tests compare the kernels with (values and gradients).
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{
+    AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
+    tensor::FloatTensor,
+};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use super::cpu_ops::{self, ConvShape};
+
+/// 0: not read yet, 1: on, 2: off. Starts from the environment: TRACT_CPU_KERNELS=0 runs Burn's
+/// own ops on the CPU too (for comparisons from the command line).
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Switch the CPU kernels on or off (benchmarks and tests compare both).
+pub fn set_enabled(on: bool) {
+    STATE.store(if on { 1 } else { 2 }, Ordering::SeqCst);
+}
+
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("TRACT_CPU_KERNELS").map_or(true, |v| v != "0");
+            set_enabled(on);
+            on
+        }
+    }
+}
+
+fn use_cpu_kernels(device: &Device) -> bool {
+    enabled() && super::is_flex(device)
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuKernels: Backend {
+    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K] and bias b [Cout].
+    fn cpu_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
+    /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is [0] unless `need_x`).
+    fn cpu_conv2d_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+        need_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// GroupNorm of x [N, C, H, W] with affine gamma, beta [C], then SiLU when `act`.
+    fn cpu_group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        act: bool,
+    ) -> FloatTensor<Self>;
+
+    /// (gx, ggamma, gbeta) of `cpu_group_norm` for the output gradient gy.
+    fn cpu_group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        groups: usize,
+        act: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The tensor's f32 values in row-major order (borrowed when already contiguous).
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("contiguous f32 after to_contiguous")
+                .to_vec(),
+        ),
+    }
+}
+
+fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    t.shape().dims::<4>()
+}
+
+fn conv_shape(x: &FlexTensor, w: &FlexTensor, stride: usize, pad: usize) -> ConvShape {
+    let [n, cin, h, wd] = dims4(x);
+    let [cout, _, k, _] = dims4(w);
+    ConvShape::new(n, cin, h, wd, cout, k, stride, pad).expect("checked by the wrapper")
+}
+
+impl CpuKernels for Flex {
+    fn cpu_conv2d(
+        x: FlexTensor,
+        w: FlexTensor,
+        b: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        let s = conv_shape(&x, &w, stride, pad);
+        let y = cpu_ops::conv2d_forward(&s, &values(&x), &values(&w), Some(&values(&b)));
+        flex(y, &[s.n, s.cout, s.ho, s.wo])
+    }
+
+    fn cpu_conv2d_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        gy: FlexTensor,
+        stride: usize,
+        pad: usize,
+        need_x: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let s = conv_shape(&x, &w, stride, pad);
+        let (gx, gw, gb) =
+            cpu_ops::conv2d_backward(&s, &values(&x), &values(&w), &values(&gy), need_x);
+        let gx = match gx {
+            Some(g) => flex(g, &[s.n, s.cin, s.h, s.w]),
+            None => flex(vec![], &[0]),
+        };
+        (gx, flex(gw, &w.shape()), flex(gb, &[s.cout]))
+    }
+
+    fn cpu_group_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        groups: usize,
+        act: bool,
+    ) -> FlexTensor {
+        let [n, c, h, w] = dims4(&x);
+        let y = cpu_ops::group_norm(
+            &values(&x),
+            (n, c, h * w),
+            groups,
+            &values(&gamma),
+            &values(&beta),
+            act,
+        );
+        flex(y, &[n, c, h, w])
+    }
+
+    fn cpu_group_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        gy: FlexTensor,
+        groups: usize,
+        act: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [n, c, h, w] = dims4(&x);
+        let (gx, gg, gb) = cpu_ops::group_norm_backward(
+            &values(&x),
+            (n, c, h * w),
+            groups,
+            &values(&gamma),
+            &values(&beta),
+            &values(&gy),
+            act,
+        );
+        (flex(gx, &[n, c, h, w]), flex(gg, &[c]), flex(gb, &[c]))
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let gy = grads.consume::<B>(&ops.node);
+        let (x, w, stride, pad) = ops.state;
+        let (gx, gw, gb) = B::cpu_conv2d_backward(x, w, gy, stride, pad, node_x.is_some());
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, gx);
+        }
+        if let Some(node) = node_w {
+            grads.register::<B>(node.id, gw);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, gb);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize, bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let gy = grads.consume::<B>(&ops.node);
+        let (x, gamma, beta, groups, act) = ops.state;
+        let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, act);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, gx);
+        }
+        if let Some(node) = node_g {
+            grads.register::<B>(node.id, gg);
+        }
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, gb);
+        }
+    }
+}
+
+/// Autodiff: the forward runs on the inner backend and records the hand-written backward.
+impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, C> {
+    fn cpu_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let prep = ConvBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = B::cpu_conv2d(x.clone(), w.clone(), b, stride, pad);
+                prep.finish((x, w, stride, pad), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(x, w, b, stride, pad)),
+        }
+    }
+
+    fn cpu_conv2d_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+        need_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // gradients of gradients are not needed: constants
+        let (gx, gw, gb) = B::cpu_conv2d_backward(
+            Self::inner(x),
+            Self::inner(w),
+            Self::inner(gy),
+            stride,
+            pad,
+            need_x,
+        );
+        (
+            Self::from_inner(gx),
+            Self::from_inner(gw),
+            Self::from_inner(gb),
+        )
+    }
+
+    fn cpu_group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        act: bool,
+    ) -> FloatTensor<Self> {
+        let prep = NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = B::cpu_group_norm(x.clone(), gamma.clone(), beta.clone(), groups, act);
+                prep.finish((x, gamma, beta, groups, act), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_group_norm(x, gamma, beta, groups, act)),
+        }
+    }
+
+    fn cpu_group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        groups: usize,
+        act: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (gx, gg, gb) = B::cpu_group_norm_backward(
+            Self::inner(x),
+            Self::inner(gamma),
+            Self::inner(beta),
+            Self::inner(gy),
+            groups,
+            act,
+        );
+        (
+            Self::from_inner(gx),
+            Self::from_inner(gg),
+            Self::from_inner(gb),
+        )
+    }
+}
+
+fn all_f32(ts: &[DType]) -> bool {
+    ts.iter().all(|d| *d == DType::F32)
+}
+
+/// conv2d with bias, square kernel, the same stride and padding on both axes: the CPU kernel
+/// on the CPU backend, Burn's conv2d elsewhere.
+pub fn conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>, stride: usize, pad: usize) -> Tensor<4> {
+    let [_, cin, h, wd] = x.dims();
+    let [cout, wcin, k, k2] = w.dims();
+    let ok = use_cpu_kernels(&x.device())
+        && wcin == cin
+        && k == k2
+        && b.dims()[0] == cout
+        && ConvShape::new(1, cin, h, wd, cout, k, stride, pad).is_some()
+        && all_f32(&[x.dtype(), w.dtype(), b.dtype()]);
+    if ok {
+        Tensor::from_dispatch(Dispatch::cpu_conv2d(
+            x.into_dispatch(),
+            w.into_dispatch(),
+            b.into_dispatch(),
+            stride,
+            pad,
+        ))
+    } else {
+        reference::conv2d(x, w, b, stride, pad)
+    }
+}
+
+/// GroupNorm (eps 1e-5) with affine gamma, beta, then SiLU when `act`: one fused CPU kernel
+/// each way on the CPU backend, Burn's composed ops elsewhere.
+pub fn group_norm(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    act: bool,
+) -> Tensor<4> {
+    let c = x.dims()[1];
+    let ok = use_cpu_kernels(&x.device())
+        && groups > 0
+        && c % groups == 0
+        && gamma.dims()[0] == c
+        && beta.dims()[0] == c
+        && all_f32(&[x.dtype(), gamma.dtype(), beta.dtype()]);
+    if ok {
+        Tensor::from_dispatch(Dispatch::cpu_group_norm(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            groups,
+            act,
+        ))
+    } else {
+        reference::group_norm(x, gamma, beta, groups, act)
+    }
+}
+
+/// The plain Burn-ops versions (every non-CPU device, and the tests' reference).
+pub mod reference {
+    use burn::tensor::Tensor;
+    use burn::tensor::activation::silu;
+    use burn::tensor::module::conv2d as burn_conv2d;
+    use burn::tensor::ops::ConvOptions;
+
+    pub fn conv2d(
+        x: Tensor<4>,
+        w: Tensor<4>,
+        b: Tensor<1>,
+        stride: usize,
+        pad: usize,
+    ) -> Tensor<4> {
+        burn_conv2d(
+            x,
+            w,
+            Some(b),
+            ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
+        )
+    }
+
+    pub fn group_norm(
+        x: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        groups: usize,
+        act: bool,
+    ) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let xg = x.reshape([n, groups, (c / groups) * h * w]);
+        let mean = xg.clone().mean_dim(2);
+        let xc = xg - mean;
+        let var = (xc.clone() * xc.clone()).mean_dim(2);
+        let xn = (xc / var.add_scalar(super::cpu_ops::GN_EPS as f64).sqrt()).reshape([n, c, h, w]);
+        let y = xn * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+        if act { silu(y) } else { y }
+    }
+}

@@ -1,0 +1,156 @@
+//! The CPU kernels (src/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
+//! (`cpu::reference`): values and gradients of convolution and GroupNorm (+ SiLU), on odd
+//! sizes, 1 and prime channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|)
+//! at most 2e-5 for values and 1e-4 for gradients (different summation orders in f32).
+
+use burn::tensor::{Device, Tensor};
+use tract_studio::kernels::cpu::{self, reference};
+use tract_studio::rng::Rng;
+use tract_studio::tensors::{from_vec1, to_vec};
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let m = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(m <= tol, "{what}: max rel diff {m}");
+    // the comparison is not vacuous
+    assert!(b.iter().any(|v| *v != 0.0), "{what}: all zero");
+}
+
+fn t4(v: Vec<f32>, s: [usize; 4], dev: &Device) -> Tensor<4> {
+    from_vec1(v, dev).reshape(s)
+}
+
+#[test]
+fn conv2d_matches_burn_values_and_gradients() {
+    assert!(cpu::enabled(), "the kernels are on by default");
+    let dev = Device::flex();
+    assert!(
+        tract_studio::kernels::is_flex(&dev)
+            && tract_studio::kernels::is_flex(&dev.clone().autodiff())
+    );
+    let ad = dev.clone().autodiff();
+    let mut rng = Rng::new(3);
+    // (n, cin, h, w, cout, k, stride, pad)
+    let cases = [
+        (1, 1, 5, 7, 1, 3, 1, 1),
+        (3, 5, 9, 6, 7, 3, 1, 1),
+        (2, 3, 8, 8, 4, 3, 2, 1),
+        (2, 13, 7, 9, 2, 3, 2, 1),
+        (4, 6, 5, 5, 3, 1, 1, 0),
+        (1, 2, 6, 5, 3, 3, 1, 0),
+        (2, 4, 6, 6, 5, 1, 2, 0),
+        (5, 16, 16, 16, 32, 3, 1, 1),
+        (3, 32, 8, 8, 96, 1, 1, 0),
+    ];
+    for (n, cin, h, w, cout, k, st, p) in cases {
+        let what = format!("conv n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} p{p}");
+        let xv = rng.normals(n * cin * h * w);
+        let wv: Vec<f32> = rng
+            .normals(cout * cin * k * k)
+            .iter()
+            .map(|v| v * 0.3)
+            .collect();
+        let bv = rng.normals(cout);
+        let mk = |d: &Device| {
+            (
+                t4(xv.clone(), [n, cin, h, w], d),
+                t4(wv.clone(), [cout, cin, k, k], d),
+                from_vec1(bv.clone(), d),
+            )
+        };
+        let (x, wt, b) = mk(&dev);
+        let ours = cpu::conv2d(x.clone(), wt.clone(), b.clone(), st, p);
+        let theirs = reference::conv2d(x, wt, b, st, p);
+        assert_eq!(ours.dims(), theirs.dims(), "{what}");
+        let r = rng.normals(theirs.dims().iter().product());
+        close(&to_vec(ours), &to_vec(theirs.clone()), 2e-5, &what);
+        // gradients of sum(y * r) with respect to x, w and b
+        let grads = |f: &dyn Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>| {
+            let (x, wt, b) = mk(&ad);
+            let (x, wt, b) = (x.require_grad(), wt.require_grad(), b.require_grad());
+            let y = f(x.clone(), wt.clone(), b.clone());
+            let rt = t4(r.clone(), y.dims(), &ad);
+            let g = (y * rt).sum().backward();
+            (
+                to_vec(x.grad(&g).unwrap()),
+                to_vec(wt.grad(&g).unwrap()),
+                to_vec(b.grad(&g).unwrap()),
+            )
+        };
+        let a = grads(&|x, w, b| cpu::conv2d(x, w, b, st, p));
+        let e = grads(&|x, w, b| reference::conv2d(x, w, b, st, p));
+        close(&a.0, &e.0, 1e-4, &format!("{what} dx"));
+        close(&a.1, &e.1, 1e-4, &format!("{what} dw"));
+        close(&a.2, &e.2, 1e-4, &format!("{what} db"));
+    }
+}
+
+#[test]
+fn group_norm_silu_matches_burn_values_and_gradients() {
+    assert!(cpu::enabled(), "the kernels are on by default");
+    let dev = Device::flex();
+    assert!(
+        tract_studio::kernels::is_flex(&dev)
+            && tract_studio::kernels::is_flex(&dev.clone().autodiff())
+    );
+    let ad = dev.clone().autodiff();
+    let mut rng = Rng::new(4);
+    // (n, c, h, w, groups)
+    let cases = [
+        (1, 1, 1, 1, 1),
+        (1, 1, 5, 3, 1),
+        (2, 7, 3, 5, 7),
+        (3, 13, 4, 4, 1),
+        (2, 16, 8, 8, 8),
+        (1, 32, 9, 7, 8),
+        (4, 64, 16, 16, 8),
+    ];
+    for (n, c, h, w, g) in cases {
+        for act in [true, false] {
+            let what = format!("group norm n{n} c{c} {h}x{w} g{g} silu {act}");
+            // an offset and a scale, so the normalisation matters
+            let xv: Vec<f32> = rng
+                .normals(n * c * h * w)
+                .iter()
+                .map(|v| 3.0 * v + 1.5)
+                .collect();
+            let gv: Vec<f32> = rng.normals(c).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let bv = rng.normals(c);
+            let mk = |d: &Device| {
+                (
+                    t4(xv.clone(), [n, c, h, w], d),
+                    from_vec1(gv.clone(), d),
+                    from_vec1(bv.clone(), d),
+                )
+            };
+            let (x, ga, be) = mk(&dev);
+            let ours = cpu::group_norm(x.clone(), ga.clone(), be.clone(), g, act);
+            let theirs = reference::group_norm(x, ga, be, g, act);
+            close(&to_vec(ours), &to_vec(theirs), 2e-5, &what);
+            let r = rng.normals(n * c * h * w);
+            let grads = |f: &dyn Fn(Tensor<4>, Tensor<1>, Tensor<1>) -> Tensor<4>| {
+                let (x, ga, be) = mk(&ad);
+                let (x, ga, be) = (x.require_grad(), ga.require_grad(), be.require_grad());
+                let y = f(x.clone(), ga.clone(), be.clone());
+                let gr = (y * t4(r.clone(), [n, c, h, w], &ad)).sum().backward();
+                (
+                    to_vec(x.grad(&gr).unwrap()),
+                    to_vec(ga.grad(&gr).unwrap()),
+                    to_vec(be.grad(&gr).unwrap()),
+                )
+            };
+            let a = grads(&|x, ga, be| cpu::group_norm(x, ga, be, g, act));
+            let e = grads(&|x, ga, be| reference::group_norm(x, ga, be, g, act));
+            // a group of one element normalises to 0: no gradient for x or gamma
+            if h * w * c / g > 1 {
+                close(&a.0, &e.0, 1e-4, &format!("{what} dx"));
+                close(&a.1, &e.1, 1e-4, &format!("{what} dgamma"));
+            }
+            close(&a.2, &e.2, 1e-4, &format!("{what} dbeta"));
+        }
+    }
+}
