@@ -41,8 +41,11 @@ impl Model {
             let data = Data::parse(d)?;
             let den = data.exact()?.exact_denoiser(device);
             let steps = grid_steps.unwrap_or(default_steps(param));
-            if steps == 0 {
-                return Err(Error::input("--grid must be at least 1"));
+            if steps == 0 || steps > crate::schedule::MAX_STEPS {
+                return Err(Error::input(format!(
+                    "--grid {steps}: expected 1 to {} steps",
+                    crate::schedule::MAX_STEPS
+                )));
             }
             return Ok(Model::Exact {
                 data,
