@@ -195,6 +195,43 @@ pub fn write_tensors(
     write_atomic(path, &out)
 }
 
+/// Check a parsed file against the checksum in its metadata (files without one pass).
+pub fn verify_checksum(
+    path: &Path,
+    st: &SafeTensors,
+    md: &safetensors::tensor::Metadata,
+) -> Result<()> {
+    let Some(m) = md.metadata().as_ref() else {
+        return Ok(());
+    };
+    let Some(stored) = m.get(CHECKSUM_KEY) else {
+        return Ok(());
+    };
+    let meta = m.get(META_KEY).map(|s| s.as_str()).unwrap_or("");
+    let tensors = st.tensors();
+    let dtypes: Vec<String> = tensors
+        .iter()
+        .map(|(_, t)| format!("{:?}", t.dtype()))
+        .collect();
+    let found = checksum(
+        meta,
+        tensors
+            .iter()
+            .zip(&dtypes)
+            .map(|((n, t), d)| (n.as_str(), d.as_str(), t.shape(), t.data())),
+    );
+    if &found != stored {
+        return Err(Error::file(
+            path,
+            format!(
+                "checksum mismatch: {} is corrupt (its contents hash to {found}, but it was written with checksum {stored}); it cannot be trusted: restore it from a copy or start again",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A parsed safetensors file with its tract-studio metadata.
 pub struct Reader {
     bytes: Vec<u8>,
@@ -245,29 +282,7 @@ impl Reader {
                 ),
             ));
         };
-        if let Some(stored) = md.metadata().as_ref().and_then(|m| m.get(CHECKSUM_KEY)) {
-            let tensors = st.tensors();
-            let dtypes: Vec<String> = tensors
-                .iter()
-                .map(|(_, t)| format!("{:?}", t.dtype()))
-                .collect();
-            let found = checksum(
-                &meta,
-                tensors
-                    .iter()
-                    .zip(&dtypes)
-                    .map(|((n, t), d)| (n.as_str(), d.as_str(), t.shape(), t.data())),
-            );
-            if &found != stored {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "checksum mismatch: {} is corrupt (its contents hash to {found}, but it was written with checksum {stored}); it cannot be trusted: restore it from a copy or start again",
-                        path.display()
-                    ),
-                ));
-            }
-        }
+        verify_checksum(path, &st, &md)?;
         drop(st);
         Ok(Reader {
             bytes,

@@ -268,6 +268,13 @@ pub fn read_samples(path: &Path) -> Result<(Vec<f32>, Vec<f32>, usize)> {
             format!("not a valid safetensors file (truncated or another format?): {e}"),
         )
     })?;
+    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!("not a valid safetensors file (truncated or another format?): {e}"),
+        )
+    })?;
+    crate::checkpoint::verify_checksum(path, &st, &md)?;
     let t = st.tensor("samples").map_err(|_| {
         Error::file(
             path,

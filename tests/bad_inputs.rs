@@ -579,6 +579,11 @@ const CASES: &[Case] = &[
         &["random.safetensors", "not a valid safetensors file"],
     ),
     case(
+        "eval: a samples file with a flipped byte",
+        "eval --samples DIR/s2-flipped.safetensors --data toy:ring8",
+        &["s2-flipped.safetensors is corrupt", "checksum mismatch"],
+    ),
+    case(
         "eval: 2-D samples for 8x8 images",
         "eval --samples DIR/s2.safetensors --data mnist:DIR/idx8",
         &["s2.safetensors", "2-dimensional", "64-dimensional"],
@@ -1070,6 +1075,10 @@ fn make_fixtures(dir: &Path) {
         &meta,
     )
     .unwrap();
+    let mut b = std::fs::read(dir.join("s2.safetensors")).unwrap();
+    let at = b.len() - 3;
+    b[at] ^= 0x20;
+    w("s2-flipped.safetensors", &b);
     write_samples(
         &dir.join("s2-small.safetensors"),
         &vec![0.5; 20],
