@@ -686,6 +686,27 @@ const CASES: &[Case] = &[
         "bench --kernels --device quantum",
         &["unknown device 'quantum'"],
     ),
+    // --- demo and app
+    case(
+        "demo --train-samples 0",
+        "demo --train-samples 0 --out OUT",
+        &["'0'", "--train-samples"],
+    ),
+    case(
+        "demo --batch 0",
+        "demo --batch 0 --out OUT",
+        &["'0'", "--batch"],
+    ),
+    case(
+        "demo on an unknown toy",
+        "demo --data toy:moons --out OUT",
+        &["toy:moons", "expected 'toy:ring8'"],
+    ),
+    case(
+        "app with an unknown panel",
+        "app --panel magic",
+        &["unknown panel 'magic'"],
+    ),
     // --- report
     case(
         "report --seeds empty",
