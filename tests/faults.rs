@@ -572,3 +572,34 @@ fn full_disk_stops_cleanly_and_keeps_the_last_checkpoint() {
     drop(_guard);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn resume_drops_a_cut_loss_line_and_stale_temp_files() {
+    let d = tmp("cut-log");
+    let (a, b) = (d.join("straight"), d.join("cut"));
+    ok(&tiny(&a, &[]));
+    ok(&tiny(&b, &["--stop-after", "9"]));
+    // as a kill in the middle of a write leaves them: losses beyond the state, a cut last
+    // line (here "1,3,11,..." cut to "1,3,1", whose global step 1 looks old), and a temp file
+    // of a state write
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(b.join("loss.csv"))
+            .unwrap();
+        f.write_all(b"1,2,10,0.4\n1,3,1").unwrap();
+    }
+    std::fs::write(b.join("state.safetensors.tmp999999"), b"half a state").unwrap();
+    ok(&tiny(&b, &["--resume"]));
+    assert_eq!(temp_files(&b), 0, "the stale temp file is still there");
+    assert_eq!(
+        std::fs::read_to_string(a.join("loss.csv")).unwrap(),
+        std::fs::read_to_string(b.join("loss.csv")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(a.join("student.safetensors")).unwrap(),
+        std::fs::read(b.join("student.safetensors")).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
