@@ -1,10 +1,9 @@
 //! Safetensors files: model files (weights + the config that made them) and full
 //! training states (everything `--resume` needs to continue bit-for-bit).
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{read_file, write_atomic};
@@ -66,30 +65,171 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Serialize named f32 tensors plus JSON metadata.
+/// The metadata key of a file's checksum (see [`checksum`]).
+pub const CHECKSUM_KEY: &str = "tract.checksum";
+
+/// FNV-1a, 64 bits.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    /// A variable-length field: its length (u64, little endian), then its bytes.
+    fn field(&mut self, bytes: &[u8]) {
+        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.write(bytes);
+    }
+}
+
+/// The checksum a file carries under [`CHECKSUM_KEY`]: FNV-1a-64, as 16 lowercase hex
+/// digits, over the tract-studio metadata string, then every tensor in name order: its
+/// name, its dtype (as safetensors spells it: "F32"), its shape (the rank, then each
+/// dimension, u64 little endian) and its bytes. Variable-length parts are preceded by their
+/// length (u64 little endian), so no two different contents hash the same bytes.
+pub fn checksum<'a>(
+    meta: &str,
+    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut ts: Vec<_> = tensors.into_iter().collect();
+    ts.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Fnv64::new();
+    h.field(meta.as_bytes());
+    for (name, dtype, shape, data) in ts {
+        h.field(name.as_bytes());
+        h.field(dtype.as_bytes());
+        h.write(&(shape.len() as u64).to_le_bytes());
+        for d in shape {
+            h.write(&(*d as u64).to_le_bytes());
+        }
+        h.field(data);
+    }
+    format!("{:016x}", h.0)
+}
+
+/// The bytes of a safetensors file of named f32 tensors with the tract-studio metadata and
+/// its checksum. The header is written here rather than by `safetensors::serialize`, whose
+/// metadata map has a random order: the same content always gives the same bytes (a resumed
+/// run's files are byte-identical to an uninterrupted run's).
+pub fn serialize_tensors(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &str,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    for w in order.windows(2) {
+        if tensors[w[0]].0 == tensors[w[1]].0 {
+            return Err(format!("two tensors are named '{}'", tensors[w[0]].0));
+        }
+    }
+    let mut data: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
+    for &i in &order {
+        let (name, shape, v) = &tensors[i];
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| format!("tensor '{name}': shape {shape:?} overflows"))?;
+        if n != v.len() {
+            return Err(format!(
+                "tensor '{name}': shape {shape:?} holds {n} values but {} were given",
+                v.len()
+            ));
+        }
+        data.push(f32_bytes(v));
+    }
+    let sum = checksum(
+        meta,
+        order
+            .iter()
+            .zip(&data)
+            .map(|(&i, d)| (tensors[i].0.as_str(), "F32", &tensors[i].1[..], &d[..])),
+    );
+    let json = |v: &str| serde_json::to_string(v).expect("a string serializes");
+    let mut header = format!(
+        "{{\"__metadata__\":{{{}:{},{}:{}}}",
+        json(CHECKSUM_KEY),
+        json(&sum),
+        json(META_KEY),
+        json(meta)
+    );
+    let mut offset = 0usize;
+    for (&i, d) in order.iter().zip(&data) {
+        let shape: Vec<String> = tensors[i].1.iter().map(|d| d.to_string()).collect();
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            json(&tensors[i].0),
+            shape.join(","),
+            offset,
+            offset + d.len()
+        ));
+        offset += d.len();
+    }
+    header.push('}');
+    // the data starts 8-byte aligned, as safetensors writes it
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for d in &data {
+        out.extend_from_slice(d);
+    }
+    Ok(out)
+}
+
+/// Serialize named f32 tensors plus JSON metadata (and a checksum), atomically.
 pub fn write_tensors(
     path: &Path,
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     meta: &str,
 ) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.clone(), f32_bytes(v), s.clone()))
-        .collect();
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(n, b, s)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
-            )
-        })
-        .collect();
-    let mut info = HashMap::new();
-    info.insert(META_KEY.to_string(), meta.to_string());
-    let out = safetensors::serialize(views, Some(info))
+    let out = serialize_tensors(tensors, meta)
         .map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
     write_atomic(path, &out)
+}
+
+/// Check a parsed file against the checksum in its metadata (files without one pass).
+pub fn verify_checksum(
+    path: &Path,
+    st: &SafeTensors,
+    md: &safetensors::tensor::Metadata,
+) -> Result<()> {
+    let Some(m) = md.metadata().as_ref() else {
+        return Ok(());
+    };
+    let Some(stored) = m.get(CHECKSUM_KEY) else {
+        return Ok(());
+    };
+    let meta = m.get(META_KEY).map(|s| s.as_str()).unwrap_or("");
+    let tensors = st.tensors();
+    let dtypes: Vec<String> = tensors
+        .iter()
+        .map(|(_, t)| format!("{:?}", t.dtype()))
+        .collect();
+    let found = checksum(
+        meta,
+        tensors
+            .iter()
+            .zip(&dtypes)
+            .map(|((n, t), d)| (n.as_str(), d.as_str(), t.shape(), t.data())),
+    );
+    if &found != stored {
+        return Err(Error::file(
+            path,
+            format!(
+                "checksum mismatch: {} is corrupt (its contents hash to {found}, but it was written with checksum {stored}); it cannot be trusted: restore it from a copy or start again",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A parsed safetensors file with its tract-studio metadata.
@@ -111,17 +251,39 @@ impl Reader {
                 format!("not a valid safetensors file (truncated or another format?): {e}"),
             )
         })?;
-        SafeTensors::deserialize(&bytes).map_err(|e| {
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
             Error::file(
                 path,
                 format!("not a valid safetensors file (truncated or another format?): {e}"),
             )
         })?;
-        let meta = md
+        let Some(meta) = md
             .metadata()
             .as_ref()
             .and_then(|m| m.get(META_KEY).cloned())
-            .ok_or_else(|| Error::file(path, "a safetensors file without tract-studio metadata; expected a checkpoint written by tract-studio"))?;
+        else {
+            let mut names = st.names();
+            names.sort();
+            let shown: Vec<&str> = names.iter().take(3).copied().collect();
+            return Err(Error::file(
+                path,
+                format!(
+                    "a safetensors file without tract-studio metadata (tensors {}{}; from another program?); expected a checkpoint written by tract-studio",
+                    if shown.is_empty() {
+                        "none".to_string()
+                    } else {
+                        shown.join(", ")
+                    },
+                    if names.len() > 3 {
+                        format!(" and {} more", names.len() - 3)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        };
+        verify_checksum(path, &st, &md)?;
+        drop(st);
         Ok(Reader {
             bytes,
             meta,
@@ -226,6 +388,16 @@ impl ModelFile {
         let net = meta
             .net()
             .ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
+        let max = crate::schedule::MAX_STEPS;
+        if !(1..=max).contains(&meta.grid_steps) || !(1..=meta.grid_steps).contains(&meta.steps) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "the metadata says {} steps on a grid of {}; expected 1 <= steps <= grid <= {max}",
+                    meta.steps, meta.grid_steps
+                ),
+            ));
+        }
         let layout = crate::model::Net::new(&net).layout();
         let flat = read_flat(&r, "", &layout)?;
         if flat.iter().any(|v| !v.is_finite()) {
@@ -277,5 +449,92 @@ mod tests {
             assert!(e.contains("not a valid safetensors file"), "cut {cut}: {e}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn checksum_detects_a_flipped_byte_and_files_are_deterministic() {
+        let ts = vec![
+            (
+                "b".to_string(),
+                vec![2, 3],
+                (0..6).map(|i| i as f32 * 0.5).collect(),
+            ),
+            ("a".to_string(), vec![4], vec![1.0, -2.0, 3.5, 1e-3]),
+        ];
+        let bytes = serialize_tensors(&ts, "{\"x\":1}").unwrap();
+        // the same content, the same bytes (the metadata order is fixed)
+        assert_eq!(bytes, serialize_tensors(&ts, "{\"x\":1}").unwrap());
+        // safetensors reads it, with the tensors as given
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let b = st.tensor("b").unwrap();
+        assert_eq!(b.shape(), &[2, 3]);
+        assert_eq!(&b.data()[4..8], &0.5f32.to_le_bytes());
+        let r = Reader::from_bytes(Path::new("ok.safetensors"), bytes.clone()).unwrap();
+        assert_eq!(r.tensor("a", &[4]).unwrap(), vec![1.0, -2.0, 3.5, 1e-3]);
+        // every byte of the tensor data flipped in turn is caught
+        let data_start = bytes.len() - 10 * 4;
+        for i in data_start..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            let e = Reader::from_bytes(Path::new("bad.safetensors"), bad)
+                .err()
+                .unwrap_or_else(|| panic!("flip at {i} not detected"))
+                .to_string();
+            assert!(
+                e.contains("checksum mismatch: bad.safetensors is corrupt"),
+                "{e}"
+            );
+        }
+        // the checksum is an independent FNV-1a-64 over the documented fields
+        let mut h: u64 = 0xcbf29ce484222325;
+        let mut feed = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ x as u64).wrapping_mul(0x100000001b3);
+            }
+        };
+        let meta = b"{\"x\":1}";
+        feed(&(meta.len() as u64).to_le_bytes());
+        feed(meta);
+        for (name, shape, v) in [&ts[1], &ts[0]] {
+            feed(&(name.len() as u64).to_le_bytes());
+            feed(name.as_bytes());
+            feed(&3u64.to_le_bytes());
+            feed(b"F32");
+            feed(&(shape.len() as u64).to_le_bytes());
+            for d in shape {
+                feed(&(*d as u64).to_le_bytes());
+            }
+            feed(&(v.len() as u64 * 4).to_le_bytes());
+            for x in v {
+                feed(&x.to_le_bytes());
+            }
+        }
+        let want = format!("{h:016x}");
+        let md = SafeTensors::read_metadata(&bytes).unwrap().1;
+        assert_eq!(md.metadata().as_ref().unwrap()[CHECKSUM_KEY], want);
+        // bad input to the writer is an error, not a panic
+        assert!(serialize_tensors(&[("a".into(), vec![3], vec![1.0])], "{}").is_err());
+        assert!(
+            serialize_tensors(
+                &[
+                    ("a".into(), vec![1], vec![1.0]),
+                    ("a".into(), vec![1], vec![1.0])
+                ],
+                "{}"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn files_without_a_checksum_still_load() {
+        // as written before checksums (and by safetensors itself)
+        let data: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &data).unwrap();
+        let mut md = std::collections::HashMap::new();
+        md.insert(META_KEY.to_string(), "{}".to_string());
+        let bytes = safetensors::serialize(vec![("w", view)], Some(md)).unwrap();
+        let r = Reader::from_bytes(Path::new("old.safetensors"), bytes).unwrap();
+        assert_eq!(r.tensor("w", &[2]).unwrap(), vec![1.0, 2.0]);
     }
 }

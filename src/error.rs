@@ -75,6 +75,15 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Error::io(
+                format!(
+                    "writing {}: the disk is full (free some space, then continue with --resume; the last complete file of this name is kept)",
+                    path.display()
+                ),
+                e,
+            );
+        }
         Error::io(format!("writing {}", path.display()), e)
     })
 }

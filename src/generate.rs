@@ -41,8 +41,11 @@ impl Model {
             let data = Data::parse(d)?;
             let den = data.exact()?.exact_denoiser(device);
             let steps = grid_steps.unwrap_or(default_steps(param));
-            if steps == 0 {
-                return Err(Error::input("--grid must be at least 1"));
+            if steps == 0 || steps > crate::schedule::MAX_STEPS {
+                return Err(Error::input(format!(
+                    "--grid {steps}: expected 1 to {} steps",
+                    crate::schedule::MAX_STEPS
+                )));
             }
             return Ok(Model::Exact {
                 data,
@@ -265,6 +268,13 @@ pub fn read_samples(path: &Path) -> Result<(Vec<f32>, Vec<f32>, usize)> {
             format!("not a valid safetensors file (truncated or another format?): {e}"),
         )
     })?;
+    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!("not a valid safetensors file (truncated or another format?): {e}"),
+        )
+    })?;
+    crate::checkpoint::verify_checksum(path, &st, &md)?;
     let t = st.tensor("samples").map_err(|_| {
         Error::file(
             path,

@@ -15,6 +15,8 @@ pub mod diffusion;
 pub mod distill;
 pub mod error;
 pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod flags;
 pub mod gallery;
 pub mod generate;
 pub mod kernels;

@@ -14,6 +14,20 @@ use tract_studio::generate::{Model, noise, read_samples, write_samples};
 use tract_studio::schedule::Param;
 use tract_studio::{data::Data, demo, eval, plot};
 
+use tract_studio::flags::{momentum, open_unit, positive_f64};
+
+/// Whole numbers in a range, as clap checks them (the message names the flag and the range).
+fn count(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(lo..=hi)
+}
+
+/// The largest batch, sample count and sampling output the command line takes.
+const MAX_BATCH: u64 = tract_studio::distill::MAX_BATCH as u64;
+const MAX_N: u64 = 10_000_000;
+const MAX_STEPS: u64 = tract_studio::schedule::MAX_STEPS as u64;
+/// At most this many f32 values in one `sample` output (1 GiB).
+const MAX_SAMPLE_VALUES: usize = 1 << 28;
+
 #[derive(Parser)]
 #[command(
     name = "tract-studio",
@@ -59,14 +73,14 @@ struct ReportArgs {
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     seeds: Vec<u64>,
     /// distillation samples per run
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     train_samples: u64,
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     fit_samples: u64,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
     batch: usize,
     /// samples per model for the metrics
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 4000, value_parser = count(1, 1_000_000))]
     n_eval: usize,
     #[arg(long, default_value = "auto")]
     device: String,
@@ -79,9 +93,9 @@ struct ClassifierArgs {
     data: String,
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 120_000)]
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
     train_samples: u64,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = count(1, MAX_BATCH))]
     batch: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -97,15 +111,15 @@ struct GalleryArgs {
     /// without --models: every shipped model (assets/manifest.json) for this data, teacher first
     #[arg(long)]
     data: Option<String>,
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = count(1, MAX_STEPS))]
     steps: Vec<usize>,
     /// column j uses the noise of seed S+j
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = count(1, 256))]
     cols: usize,
     /// pixel scale
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = count(1, 16))]
     scale: usize,
     #[arg(long)]
     out: PathBuf,
@@ -121,21 +135,24 @@ struct TeacherArgs {
     #[arg(long)]
     out: PathBuf,
     /// training budget in samples (with --resume: a new budget, longer or shorter)
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     train_samples: u64,
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, MAX_BATCH))]
     batch: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// default 0
     #[arg(long)]
+    seed: Option<u64>,
+    /// may change on --resume (e.g. lower, after a run diverged)
+    #[arg(long, value_parser = positive_f64)]
     lr: Option<f64>,
-    #[arg(long, default_value = "vp")]
-    param: String,
-    /// UNet size for images: tiny (0.27M, quick CPU runs), small (1.06M, the default) or large (GPU)
-    #[arg(long, default_value = "small")]
-    size: String,
-    /// optimizer steps between checkpoints (and sample grids)
+    /// vp (the default) or ve
     #[arg(long)]
+    param: Option<String>,
+    /// UNet size for images: tiny (0.27M, quick CPU runs), small (1.06M, the default) or large (GPU)
+    #[arg(long)]
+    size: Option<String>,
+    /// optimizer steps between checkpoints (and sample grids)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ckpt_every: Option<u64>,
     #[arg(long)]
     resume: bool,
@@ -171,47 +188,51 @@ struct DistillArgs {
     /// toy:ring8 or gmm:PATH
     #[arg(long)]
     data: String,
-    /// `exact` (closed-form mixture teacher) or a model file
-    #[arg(long, default_value = "exact")]
-    teacher: String,
+    /// `exact` (closed-form mixture teacher, the default) or a model file
+    #[arg(long)]
+    teacher: Option<String>,
     /// start the student from this model file instead of fitting a fresh network
     #[arg(long)]
     init: Option<String>,
-    #[arg(long, default_value = "tract")]
-    method: String,
+    /// tract (the default) or btd
+    #[arg(long)]
+    method: Option<String>,
     /// step counts per phase, e.g. 1024,32,1
     #[arg(long)]
     schedule: Option<String>,
     /// the whole distillation budget in samples, across all phases
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     train_samples: u64,
     /// samples for fitting a fresh student network to the exact teacher first
     #[arg(long)]
     fit_samples: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, MAX_BATCH))]
     batch: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value = "vp")]
-    param: String,
+    /// default 0
     #[arg(long)]
+    seed: Option<u64>,
+    /// vp (the default) or ve
+    #[arg(long)]
+    param: Option<String>,
+    /// may change on --resume (e.g. lower, after a run diverged)
+    #[arg(long, value_parser = positive_f64)]
     lr: Option<f64>,
     /// self-teacher EMA momentum
-    #[arg(long)]
+    #[arg(long, value_parser = momentum)]
     mu_s: Option<f64>,
     /// fixed inference EMA momentum (default: eps^(1/N))
-    #[arg(long)]
+    #[arg(long, value_parser = momentum)]
     mu_i: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = open_unit)]
     ema_eps: Option<f64>,
     /// relative budget per phase, e.g. 1,5
     #[arg(long)]
     phase_split: Option<String>,
     /// width of a fresh MLP student (2-D data; default 128)
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, 8192))]
     hidden: Option<usize>,
-    /// optimizer steps between checkpoints
-    #[arg(long)]
+    /// optimizer steps between checkpoints (may change on --resume)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ckpt_every: Option<u64>,
     #[arg(long)]
     out: PathBuf,
@@ -231,9 +252,9 @@ struct SampleArgs {
     #[arg(long)]
     model: String,
     /// sampling steps (default: what the model was distilled for)
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, MAX_STEPS))]
     steps: Option<usize>,
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = count(1, MAX_N))]
     n: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -243,7 +264,7 @@ struct SampleArgs {
     #[arg(long, default_value = "vp")]
     param: String,
     /// for exact:DATA: the T-step grid (default 1024 for vp, 40 for ve)
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, MAX_STEPS))]
     grid: Option<usize>,
     #[arg(long, default_value = "ddim")]
     solver: String,
@@ -280,11 +301,11 @@ struct DemoArgs {
     no_two_step: bool,
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     train_samples: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     fit_samples: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, MAX_BATCH))]
     batch: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -294,9 +315,9 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
     batch: usize,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     steps: u64,
     /// skip the wgpu measurement
     #[arg(long)]
@@ -388,7 +409,10 @@ fn pick_device(s: &str) -> anyhow::Result<device::Picked> {
 fn distill(a: DistillArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
     let mut run = if a.resume {
-        let r = Run::open(&a.out, &dev.device)?;
+        let mut r = Run::open(&a.out, &dev.device)?;
+        check_distill_resume(&r.cfg, &a)?;
+        refuse_finished(&r, &a.out, "student.safetensors")?;
+        resume_changes(&mut r, a.lr, a.ckpt_every);
         eprintln!(
             "resuming {} (method {:?}, schedule {})",
             a.out.display(),
@@ -398,19 +422,19 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         r
     } else {
         let data = Data::parse(&a.data)?;
-        let param: Param = a.param.parse()?;
+        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
         let mut cfg = DistillConfig::new(&data, param);
-        cfg.teacher = a.teacher.clone();
+        cfg.teacher = a.teacher.clone().unwrap_or_else(|| "exact".into());
         cfg.init = a.init.clone();
-        cfg.method = a.method.parse::<Method>()?;
-        if let Some(s) = a.schedule {
-            cfg.schedule = s;
+        cfg.method = a.method.as_deref().unwrap_or("tract").parse::<Method>()?;
+        if let Some(s) = &a.schedule {
+            cfg.schedule = s.clone();
         }
         cfg.train_samples = a.train_samples;
         if let Some(f) = a.fit_samples {
             cfg.fit_samples = f;
         }
-        apply_common(&mut cfg, a.seed, a.batch, a.lr, a.ckpt_every)?;
+        apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
         if let Some(m) = a.mu_s {
             cfg.mu_s = m;
         }
@@ -425,11 +449,7 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
             }
         }
         if let Some(s) = &a.phase_split {
-            let v: Result<Vec<f64>, _> = s.split(',').map(|x| x.trim().parse::<f64>()).collect();
-            cfg.phase_split =
-                Some(v.map_err(|_| {
-                    anyhow::anyhow!("--phase-split '{s}': expected numbers like 1,5")
-                })?);
+            cfg.phase_split = Some(parse_split(s)?);
         }
         new_run(cfg, &a.out, &dev.device)?
     };
@@ -442,6 +462,137 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         println!("loss curve: {}", a.out.join("loss.png").display());
     }
     Ok(())
+}
+
+fn parse_split(s: &str) -> anyhow::Result<Vec<f64>> {
+    tract_studio::flags::phase_split(s).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// `--resume` takes a run's options from its state; a flag that says otherwise is an error
+/// (it would be silently ignored), except the ones that may change on resume.
+fn refuse_differences(out: &std::path::Path, diffs: Vec<String>) -> anyhow::Result<()> {
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--resume continues the run in {} with the options it was started with, and these differ: {}; leave them out or give the run's values (only --lr, --ckpt-every, --device and, for a teacher, --train-samples may change on resume), or choose another --out for a new run",
+        out.display(),
+        diffs.join(", "),
+    )
+}
+
+fn differs<T: PartialEq + std::fmt::Display>(
+    diffs: &mut Vec<String>,
+    flag: &str,
+    given: Option<T>,
+    has: T,
+) {
+    if let Some(g) = given {
+        if g != has {
+            diffs.push(format!("{flag} {g} (the run has {has})"));
+        }
+    }
+}
+
+fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyhow::Result<()> {
+    use tract_studio::schedule::Schedule;
+    let mut d = vec![];
+    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(
+        &mut d,
+        "--teacher",
+        a.teacher.as_deref(),
+        cfg.teacher.as_str(),
+    );
+    if a.init.is_some() && a.init != cfg.init {
+        let has = cfg.init.clone().unwrap_or_else(|| "none".into());
+        differs(&mut d, "--init", a.init.as_deref(), has.as_str());
+    }
+    if let Some(m) = &a.method {
+        let m: Method = m.parse()?;
+        if m != cfg.method {
+            d.push(format!("--method {m:?} (the run has {:?})", cfg.method).to_lowercase());
+        }
+    }
+    if let Some(s) = &a.schedule {
+        if Schedule::parse(s)? != Schedule::parse(&cfg.schedule)? {
+            d.push(format!("--schedule {s} (the run has {})", cfg.schedule));
+        }
+    }
+    differs(
+        &mut d,
+        "--train-samples",
+        Some(a.train_samples),
+        cfg.train_samples,
+    );
+    // a model teacher or --init sets the network and skips the fit
+    let fresh = cfg.teacher == "exact" && cfg.init.is_none();
+    if fresh {
+        differs(&mut d, "--fit-samples", a.fit_samples, cfg.fit_samples);
+        if let tract_studio::model::NetConfig::Mlp(m) = &cfg.net {
+            differs(&mut d, "--hidden", a.hidden, m.hidden);
+        }
+    }
+    differs(&mut d, "--batch", a.batch, cfg.batch);
+    differs(&mut d, "--seed", a.seed, cfg.seed);
+    if let Some(p) = &a.param {
+        let p: Param = p.parse()?;
+        if p != cfg.param {
+            d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
+        }
+    }
+    differs(&mut d, "--mu-s", a.mu_s, cfg.mu_s);
+    if a.mu_i.is_some() && a.mu_i != cfg.mu_i {
+        let has = cfg
+            .mu_i
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "eps^(1/N)".into());
+        d.push(format!(
+            "--mu-i {} (the run has {has})",
+            a.mu_i.unwrap_or_default()
+        ));
+    }
+    differs(&mut d, "--ema-eps", a.ema_eps, cfg.ema_eps);
+    if let Some(s) = &a.phase_split {
+        if Some(parse_split(s)?) != cfg.phase_split {
+            let has = match &cfg.phase_split {
+                Some(v) => v
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                None => "the default split".into(),
+            };
+            d.push(format!("--phase-split {s} (the run has {has})"));
+        }
+    }
+    refuse_differences(&a.out, d)
+}
+
+/// A finished run has nothing to resume (its model is there).
+fn refuse_finished(run: &Run, out: &std::path::Path, model: &str) -> anyhow::Result<()> {
+    let m = out.join(model);
+    if run.is_finished()? && m.exists() {
+        bail!(
+            "{}: this run has already finished ({} is its model); there is nothing to resume (choose another --out for a new run)",
+            out.display(),
+            m.display()
+        );
+    }
+    Ok(())
+}
+
+/// The options that may change on resume: the learning rate and the checkpoint interval.
+fn resume_changes(run: &mut Run, lr: Option<f64>, ckpt_every: Option<u64>) {
+    if let Some(lr) = lr {
+        if lr != run.cfg.adam.lr {
+            eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
+            run.cfg.adam.lr = lr;
+        }
+    }
+    if let Some(c) = ckpt_every {
+        run.cfg.ckpt_every = c;
+    }
 }
 
 /// Options distill and teacher share.
@@ -545,30 +696,33 @@ impl Observer for TeacherProgress {
 fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
     let mut run = if a.resume {
-        let r = Run::open(&a.out, &dev.device)?;
+        let mut r = Run::open(&a.out, &dev.device)?;
+        check_teacher_resume(&r.cfg, &a)?;
         if r.cfg.fit_samples != a.train_samples {
             eprintln!(
                 "budget: {} -> {} samples (changed on resume)",
                 r.cfg.fit_samples, a.train_samples
             );
-            Run::open_with_budget(&a.out, &dev.device, a.train_samples)?
-        } else {
-            r
+            r = Run::open_with_budget(&a.out, &dev.device, a.train_samples)?;
         }
+        refuse_finished(&r, &a.out, "teacher.safetensors")?;
+        resume_changes(&mut r, a.lr, a.ckpt_every);
+        r
     } else {
         let data = Data::parse(&a.data)?;
-        let param: Param = a.param.parse()?;
+        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
         let mut cfg = DistillConfig::new(&data, param);
         cfg.method = Method::Teacher;
         cfg.teacher = "data".into();
         cfg.fit_samples = a.train_samples;
         cfg.train_samples = 0;
-        apply_common(&mut cfg, a.seed, a.batch, a.lr, a.ckpt_every)?;
+        apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
+        let size = a.size.as_deref().unwrap_or("small");
         if let tract_studio::model::NetConfig::Unet(u) = &cfg.net {
-            let Some(u) = tract_studio::model::UnetConfig::preset(
-                &a.size, u.channels, u.height, u.width, param,
-            ) else {
-                bail!("--size {}: expected tiny, small or large", a.size);
+            let Some(u) =
+                tract_studio::model::UnetConfig::preset(size, u.channels, u.height, u.width, param)
+            else {
+                bail!("--size {size}: expected tiny, small or large");
             };
             cfg.net = tract_studio::model::NetConfig::Unet(u);
         }
@@ -596,6 +750,27 @@ fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn check_teacher_resume(cfg: &DistillConfig, a: &TeacherArgs) -> anyhow::Result<()> {
+    let mut d = vec![];
+    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(&mut d, "--batch", a.batch, cfg.batch);
+    differs(&mut d, "--seed", a.seed, cfg.seed);
+    if let Some(p) = &a.param {
+        let p: Param = p.parse()?;
+        if p != cfg.param {
+            d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
+        }
+    }
+    if let (Some(size), tract_studio::model::NetConfig::Unet(u)) = (&a.size, &cfg.net) {
+        let want =
+            tract_studio::model::UnetConfig::preset(size, u.channels, u.height, u.width, u.param);
+        if want.as_ref() != Some(u) {
+            d.push(format!("--size {size} (the run has another network)"));
+        }
+    }
+    refuse_differences(&a.out, d)
 }
 
 /// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
@@ -786,6 +961,16 @@ fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let param: Param = a.param.parse()?;
     let solver: Solver = a.solver.parse()?;
     let m = Model::load(&a.model, param, a.grid, &dev.device)?;
+    if a.n
+        .checked_mul(m.dim())
+        .is_none_or(|v| v > MAX_SAMPLE_VALUES)
+    {
+        bail!(
+            "--n {}: that many samples of dimension {} is more than {MAX_SAMPLE_VALUES} values; sample in parts (--seed S gives other noise)",
+            a.n,
+            m.dim()
+        );
+    }
     let steps = a.steps.unwrap_or(m.native_steps());
     let z = noise(a.seed, a.n, m.dim());
     let t = std::time::Instant::now();

@@ -145,6 +145,10 @@ pub fn default_steps(param: Param) -> usize {
     }
 }
 
+/// The most steps a noise grid (and so a schedule's teacher) may have: 2^20. Beyond it a
+/// sampling path alone takes gigabytes, and nobody trains a teacher that fine.
+pub const MAX_STEPS: usize = 1 << 20;
+
 /// A distillation schedule `1024,32,1`: the step counts each phase goes through.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
@@ -168,6 +172,11 @@ impl Schedule {
                     .map_err(|_| bad(format!("'{}' is not a whole number", p.trim())))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(big) = steps.iter().find(|&&n| n > MAX_STEPS) {
+            return Err(bad(format!(
+                "{big} steps is more than the most a grid may have ({MAX_STEPS})"
+            )));
+        }
         if steps.len() < 2 {
             return Err(bad(
                 "it needs at least two step counts (a teacher and a student)".into(),
@@ -302,6 +311,11 @@ mod tests {
             "1024,0",
             "64,64",
             "-4,1",
+            "1099511627776,1",
+            "2097152,1",
+            "1024 32 1",
+            "1024;32;1",
+            "1e3,1",
         ] {
             let e = Schedule::parse(bad).unwrap_err().to_string();
             assert!(e.contains("invalid distillation schedule"), "{bad}: {e}");
@@ -319,5 +333,15 @@ mod tests {
                 .contains("does not come down")
         );
         assert!(Schedule::parse("96,1").unwrap().btd_phases().is_err());
+        assert!(
+            Schedule::parse("1099511627776,1")
+                .unwrap_err()
+                .to_string()
+                .contains("more than the most a grid may have (1048576)")
+        );
+        assert_eq!(
+            Schedule::parse("1048576,1").unwrap().steps,
+            vec![MAX_STEPS, 1]
+        );
     }
 }

@@ -8,6 +8,13 @@ use crate::rng::Rng;
 use crate::tensors::{from_vec2, to_vec};
 use crate::{Error, Result};
 
+/// The most components a mixture spec may have (the exact denoiser is O(components) per sample).
+pub const MAX_COMPONENTS: usize = 10_000;
+/// The largest dimension of a mixture spec.
+pub const MAX_DIM: usize = 65_536;
+/// The largest magnitude of a mean or std (samples are f32; far beyond this nothing trains).
+pub const MAX_ABS: f64 = 1e6;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Component {
     pub weight: f64,
@@ -60,9 +67,20 @@ impl Gmm {
         if self.components.is_empty() {
             return Err("no components".into());
         }
+        if self.components.len() > MAX_COMPONENTS {
+            return Err(format!(
+                "{} components, more than the {MAX_COMPONENTS} the exact teacher handles",
+                self.components.len()
+            ));
+        }
         let d = self.components[0].mean.len();
         if d == 0 {
             return Err("component 0 has an empty mean".into());
+        }
+        if d > MAX_DIM {
+            return Err(format!(
+                "dimension {d} is more than {MAX_DIM}; a mixture is for low-dimensional data (images: fashion-mnist, mnist:DIR, images:DIR)"
+            ));
         }
         for (k, c) in self.components.iter().enumerate() {
             if c.mean.len() != d {
@@ -85,6 +103,11 @@ impl Gmm {
             }
             if c.mean.iter().any(|m| !m.is_finite()) {
                 return Err(format!("component {k} has a non-finite mean"));
+            }
+            if c.std > MAX_ABS || c.mean.iter().any(|m| m.abs() > MAX_ABS) {
+                return Err(format!(
+                    "component {k} has a mean or std beyond +-{MAX_ABS:e}; scale the data down"
+                ));
             }
         }
         Ok(())

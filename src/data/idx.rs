@@ -106,7 +106,12 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(Error::file(path, "truncated idx header"));
     }
     let dims: Vec<usize> = (0..nd).map(|i| be32(&b, 4 + 4 * i) as usize).collect();
-    let count: usize = dims.iter().product();
+    let Some(count) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(Error::file(
+            path,
+            format!("the header's dimensions {dims:?} are impossibly large"),
+        ));
+    };
     let data = &b[4 + 4 * nd..];
     if data.len() < count {
         return Err(Error::file(
@@ -159,6 +164,14 @@ pub fn load_mnist_dir(dir: &Path, train: bool, hint: &str) -> Result<ImageSet> {
         return Err(Error::file(
             &img,
             format!("expected images [n, h, w], found dimensions {dims:?}"),
+        ));
+    }
+    if dims.contains(&0) || dims[1] > 4096 || dims[2] > 4096 {
+        return Err(Error::file(
+            &img,
+            format!(
+                "holds images {dims:?} [n, h, w]; expected at least one image, each 1 to 4096 pixels a side"
+            ),
         ));
     }
     let labels = match find(dir, &format!("{split}-labels-idx1-ubyte")) {

@@ -143,6 +143,9 @@ impl Phase {
     }
 }
 
+/// The largest batch a run takes.
+pub const MAX_BATCH: usize = 65_536;
+
 /// Split the budget and list the phases of a run.
 pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
     let sched = Schedule::parse(&cfg.schedule)?;
@@ -150,6 +153,17 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
         return Err(Error::input("--batch must be at least 1"));
     }
     let steps_of = |samples: u64| samples.div_ceil(cfg.batch as u64).max(1);
+    if cfg.batch > MAX_BATCH {
+        return Err(Error::input(format!(
+            "--batch {} is more than {MAX_BATCH}",
+            cfg.batch
+        )));
+    }
+    if cfg.method != Method::Teacher && cfg.train_samples == 0 {
+        return Err(Error::input(
+            "--train-samples must be at least 1 (the distillation budget in samples, across all phases)",
+        ));
+    }
     let pairs = match cfg.method {
         Method::Tract => sched.tract_phases(),
         Method::Btd => sched.btd_phases()?,
@@ -367,6 +381,28 @@ impl Run {
                 cfg.mu_s
             )));
         }
+        if let Some(m) = cfg.mu_i {
+            if !(0.0..1.0).contains(&m) {
+                return Err(Error::input(format!("--mu-i {m} is outside [0, 1)")));
+            }
+        }
+        if !(cfg.ema_eps > 0.0 && cfg.ema_eps < 1.0) {
+            return Err(Error::input(format!(
+                "--ema-eps {} is outside (0, 1)",
+                cfg.ema_eps
+            )));
+        }
+        if let NetConfig::Mlp(m) = &cfg.net {
+            if m.hidden == 0 || m.hidden > 8192 {
+                return Err(Error::input(format!(
+                    "--hidden {}: expected 1 to 8192",
+                    m.hidden
+                )));
+            }
+        }
+        if cfg.ckpt_every == 0 {
+            return Err(Error::input("--ckpt-every must be at least 1"));
+        }
         if !(cfg.adam.lr.is_finite() && cfg.adam.lr > 0.0) {
             return Err(Error::input(format!(
                 "--lr {} must be a positive number",
@@ -529,15 +565,39 @@ impl Run {
     fn flush_losses(&mut self) -> Result<()> {
         use std::io::Write;
         let path = self.dir.join(LOSS_FILE);
+        if self.pending_losses.is_empty() {
+            return Ok(());
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // one write: a kill leaves at most one partial last line, which resume drops
+        let mut text = String::new();
         for l in self.pending_losses.drain(..) {
-            writeln!(f, "{l}").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            text.push_str(&l);
+            text.push('\n');
         }
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         Ok(())
+    }
+
+    /// Temp files of atomic writes that a killed process left behind (`NAME.tmpPID`).
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if let Some((_, pid)) = name.rsplit_once(".tmp") {
+                if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Truncate the loss log to the lines written up to `global_step` (for resume).
@@ -545,9 +605,18 @@ impl Run {
         let path = self.dir.join(LOSS_FILE);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let mut keep = String::from("phase,step,global_step,loss\n");
-        for line in text.lines().skip(1) {
-            let gs: Option<u64> = line.split(',').nth(2).and_then(|v| v.parse().ok());
-            if gs.is_some_and(|g| g <= global_step) {
+        // whole lines only (a kill mid-write can leave a cut last line), each well formed
+        for line in text.split_inclusive('\n').skip(1) {
+            let Some(line) = line.strip_suffix('\n') else {
+                continue;
+            };
+            let f: Vec<&str> = line.split(',').collect();
+            let ok = f.len() == 4
+                && f[0].parse::<usize>().is_ok()
+                && f[1].parse::<u64>().is_ok()
+                && f[3].parse::<f32>().is_ok();
+            let gs: Option<u64> = f.get(2).and_then(|v| v.parse().ok());
+            if ok && gs.is_some_and(|g| g <= global_step) {
                 keep.push_str(line);
                 keep.push('\n');
             }
@@ -588,11 +657,13 @@ impl Run {
     ) -> Result<Outcome> {
         let mut st = if resume {
             let st = self.load_state()?;
+            self.remove_stale_temp_files();
             self.trim_losses(st.global_step)?;
             st
         } else {
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
+            self.remove_stale_temp_files();
             let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
             crate::error::write_atomic(
                 &self.dir.join(LOSS_FILE),
@@ -634,11 +705,11 @@ impl Run {
                 let loss = scalar(loss_t);
                 if !loss.is_finite() {
                     return Err(Error::Diverged(format!(
-                        "loss is {loss} at phase {} ({}), step {}; the weights were not saved. The last good checkpoint is {} (resume from it with --resume, perhaps after lowering --lr)",
+                        "loss is {loss} at phase {} ({}), step {}; the weights were not saved. {}",
                         st.phase,
                         phase.name(),
-                        st.step,
-                        last_good.display()
+                        st.step + 1,
+                        last_good_note(&last_good)
                     )));
                 }
                 st.step += 1;
@@ -673,6 +744,7 @@ impl Run {
                 let go = go && self.emit_preview(&phase, &st, observer);
                 let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
                 if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
+                    self.ensure_finite(&st, &phase, &last_good)?;
                     last_good = self.save_state(&st)?;
                     observer.event(&Event::Checkpoint {
                         path: last_good.clone(),
@@ -699,6 +771,7 @@ impl Run {
                 .filter(|p| p.kind != PhaseKind::Fit)
                 .map(|p| p.samples)
                 .sum();
+            self.ensure_finite(&st, &phase, &last_good)?;
             let mf = ModelFile {
                 meta: self.model_meta(kind, steps, done),
                 flat: flat_to_host(&st.ema),
@@ -731,9 +804,31 @@ impl Run {
             "student.safetensors"
         };
         let student = self.dir.join(name);
-        std::fs::copy(self.phase_file(last), &student)
-            .map_err(|e| Error::io(format!("writing {}", student.display()), e))?;
+        // atomically, as every other file: a kill never leaves a half-copied model
+        let bytes = crate::error::read_file(&self.phase_file(last))?;
+        crate::error::write_atomic(&student, &bytes)?;
         Ok(Outcome::Finished { student })
+    }
+
+    /// Whether the state in the run directory is past its last phase (the run has finished).
+    pub fn is_finished(&self) -> Result<bool> {
+        Ok(self.load_state()?.phase >= self.phases.len())
+    }
+
+    /// Stop with `Diverged` when the weights about to be saved are not finite (a loss can
+    /// still be finite at the step whose update overflowed): a checkpoint never holds them.
+    fn ensure_finite(&self, st: &RunState, phase: &Phase, last_good: &Path) -> Result<()> {
+        let sum = scalar(st.student.clone().sum() + st.ema.clone().sum());
+        if sum.is_finite() {
+            return Ok(());
+        }
+        Err(Error::Diverged(format!(
+            "the weights are NaN or infinite after phase {} ({}), step {}; they were not saved. {}",
+            st.phase,
+            phase.name(),
+            st.step,
+            last_good_note(last_good)
+        )))
     }
 
     fn emit_preview(&self, phase: &Phase, st: &RunState, observer: &mut dyn Observer) -> bool {
@@ -888,6 +983,18 @@ impl Run {
                 crate::schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
             }
         }
+    }
+}
+
+/// What a diverged run says about where to go on from.
+fn last_good_note(last_good: &Path) -> String {
+    if last_good.exists() {
+        format!(
+            "The last good checkpoint is {} (continue from it with --resume, perhaps with a lower --lr)",
+            last_good.display()
+        )
+    } else {
+        "There is no last good checkpoint yet: none was written before it (start again, perhaps with a lower --lr)".into()
     }
 }
 
