@@ -2,7 +2,7 @@
 # Build the browser app into web/dist/: index.html, the .js glue, the .wasm (sampling only:
 # no training code, no models inside), manifest.json and the model files it lists (the page
 # fetches them). Serving it needs only a static file server.
-# Usage: bash web/build.sh   (TRACT_WASM_OPT=0: skip wasm-opt; TRACT_WEB_PROFILE=web-small)
+# Usage: bash web/build.sh   (TRACT_WASM_OPT=1: wasm-opt, slow and not yet verified; TRACT_WEB_PROFILE=web-small)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_WASM:-${CARGO_TARGET_DIR:-target}-wasm}
@@ -25,7 +25,7 @@ echo "wasm-bindgen output: $(size $wasm)"
 # wasm-opt -Oz from npm's binaryen (Debian's 108 breaks wasm-bindgen's externref table), with
 # no --enable-* flags: it reads the module's own target-features section (-all would turn on
 # features Chromium rejects). The result must compile in Node, else the unoptimised module stays.
-if [ "${TRACT_WASM_OPT:-1}" = 1 ]; then
+if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then
   tools=web/.tools
   opt=$tools/node_modules/.bin/wasm-opt
   if [ ! -x "$opt" ]; then

@@ -705,6 +705,8 @@ impl StudioApp {
         if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. })
             || self.gallery_busy
             || self.gallery_wanted
+            // a few frames after the gallery is done, so the page hears that it is drawn
+            || self.gallery_ready_at_frame.is_some_and(|f| self.frames <= f + 4)
         {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
