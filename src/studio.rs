@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use burn::tensor::Device;
@@ -75,6 +75,14 @@ pub enum Update {
     Stopped {
         dir: PathBuf,
     },
+    /// One cell of a running gallery, as soon as it is computed (cheapest first); its
+    /// metrics may be missing (NaN) until the final `Gallery`.
+    GalleryCell {
+        tag: String,
+        shape: Vec<usize>,
+        cell: GalleryCell,
+    },
+    /// The whole gallery, with metrics, in display order.
     Gallery {
         tag: String,
         shape: Vec<usize>,
@@ -89,6 +97,8 @@ pub struct Session {
     tx: Sender<Update>,
     pub rx: Receiver<Update>,
     stop: Arc<AtomicBool>,
+    /// The newest "gallery" job: an older one stops at its next cell, its updates dropped.
+    gallery_gen: Arc<AtomicU64>,
     device: Device,
     notify: Arc<dyn Fn() + Send + Sync>,
 }
@@ -101,9 +111,23 @@ impl Session {
             tx,
             rx,
             stop: Arc::new(AtomicBool::new(false)),
+            gallery_gen: Arc::new(AtomicU64::new(0)),
             device,
             notify,
         }
+    }
+
+    /// A "gallery" job replaces the running one: a liveness check for the job `cmd` starts
+    /// (always true for other jobs).
+    fn liveness(&self, cmd: &Command) -> impl Fn() -> bool + Send + 'static {
+        let gen_now = self.gallery_gen.clone();
+        let mine = match cmd {
+            Command::Gallery { tag, .. } if tag == "gallery" => {
+                Some(gen_now.fetch_add(1, Ordering::SeqCst) + 1)
+            }
+            _ => None,
+        };
+        move || mine.is_none_or(|m| gen_now.load(Ordering::SeqCst) == m)
     }
 
     /// Ask the running distillation to stop at its next step (it checkpoints first).
@@ -115,13 +139,19 @@ impl Session {
     #[cfg(target_arch = "wasm32")]
     pub fn send(&mut self, cmd: Command) {
         let (tx, device, notify) = (self.tx.clone(), self.device.clone(), self.notify.clone());
+        let live = self.liveness(&cmd);
         wasm_bindgen_futures::spawn_local(async move {
-            let u = match run_command_async(cmd, &device).await {
+            let emit = |u: Update| {
+                if live() {
+                    let _ = tx.send(u);
+                    notify();
+                }
+            };
+            let u = match run_command_async(cmd, &device, &emit, &live).await {
                 Ok(u) => u,
                 Err(e) => Update::Error(e.to_string()),
             };
-            let _ = tx.send(u);
-            notify();
+            emit(u);
         });
     }
 
@@ -132,13 +162,16 @@ impl Session {
             self.stop = Arc::new(AtomicBool::new(false));
         }
         let stop = self.stop.clone();
+        let live = self.liveness(&cmd);
         std::thread::spawn(move || {
             let send = |u: Update| {
-                let _ = tx.send(u);
-                notify();
+                if live() {
+                    let _ = tx.send(u);
+                    notify();
+                }
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_command(cmd, &device, &stop, &send)
+                run_command(cmd, &device, &stop, &send, &live)
             }));
             match r {
                 Ok(Ok(())) => {}
@@ -157,6 +190,7 @@ fn run_command(
     device: &Device,
     stop: &AtomicBool,
     send: &dyn Fn(Update),
+    live: &dyn Fn() -> bool,
 ) -> crate::Result<()> {
     match cmd {
         Command::PreviewData { data, n } => send(preview_data(data, n)?),
@@ -191,7 +225,7 @@ fn run_command(
             seed,
             paths,
         } => send(burn::tensor::read_sync(gallery(
-            tag, data, models, steps, n, seed, paths, device,
+            tag, data, models, steps, n, seed, paths, device, send, live,
         ))?),
     }
     Ok(())
@@ -199,7 +233,12 @@ fn run_command(
 
 /// The browser's version of the jobs: no training, asynchronous reads.
 #[cfg(target_arch = "wasm32")]
-async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Update> {
+async fn run_command_async(
+    cmd: Command,
+    device: &Device,
+    emit: &dyn Fn(Update),
+    live: &dyn Fn() -> bool,
+) -> crate::Result<Update> {
     match cmd {
         Command::PreviewData { data, n } => preview_data(data, n),
         Command::Distill { .. } => Err(crate::Error::input(
@@ -213,7 +252,7 @@ async fn run_command_async(cmd: Command, device: &Device) -> crate::Result<Updat
             n,
             seed,
             paths,
-        } => gallery(tag, data, models, steps, n, seed, paths, device).await,
+        } => gallery(tag, data, models, steps, n, seed, paths, device, emit, live).await,
     }
 }
 
@@ -235,7 +274,11 @@ fn preview_data(data: String, n: usize) -> crate::Result<Update> {
 /// Every model at every step count from the same noise, with metrics against the exact
 /// teacher's 1024-step sample (mixtures), or, for images, PSNR to the first model's
 /// largest-step cell (the teacher row when the teacher comes first; SW2 is NaN).
-/// Reads are asynchronous (the browser's main thread must not block).
+/// Cells are computed cheapest first (every 1-step cell, then 2 steps, ...) and each goes to
+/// `emit` as soon as it is done; the result has them all in display order (per model, images
+/// largest step count first). Reads are asynchronous (the browser's main thread must not
+/// block), and the browser draws a frame between cells. When `live` turns false (a newer
+/// gallery was asked for) it stops at the next cell.
 #[allow(clippy::too_many_arguments)]
 async fn gallery(
     tag: String,
@@ -246,6 +289,8 @@ async fn gallery(
     seed: u64,
     paths: usize,
     device: &Device,
+    emit: &dyn Fn(Update),
+    live: &dyn Fn() -> bool,
 ) -> crate::Result<Update> {
     let loaded = models
         .iter()
@@ -266,14 +311,15 @@ async fn gallery(
     let dim: usize = shape.iter().product();
     let n = if images { n.min(16) } else { n };
     let z = noise(seed, n, dim);
-    let mut reference = if images {
+    let reference = if images {
         None
     } else {
         let exact = Model::load(&format!("exact:{data}"), Param::Vp, Some(1024), device)?;
         Some(exact.sample_async(&z, 1024, Solver::Ddim, device).await?)
     };
-    let mut cells = vec![];
-    for (m, model) in models.iter().zip(&loaded) {
+    // (model, steps) in display order
+    let mut jobs: Vec<(usize, usize)> = vec![];
+    for (i, (m, model)) in models.iter().zip(&loaded).enumerate() {
         if model.dim() != dim {
             return Err(crate::Error::input(format!(
                 "{} is for {}-dimensional data, {} is {dim}-dimensional",
@@ -288,36 +334,57 @@ async fn gallery(
         if images {
             ks.sort_by(|a, b| b.cmp(a));
         }
-        for k in ks {
-            let t = web_time::Instant::now();
-            let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
-            let seconds = t.elapsed().as_secs_f64();
-            let path = if images || paths == 0 {
-                vec![]
-            } else {
-                model
-                    .sample_path_async(&z[..paths.min(n) * dim], k, device)
-                    .await?
-            };
-            let (sw2, r) = match &d {
-                None => {
-                    let r = reference.get_or_insert_with(|| s.clone());
-                    (f64::NAN, crate::eval::psnr(&s, r))
-                }
-                Some(d) => {
-                    let (sw2, _, r) = metrics(d, &s, reference.as_deref(), seed + 1);
-                    (sw2, r.unwrap_or(0.0))
-                }
-            };
-            cells.push(GalleryCell {
-                model: m.label.clone(),
-                steps: k,
-                samples: s,
-                path,
-                sw2,
-                rmse_to_teacher: r,
-                seconds,
-            });
+        jobs.extend(ks.into_iter().map(|k| (i, k)));
+    }
+    // computed cheapest first (a stable sort: models keep their order within a step count)
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| jobs[j].1);
+    let mut done: Vec<Option<GalleryCell>> = vec![None; jobs.len()];
+    for j in order {
+        if !live() {
+            return Err(crate::Error::input("replaced by a newer gallery"));
+        }
+        let (i, k) = jobs[j];
+        let (m, model) = (&models[i], &loaded[i]);
+        let t = web_time::Instant::now();
+        let s = model.sample_async(&z, k, Solver::Ddim, device).await?;
+        let seconds = t.elapsed().as_secs_f64();
+        let path = if images || paths == 0 {
+            vec![]
+        } else {
+            model
+                .sample_path_async(&z[..paths.min(n) * dim], k, device)
+                .await?
+        };
+        // mixtures: metrics now (the reference is exact); images: once the reference row is done
+        let (sw2, r) = match &d {
+            None => (f64::NAN, f64::NAN),
+            Some(d) => {
+                let (sw2, _, r) = metrics(d, &s, reference.as_deref(), seed + 1);
+                (sw2, r.unwrap_or(0.0))
+            }
+        };
+        let cell = GalleryCell {
+            model: m.label.clone(),
+            steps: k,
+            samples: s,
+            path,
+            sw2,
+            rmse_to_teacher: r,
+            seconds,
+        };
+        emit(Update::GalleryCell {
+            tag: tag.clone(),
+            shape: shape.clone(),
+            cell: cell.clone(),
+        });
+        done[j] = Some(cell);
+        let_the_page_draw().await;
+    }
+    let mut cells: Vec<GalleryCell> = done.into_iter().flatten().collect();
+    if images && let Some(r) = cells.first().map(|c| c.samples.clone()) {
+        for c in &mut cells {
+            c.rmse_to_teacher = crate::eval::psnr(&c.samples, &r);
         }
     }
     Ok(Update::Gallery {
@@ -326,6 +393,12 @@ async fn gallery(
         cells,
         reference_steps: 1024,
     })
+}
+
+/// In the browser, CPU sampling runs on the page's thread: give it a frame between cells.
+async fn let_the_page_draw() {
+    #[cfg(all(target_arch = "wasm32", feature = "gui"))]
+    crate::web::yield_to_page().await;
 }
 
 /// Shipped models listed in assets/manifest.json.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the browser app into web/dist/ (index.html, .js, .wasm; the shipped models are
-# embedded in the .wasm). Serving it needs only a static file server.
-# Usage: bash web/build.sh
+# Build the browser app into web/dist/: index.html, the .js glue, the .wasm (sampling only:
+# no training code, no models inside), manifest.json and the model files it lists (the page
+# fetches them). Serving it needs only a static file server.
+# Usage: bash web/build.sh   (TRACT_WASM_OPT=1: wasm-opt, slow and not yet verified; TRACT_WEB_PROFILE=web-small)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_WASM:-${CARGO_TARGET_DIR:-target}-wasm}
@@ -13,16 +14,42 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
 profile=${TRACT_WEB_PROFILE:-web}
-cargo build --lib --target wasm32-unknown-unknown --profile "$profile"
+# the `gui` feature without `train`: Burn without autodiff, so no training code ships
+cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features gui
 rm -rf web/dist && mkdir -p web/dist
-wasm-bindgen --target web --no-typescript --out-dir web/dist "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
-# Debian's binaryen 108 breaks wasm-bindgen's externref table (the page fails to load), so
-# wasm-opt is opt-in: TRACT_WASM_OPT=1 with a newer wasm-opt on PATH.
-if [ "${TRACT_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
-  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-    -o web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm && mv web/dist/tract_studio_bg.opt.wasm web/dist/tract_studio_bg.wasm \
-    || echo "wasm-opt failed; keeping the unoptimized module"
+wasm-bindgen --target web --no-typescript --remove-name-section --out-dir web/dist \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
+wasm=web/dist/tract_studio_bg.wasm
+size() { echo "$(stat -c %s "$1") bytes raw, $(gzip -9 -c "$1" | wc -c) bytes gzip -9"; }
+echo "wasm-bindgen output: $(size $wasm)"
+# wasm-opt -Oz from npm's binaryen (Debian's 108 breaks wasm-bindgen's externref table), with
+# no --enable-* flags: it reads the module's own target-features section (-all would turn on
+# features Chromium rejects). The result must compile in Node, else the unoptimised module stays.
+if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then
+  tools=web/.tools
+  opt=$tools/node_modules/.bin/wasm-opt
+  if [ ! -x "$opt" ]; then
+    mkdir -p "$tools"
+    (cd "$tools" && npm install --silent --no-audit --no-fund binaryen@132 >/dev/null) || true
+  fi
+  if [ ! -x "$opt" ]; then
+    echo "wasm-opt: keeping the unoptimised module (npm could not install binaryen)"
+  elif ! "$opt" -Oz -o $wasm.opt $wasm 2>web/dist/wasm-opt.log; then
+    echo "wasm-opt: keeping the unoptimised module (wasm-opt failed: $(tail -3 web/dist/wasm-opt.log))"
+    rm -f $wasm.opt
+  elif ! node -e 'new WebAssembly.Module(require("fs").readFileSync(process.argv[1]))' $wasm.opt 2>web/dist/wasm-opt.log; then
+    echo "wasm-opt: keeping the unoptimised module (Node rejects the optimised one: $(grep -m1 Error web/dist/wasm-opt.log))"
+    rm -f $wasm.opt
+  else
+    mv $wasm.opt $wasm
+    echo "wasm-opt -Oz ($("$opt" --version)): $(size $wasm); compiles in Node"
+  fi
+  rm -f web/dist/wasm-opt.log
 fi
 cp web/index.html web/dist/
+# the models: files beside the page, listed by the manifest
 cp assets/manifest.json web/dist/
+for f in $(python3 -c 'import json,sys; print(" ".join(e["path"] for e in json.load(open(sys.argv[1]))))' assets/manifest.json); do
+  cp "assets/$f" web/dist/
+done
 du -sh web/dist/* | sed 's/^/  /'

@@ -1,10 +1,17 @@
 // Open web/dist in headless Chromium, wait until the app reports that the gallery is drawn,
-// fail on console errors or a timeout, save a screenshot. Usage: node web/test.js URL OUT.png
+// fail on console errors or a timeout, save screenshots. Usage: node web/test.js URL OUT.png
+// Environment:
+//   TRACT_EXPECT_FILE_ERROR=NAME  a model file is served broken: the page must say so in
+//                                 #files, naming it, and still draw the gallery of the rest
+//   TRACT_EXPECT_PROGRESSIVE=1    image gallery: the first cell drawn is a 1-step row, drawn
+//                                 before the largest-step (teacher) row
+//   TRACT_PROGRESS_SHOT=PATH      also a screenshot as soon as the first row is drawn
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
 
 (async () => {
   const [url, shot] = process.argv.slice(2);
   const gpuFlags = process.env.TRACT_WEB_WEBGPU === "0" ? [] : ["--enable-unsafe-webgpu", "--enable-features=Vulkan"];
+  const expectFileError = process.env.TRACT_EXPECT_FILE_ERROR || "";
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -22,7 +29,11 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   await page.goto(url);
   let ok = false;
   try {
-    await page.waitForFunction(() => document.title === "tract-studio: gallery drawn" || document.querySelector("#status.error"), null, { timeout: 240000, polling: 500 });
+    if (process.env.TRACT_PROGRESS_SHOT) {
+      await page.waitForFunction(() => document.body.dataset.firstRow || document.querySelector("#status.error"), null, { timeout: 240000, polling: 50 });
+      await page.screenshot({ path: process.env.TRACT_PROGRESS_SHOT });
+    }
+    await page.waitForFunction(() => document.title === "tract-studio: gallery drawn" || document.querySelector("#status.error"), null, { timeout: 240000, polling: 200 });
     ok = (await page.title()) === "tract-studio: gallery drawn";
   } catch (e) {
     errors.push("timed out waiting for the gallery: " + e.message);
@@ -30,10 +41,35 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   await page.waitForTimeout(500);
   await page.screenshot({ path: shot });
   const status = await page.textContent("#status");
-  const gallery = await page.getAttribute("body", "data-gallery");
+  const files = await page.$$eval("#files div", (ds) => ds.map((d) => [d.className, d.textContent]));
+  const data = await page.evaluate(() => ({ ...document.body.dataset }));
   console.log(logs.join("\n"));
   console.log(`status: ${status}`);
-  console.log(`time to first gallery: ${gallery} s (page reported), ${((Date.now() - t0) / 1000).toFixed(1)} s wall`);
+  for (const [cls, text] of files) console.log(`file [${cls}] ${text}`);
+  // cells in the order they were drawn: model|steps|seconds to compute|page time drawn
+  const cells = (data.cells || "").split(";").filter(Boolean).map((c) => {
+    const [model, steps, secs, t] = c.split("|");
+    return { model, steps: +steps, secs: +secs, t: +t };
+  });
+  for (const c of cells) console.log(`cell drawn at ${c.t.toFixed(2)} s: ${c.model}, ${c.steps} step(s), computed in ${c.secs.toFixed(2)} s`);
+  console.log(`first 1-step row on screen: ${data.firstRow || "-"} s (page time); gallery done: ${data.gallery} s (app time), ${((Date.now() - t0) / 1000).toFixed(1)} s wall`);
+  if (expectFileError) {
+    const bad = files.find(([cls, text]) => cls === "error" && text.includes(expectFileError));
+    if (!bad) errors.push(`no message in the page naming the broken file ${expectFileError}`);
+    else console.log(`the page names the broken file: ${bad[1]}`);
+    if (files.filter(([cls]) => cls === "ok").length === 0) errors.push("no other model file loaded");
+    if (cells.length === 0) errors.push("no gallery cell drawn from the other models");
+  } else if (files.some(([cls]) => cls === "error")) {
+    errors.push("a model file did not load: " + files.filter(([cls]) => cls === "error").map((f) => f[1]).join("; "));
+  }
+  if (process.env.TRACT_EXPECT_PROGRESSIVE === "1") {
+    const top = Math.max(...cells.map((c) => c.steps));
+    const first = cells[0];
+    const teacher = cells.find((c) => c.steps === top);
+    if (!first || first.steps !== 1) errors.push(`the first cell drawn is not a 1-step row: ${JSON.stringify(first)}`);
+    else if (!teacher || !(first.t < teacher.t)) errors.push(`the 1-step row (${first.t}) is not drawn before the ${top}-step row (${teacher && teacher.t})`);
+    else console.log(`progressive: first 1-step row at ${first.t.toFixed(2)} s, ${top}-step row at ${teacher.t.toFixed(2)} s`);
+  }
   await browser.close();
   if (!ok || errors.length) {
     console.error("FAILED:\n" + errors.join("\n"));

@@ -71,6 +71,8 @@ pub struct AppOptions {
     pub notice: Option<String>,
     /// The data to open with (default toy:ring8).
     pub data: Option<String>,
+    /// The sampling seed to open with (default 0).
+    pub seed: Option<u64>,
 }
 
 pub struct StudioApp {
@@ -118,6 +120,16 @@ pub struct StudioApp {
     /// (one sample's shape, cells)
     pub gallery: Option<(Vec<usize>, Vec<GalleryCell>)>,
     pub gallery_busy: bool,
+    /// A render asked for while model files were still arriving (the browser): it starts
+    /// when they have all arrived or failed.
+    pub gallery_wanted: bool,
+    /// The next progressive cell starts a new gallery (the previous one stays until then).
+    gallery_fresh: bool,
+    /// Chosen models whose files could not be loaded (the browser), with the reason.
+    pub missing: Vec<String>,
+    /// (model, steps, seconds it took, frame it arrived at) per cell of the running gallery,
+    /// in the order they were computed.
+    pub cell_log: Vec<(String, usize, f64, u64)>,
     pub cell_size: f32,
     /// Points per gallery cell.
     pub gallery_n: usize,
@@ -127,6 +139,9 @@ pub struct StudioApp {
     pub gallery_ready_at_frame: Option<u64>,
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     web_reported: bool,
+    /// How many cells of `cell_log` the page has been told about.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    web_cells: usize,
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     web_errors: usize,
     // status
@@ -181,12 +196,17 @@ impl StudioApp {
                 .collect(),
             gallery: None,
             gallery_busy: false,
+            gallery_wanted: false,
+            gallery_fresh: true,
+            missing: vec![],
+            cell_log: vec![],
             cell_size: 170.0,
             gallery_n: 2000,
             show_paths: true,
             add_model_path: String::new(),
             gallery_ready_at_frame: None,
             web_reported: false,
+            web_cells: 0,
             web_errors: 0,
             errors: vec![],
             log: vec![],
@@ -205,6 +225,9 @@ impl StudioApp {
                 c.1 = c.0 <= 8;
             }
             app.step_choices.retain(|c| c.0 <= 32);
+        }
+        if let Some(seed) = app.opts.seed {
+            app.seed = seed;
         }
         app.load_assets();
         match app.opts.data.clone() {
@@ -480,16 +503,39 @@ impl StudioApp {
     }
 
     pub fn render_gallery(&mut self) {
-        let models: Vec<ModelRef> = self
+        use crate::assets::FileState;
+        let chosen: Vec<ModelRef> = self
             .models
             .iter()
             .filter(|m| m.1)
             .map(|m| m.0.clone())
             .collect();
+        // the browser fetches the model files: wait for them (show() asks again)
+        if chosen
+            .iter()
+            .any(|m| crate::assets::state(&m.spec) == FileState::Pending)
+        {
+            self.gallery_wanted = true;
+            return;
+        }
+        self.gallery_wanted = false;
+        self.missing.clear();
+        let mut models = vec![];
+        for m in chosen {
+            match crate::assets::state(&m.spec) {
+                FileState::Failed(why) => self.missing.push(format!("{}: {why}", m.label)),
+                _ => models.push(m),
+            }
+        }
         if models.is_empty() || self.selected_steps().is_empty() {
             return;
         }
         self.gallery_busy = true;
+        self.gallery_fresh = true;
+        self.cell_log.clear();
+        self.web_cells = 0;
+        self.web_reported = false;
+        self.gallery_ready_at_frame = None;
         self.session.send(Command::Gallery {
             tag: "gallery".into(),
             data: self.data(),
@@ -585,6 +631,20 @@ impl StudioApp {
                 };
                 self.log.push("stopped".into());
             }
+            // a progressive cell of the running gallery: drawn at once, metrics may follow
+            Update::GalleryCell { tag, shape, cell } => {
+                if tag == "gallery" && self.gallery_busy {
+                    self.cell_log
+                        .push((cell.model.clone(), cell.steps, cell.seconds, self.frames));
+                    match &mut self.gallery {
+                        Some((sh, cells)) if !self.gallery_fresh && *sh == shape => {
+                            cells.push(cell)
+                        }
+                        _ => self.gallery = Some((shape, vec![cell])),
+                    }
+                    self.gallery_fresh = false;
+                }
+            }
             Update::Gallery {
                 tag, shape, cells, ..
             } => {
@@ -610,6 +670,9 @@ impl StudioApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let t0 = Instant::now();
         self.poll();
+        if self.gallery_wanted {
+            self.render_gallery();
+        }
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("tract-studio");
@@ -641,6 +704,9 @@ impl StudioApp {
         }
         if matches!(self.status, RunStatus::Running | RunStatus::Stopping { .. })
             || self.gallery_busy
+            || self.gallery_wanted
+            // a few frames after the gallery is done, so the page hears that it is drawn
+            || self.gallery_ready_at_frame.is_some_and(|f| self.frames <= f + 4)
         {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
@@ -757,6 +823,30 @@ impl eframe::App for StudioApp {
 impl StudioApp {
     /// The page learns when the gallery has been drawn, and sees every error.
     fn web_report(&mut self) {
+        // each cell once the frame that laid it out is done (it is painted right after)
+        while let Some((model, steps, secs, f)) = self.cell_log.get(self.web_cells).cloned() {
+            if self.frames <= f {
+                break;
+            }
+            self.web_cells += 1;
+            let t = crate::web::page_seconds();
+            let line = format!("{model}|{steps}|{secs:.3}|{t:.3}");
+            web_sys::console::log_1(&format!("gallery cell drawn: {line}").into());
+            if steps == 1 && self.web_cells == 1 {
+                crate::web::mark("data-first-row", &format!("{t:.3}"));
+            }
+            let prev = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.body())
+                .and_then(|b| b.get_attribute("data-cells"))
+                .unwrap_or_default();
+            let all = if self.web_cells == 1 || prev.is_empty() {
+                line
+            } else {
+                format!("{prev};{line}")
+            };
+            crate::web::mark("data-cells", &all);
+        }
         if let Some(f) = self.gallery_ready_at_frame {
             if self.frames > f + 2 && !self.web_reported {
                 self.web_reported = true;

@@ -578,10 +578,12 @@ impl StudioApp {
                 }
             });
         }
+        // a change of models, steps or seed recomputes the gallery (a running one is dropped)
+        let mut changed = false;
         ui.horizontal_wrapped(|ui| {
             ui.label("models:");
             for (m, on) in &mut self.models {
-                ui.checkbox(on, m.label.as_str());
+                changed |= ui.checkbox(on, m.label.as_str()).changed();
             }
         });
         ui.horizontal(|ui| {
@@ -601,16 +603,17 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.label("steps:");
             for (k, on) in &mut self.step_choices {
-                ui.checkbox(on, k.to_string());
+                changed |= ui.checkbox(on, k.to_string()).changed();
             }
+            ui.label("seed:");
+            changed |= ui
+                .add(egui::DragValue::new(&mut self.seed).range(0..=1_000_000))
+                .changed();
             ui.separator();
             ui.checkbox(&mut self.show_paths, "paths");
             ui.add(egui::Slider::new(&mut self.cell_size, 100.0..=320.0).text("zoom"));
-            if ui
-                .add_enabled(!self.gallery_busy, egui::Button::new("Render"))
-                .clicked()
-            {
-                self.render_gallery();
+            if ui.button("Render").clicked() {
+                changed = true;
             }
             if self.gallery_busy {
                 ui.spinner();
@@ -622,6 +625,18 @@ impl StudioApp {
                 self.export_gallery();
             }
         });
+        if changed {
+            self.render_gallery();
+        }
+        for m in &self.missing {
+            ui.colored_label(Color32::from_rgb(220, 70, 60), format!("not loaded: {m}"));
+        }
+        if self.gallery_wanted {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("waiting for the model files...");
+            });
+        }
         let Some((shape, cells)) = self.gallery.clone() else {
             return;
         };
@@ -658,16 +673,24 @@ impl StudioApp {
                                     self.cell_size,
                                     if self.show_paths { Some(&c.path) } else { None },
                                 );
+                                let secs = format!(
+                                    "{k} step{}: {:.2} s",
+                                    if *k == 1 { "" } else { "s" },
+                                    c.seconds
+                                );
                                 if !images {
                                     ui.small(format!(
-                                        "SW2 {:.3}  RMSE {:.3}",
+                                        "{secs}  SW2 {:.3}  RMSE {:.3}",
                                         c.sw2, c.rmse_to_teacher
                                     ));
+                                } else if c.rmse_to_teacher.is_nan() {
+                                    // a progressive cell: PSNR once the reference row is done
+                                    ui.small(secs);
                                 } else if c.rmse_to_teacher > 150.0 {
-                                    ui.small("reference row");
+                                    ui.small(format!("{secs}  reference row"));
                                 } else {
                                     ui.small(format!(
-                                        "PSNR {:.1} dB to the reference",
+                                        "{secs}  PSNR {:.1} dB to the reference",
                                         c.rmse_to_teacher
                                     ));
                                 }

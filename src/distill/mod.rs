@@ -961,10 +961,12 @@ impl Run {
         let leaf = st.student.clone().autodiff().require_grad();
         let g = self.net.forward(&leaf, xt, &times);
         let loss = crate::kernels::tract_loss(g, xs, xt_t, &a, &bb, &w);
-        let grads = loss.backward();
+        #[cfg(feature = "train")]
         let grad = leaf
-            .grad(&grads)
+            .grad(&loss.backward())
             .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
+        #[cfg(not(feature = "train"))]
+        let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
         st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
         Ok(loss.inner())
     }

@@ -193,10 +193,12 @@ impl Classifier {
                     "classifier loss is {lv} at step {step}"
                 )));
             }
-            let grads = loss.backward();
+            #[cfg(feature = "train")]
             let g = leaf
-                .grad(&grads)
+                .grad(&loss.backward())
                 .ok_or_else(|| Error::Device("no gradient for the classifier".into()))?;
+            #[cfg(not(feature = "train"))]
+            let g: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
             self.flat = adam.step(&cfg, self.flat.clone(), g);
             report(step + 1, steps, lv);
         }

@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+#[cfg(feature = "train")]
+use burn::backend::AutodiffBackend;
+#[cfg(feature = "train")]
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -14,8 +17,7 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
-    AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
-    tensor::FloatTensor,
+    Backend, Dispatch, Flex, TensorMetadata, backend_extension, tensor::FloatTensor,
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
@@ -46,7 +48,7 @@ fn use_cpu_kernels(device: &Device) -> bool {
     enabled() && super::is_flex(device)
 }
 
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Autodiff: cfg(feature = "train"))]
 pub trait CpuKernels: Backend {
     /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K] and bias b [Cout].
     fn cpu_conv2d(
@@ -186,9 +188,11 @@ impl CpuKernels for Flex {
     }
 }
 
+#[cfg(feature = "train")]
 #[derive(Debug)]
 struct ConvBackward;
 
+#[cfg(feature = "train")]
 impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
 
@@ -209,9 +213,11 @@ impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
     }
 }
 
+#[cfg(feature = "train")]
 #[derive(Debug)]
 struct NormBackward;
 
+#[cfg(feature = "train")]
 impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize, bool);
 
@@ -233,6 +239,7 @@ impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
 }
 
 /// Autodiff: the forward runs on the inner backend and records the hand-written backward.
+#[cfg(feature = "train")]
 impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, C> {
     fn cpu_conv2d(
         x: FloatTensor<Self>,

@@ -1,6 +1,10 @@
 //! The WGSL kernels of shaders/ on Burn's wgpu tensors, through a backend extension
 //! (Cube + Fusion + Autodiff). Launch code only; `super` picks kernel or reference.
 
+// training only (the `train` feature; the browser build samples)
+#[cfg(feature = "train")]
+use burn::backend::AutodiffBackend;
+#[cfg(feature = "train")]
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -12,14 +16,14 @@ use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
 };
 use burn::backend::{
-    AutodiffBackend, Backend, backend_extension,
+    Backend, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
 use burn::cubecl::server::{KernelArguments, MetadataBindingInfo};
 use burn::cubecl::{CubeCount, CubeDim, prelude::KernelId};
 use burn::tensor::{DType, Shape};
 
-#[backend_extension(Cube, Fusion, Autodiff)]
+#[backend_extension(Cube, Fusion, Autodiff: cfg(feature = "train"))]
 pub trait TractKernels: Backend {
     /// out = a[r] x + b[r] clip(y), r = row of a [N, D] tensor; a, b are [N].
     #[fusion(dtype = x, shape = x)]
@@ -348,6 +352,7 @@ impl TractKernels for CubeBackend {
 /// Autodiff: the loss kernel has a backward (d err / d g from the kernel's grad output);
 /// the other kernels act on values that training never differentiates (targets, noise,
 /// EMA weights, pictures), so they run on the inner backend as constants.
+#[cfg(feature = "train")]
 impl<B: Backend + TractKernels, C: CheckpointStrategy> TractKernels for Autodiff<B, C> {
     fn row_axpby(
         x: FloatTensor<Self>,
@@ -435,9 +440,11 @@ impl<B: Backend + TractKernels, C: CheckpointStrategy> TractKernels for Autodiff
     }
 }
 
+#[cfg(feature = "train")]
 #[derive(Debug)]
 struct TractLossBackward;
 
+#[cfg(feature = "train")]
 impl<B: Backend> Backward<B, 1> for TractLossBackward {
     type State = FloatTensor<B>;
 
