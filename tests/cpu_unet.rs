@@ -2,6 +2,8 @@
 //! outputs, gradients and loss curve within tolerance. Its own test binary, because it
 //! switches the kernels globally.
 
+mod common;
+
 use std::process::Command;
 
 use burn::tensor::Device;
@@ -66,15 +68,7 @@ fn teacher_loss_curve_is_the_same_with_and_without_kernels() {
     let d = std::env::temp_dir().join(format!("tract-cpu-unet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    let mut px = vec![0u8; 32 * 64];
-    for k in 0..32 {
-        let (y0, x0) = (k % 5, (k / 5) % 5);
-        for y in y0..y0 + 3 {
-            for x in x0..x0 + 3 {
-                px[k * 64 + y * 8 + x] = 200 + (k as u8);
-            }
-        }
-    }
+    let px = common::squares(32, |k| 200 + k as u8);
     tract_studio::data::idx::write_idx(&d.join("train-images-idx3-ubyte"), &[32, 8, 8], &px, false)
         .unwrap();
     let data = format!("mnist:{}", d.display());

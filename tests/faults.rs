@@ -3,6 +3,8 @@
 //! loads (checksums verified), resuming continues, and the result is byte-identical to a run
 //! that was never interrupted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -288,15 +290,7 @@ fn distill_survives_kill_9_at_random_moments() {
 
 /// 24 images of 8x8 in idx files (as tests/images.rs).
 fn image_fixture(dir: &Path) {
-    let mut px = vec![0u8; 24 * 64];
-    for k in 0..24 {
-        let (y0, x0) = (k % 5, (k / 5) % 5);
-        for y in y0..y0 + 3 {
-            for x in x0..x0 + 3 {
-                px[k * 64 + y * 8 + x] = 250;
-            }
-        }
-    }
+    let px = common::squares(24, |_| 250);
     tract_studio::data::idx::write_idx(
         &dir.join("train-images-idx3-ubyte"),
         &[24, 8, 8],

@@ -2,6 +2,8 @@
 //! sample grids, bit-exact resume, sampling to [N, C, H, W] and a PNG grid, distillation
 //! from the trained teacher, and clear errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,15 +23,7 @@ fn ok(args: &[&str]) -> String {
 
 /// 24 images of 8x8: a bright 3x3 square at a position set by the index.
 fn fixture(dir: &Path) {
-    let mut px = vec![0u8; 24 * 64];
-    for k in 0..24 {
-        let (y0, x0) = (k % 5, (k / 5) % 5);
-        for y in y0..y0 + 3 {
-            for x in x0..x0 + 3 {
-                px[k * 64 + y * 8 + x] = 250;
-            }
-        }
-    }
+    let px = common::squares(24, |_| 250);
     tract_studio::data::idx::write_idx(
         &dir.join("train-images-idx3-ubyte.gz"),
         &[24, 8, 8],

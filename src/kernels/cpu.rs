@@ -188,6 +188,20 @@ impl CpuKernels for Flex {
     }
 }
 
+/// Hands each tracked parent its gradient.
+#[cfg(feature = "train")]
+fn register<B: Backend>(
+    parents: [Option<burn::backend::autodiff::NodeId>; 3],
+    grads_out: [FloatTensor<B>; 3],
+    grads: &mut Gradients,
+) {
+    for (id, g) in parents.into_iter().zip(grads_out) {
+        if let Some(id) = id {
+            grads.register::<B>(id, g);
+        }
+    }
+}
+
 #[cfg(feature = "train")]
 #[derive(Debug)]
 struct ConvBackward;
@@ -201,15 +215,11 @@ impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
         let gy = grads.consume::<B>(&ops.node);
         let (x, w, stride, pad) = ops.state;
         let (gx, gw, gb) = B::cpu_conv2d_backward(x, w, gy, stride, pad, node_x.is_some());
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, gx);
-        }
-        if let Some(node) = node_w {
-            grads.register::<B>(node.id, gw);
-        }
-        if let Some(node) = node_b {
-            grads.register::<B>(node.id, gb);
-        }
+        register::<B>(
+            [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
+            [gx, gw, gb],
+            grads,
+        );
     }
 }
 
@@ -226,15 +236,11 @@ impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
         let gy = grads.consume::<B>(&ops.node);
         let (x, gamma, beta, groups, act) = ops.state;
         let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, act);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, gx);
-        }
-        if let Some(node) = node_g {
-            grads.register::<B>(node.id, gg);
-        }
-        if let Some(node) = node_b {
-            grads.register::<B>(node.id, gb);
-        }
+        register::<B>(
+            [node_x, node_g, node_b].map(|n| n.map(|n| n.id)),
+            [gx, gg, gb],
+            grads,
+        );
     }
 }
 
