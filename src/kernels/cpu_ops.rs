@@ -316,12 +316,207 @@ fn col2im_add(s: &ConvShape, gcol: &[f32], gx: &mut [f32]) {
     }
 }
 
+thread_local! {
+    static PAD: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A second per-thread scratch buffer (the zero-padded image), reused across calls.
+fn with_pad<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PAD.with(|c| {
+        let mut v = c.borrow_mut();
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        f(&mut v[..len])
+    })
+}
+
+/// The layout of the im2col-free path for a stride-1 convolution that keeps the size
+/// (k = 2p + 1): each image is zero-padded once, [c, h + 2p, w + 2p] plus 2p slack floats,
+/// and tap (kh, kw) of the kernel then reads the padded planes shifted by kh (w + 2p) + kw as
+/// a plain strided matrix [c, h (w + 2p)]. The output is computed on the padded width (2p
+/// wasted columns per row) and compacted afterwards, so no im2col matrix is ever built.
+#[derive(Clone, Copy)]
+struct Same {
+    /// padded row length w + 2p
+    wp: usize,
+    /// padded plane h+2p rows of wp
+    plane: usize,
+    /// pixels of the padded-width output, h wp
+    pp: usize,
+}
+
+impl Same {
+    fn of(s: &ConvShape) -> Option<Same> {
+        (s.stride == 1 && s.k > 1 && 2 * s.pad + 1 == s.k).then(|| {
+            let wp = s.w + 2 * s.pad;
+            Same {
+                wp,
+                plane: (s.h + 2 * s.pad) * wp,
+                pp: s.h * wp,
+            }
+        })
+    }
+    /// Length of the padded buffer of `c` channels (the slack keeps the last tap in bounds).
+    fn padded_len(&self, s: &ConvShape, c: usize) -> usize {
+        c * self.plane + 2 * s.pad
+    }
+    /// Offset of tap (kh, kw) in the padded planes.
+    fn offset(&self, kh: usize, kw: usize) -> usize {
+        kh * self.wp + kw
+    }
+}
+
+/// xp[ci, r, c] = x[ci, r - p, c - p] inside the image, 0 on the border and in the slack.
+fn pad_image(s: &ConvShape, g: &Same, c: usize, x: &[f32], xp: &mut [f32]) {
+    let (h, w, p, wp) = (s.h, s.w, s.pad, g.wp);
+    for ci in 0..c {
+        let src = &x[ci * h * w..(ci + 1) * h * w];
+        let dst = &mut xp[ci * g.plane..(ci + 1) * g.plane];
+        dst[..p * wp].fill(0.0);
+        dst[(h + p) * wp..].fill(0.0);
+        for r in 0..h {
+            let row = &mut dst[(r + p) * wp..(r + p + 1) * wp];
+            row[..p].fill(0.0);
+            row[p..p + w].copy_from_slice(&src[r * w..(r + 1) * w]);
+            row[p + w..].fill(0.0);
+        }
+    }
+    xp[c * g.plane..].fill(0.0);
+}
+
+/// Tap-major weights: out[(kh k + kw), co, ci] = w[co, ci, kh, kw], or the kernel flipped
+/// and transposed (w[ci, co, k-1-kh, k-1-kw] with w given as [cin=co', cout=ci', k, k]) for
+/// the input gradient.
+fn tap_major(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    let kk = k * k;
+    for kh in 0..k {
+        for kw in 0..k {
+            let tap = kh * k + kw;
+            for co in 0..cout {
+                for ci in 0..cin {
+                    out[(tap * cout + co) * cin + ci] = if flip_transpose {
+                        // w is [cin_of_forward = co, cout_of_forward = ci] here
+                        w[(ci * cout + co) * kk + (k - 1 - kh) * k + (k - 1 - kw)]
+                    } else {
+                        w[(co * cin + ci) * kk + tap]
+                    };
+                }
+            }
+        }
+    }
+    out
+}
+
+/// y = conv(x) for a same-size stride-1 convolution with tap-major weights `wt`
+/// ([k k, cout, cin]), im2col-free: k^2 GEMMs per image on shifted views of the padded image,
+/// accumulated on the padded width, then compacted into NCHW with the bias added.
+fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    let (hw, in_len) = (s.h * s.w, s.cin * s.h * s.w);
+    let out_len = s.cout * hw;
+    assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
+    assert_eq!(wt.len(), s.k * s.k * s.cout * s.cin, "conv2d: weight size");
+    let mut y = vec![0f32; s.n * out_len];
+    let inner = s.n < threads();
+    let one = |i: usize, yi: &mut [f32]| {
+        let xi = &x[i * in_len..(i + 1) * in_len];
+        with_pad(g.padded_len(s, s.cin), |xp| {
+            pad_image(s, g, s.cin, xi, xp);
+            with_col(s.cout * g.pp, |acc| {
+                for kh in 0..s.k {
+                    for kw in 0..s.k {
+                        let tap = kh * s.k + kw;
+                        mm(
+                            (s.cout, g.pp, s.cin),
+                            acc,
+                            g.pp,
+                            tap > 0,
+                            &wt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
+                            (s.cin, 1),
+                            &xp[g.offset(kh, kw)..],
+                            (g.plane, 1),
+                            parallelism(inner),
+                        );
+                    }
+                }
+                for co in 0..s.cout {
+                    let bv = b.map_or(0.0, |b| b[co]);
+                    for r in 0..s.h {
+                        let src = &acc[co * g.pp + r * g.wp..][..s.w];
+                        let dst = &mut yi[(co * s.h + r) * s.w..][..s.w];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = v + bv;
+                        }
+                    }
+                }
+            })
+        })
+    };
+    if inner {
+        y.chunks_mut(out_len.max(1))
+            .enumerate()
+            .for_each(|(i, c)| one(i, c));
+    } else {
+        for_chunks(&mut y, out_len, one);
+    }
+    y
+}
+
+/// The weight and bias gradients of `conv_same` for one image, added into gwt (tap-major
+/// [k k, cout, cin]) and gb: gwt[tap] += gy_padded . shifted(xp)^T, one GEMM per tap with
+/// K = the padded-width pixels (the wasted columns of gy are zero).
+fn conv_same_wgrad(
+    s: &ConvShape,
+    g: &Same,
+    xi: &[f32],
+    gyi: &[f32],
+    gwt: &mut [f32],
+    gb: &mut [f32],
+) {
+    let hw = s.h * s.w;
+    for (gbv, row) in gb.iter_mut().zip(gyi.chunks(hw)) {
+        *gbv += sum8(row);
+    }
+    with_pad(g.padded_len(s, s.cin), |xp| {
+        pad_image(s, g, s.cin, xi, xp);
+        with_col(s.cout * g.pp, |gyp| {
+            for co in 0..s.cout {
+                for r in 0..s.h {
+                    let dst = &mut gyp[co * g.pp + r * g.wp..][..g.wp];
+                    dst[..s.w].copy_from_slice(&gyi[(co * s.h + r) * s.w..][..s.w]);
+                    dst[s.w..].fill(0.0);
+                }
+            }
+            for kh in 0..s.k {
+                for kw in 0..s.k {
+                    let tap = kh * s.k + kw;
+                    mm(
+                        (s.cout, s.cin, g.pp),
+                        &mut gwt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
+                        s.cin,
+                        true,
+                        gyp,
+                        (g.pp, 1),
+                        &xp[g.offset(kh, kw)..],
+                        (1, g.plane),
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        })
+    });
+}
+
 /// y[n] = W [cout, cin k k] . im2col(x[n]) + b, one GEMM per image, written straight into NCHW.
 pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
     let (kk, pp) = (s.kk(), s.pixels());
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
     assert_eq!(w.len(), s.cout * kk, "conv2d: weight size");
+    if let Some(g) = Same::of(s) {
+        return conv_same(s, &g, x, &tap_major(w, s.cout, s.cin, s.k, false), b);
+    }
     let mut y = vec![0f32; s.n * out_len];
     // images in parallel when there are enough of them, else threads inside each GEMM
     let inner = s.n < threads();
@@ -379,6 +574,25 @@ pub fn conv2d_backward(
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(gy.len(), s.n * out_len, "conv2d backward: gradient size");
     let wlen = s.cout * kk;
+    if let Some(g) = Same::of(s) {
+        // [gw tap-major | gb] accumulated per thread
+        let acc = sum_over(s.n, wlen + s.cout, |i, acc| {
+            let (gwt, gb) = acc.split_at_mut(wlen);
+            let xi = &x[i * in_len..(i + 1) * in_len];
+            conv_same_wgrad(s, &g, xi, &gy[i * out_len..(i + 1) * out_len], gwt, gb);
+        });
+        let kk2 = s.k * s.k;
+        let mut gw = vec![0f32; wlen];
+        for tap in 0..kk2 {
+            for co in 0..s.cout {
+                for ci in 0..s.cin {
+                    gw[(co * s.cin + ci) * kk2 + tap] = acc[(tap * s.cout + co) * s.cin + ci];
+                }
+            }
+        }
+        let gx = need_x.then(|| input_grad(s, w, gy));
+        return (gx, gw, acc[wlen..].to_vec());
+    }
     // [gw | gb] accumulated per thread
     let acc = sum_over(s.n, wlen + s.cout, |i, acc| {
         let gyi = &gy[i * out_len..(i + 1) * out_len];
@@ -416,6 +630,13 @@ pub fn conv2d_backward(
 
 fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
     let (k, kk, pp) = (s.k, s.kk(), s.pixels());
+    if Same::of(s).is_some() {
+        // a forward convolution of gy with the flipped, transposed kernel
+        let t = ConvShape::new(s.n, s.cout, s.ho, s.wo, s.cin, k, 1, s.pad)
+            .expect("a same-size convolution has a transposed one");
+        let g = Same::of(&t).expect("the transposed convolution keeps the size too");
+        return conv_same(&t, &g, gy, &tap_major(w, s.cin, s.cout, k, true), None);
+    }
     if s.stride == 1 && 2 * s.pad + 1 == k {
         // wt[ci, co, kh, kw] = w[co, ci, k-1-kh, k-1-kw]
         let mut wt = vec![0f32; w.len()];
@@ -806,6 +1027,79 @@ mod tests {
             }
         }
         y
+    }
+
+    /// Direct gradients of `direct` (gx, gw), the independent reference for the backward.
+    fn direct_back(s: &ConvShape, x: &[f32], w: &[f32], gy: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let mut gx = vec![0f64; x.len()];
+        let mut gw = vec![0f64; w.len()];
+        for n in 0..s.n {
+            for co in 0..s.cout {
+                for oh in 0..s.ho {
+                    for ow in 0..s.wo {
+                        let g = gy[((n * s.cout + co) * s.ho + oh) * s.wo + ow] as f64;
+                        for ci in 0..s.cin {
+                            for kh in 0..s.k {
+                                for kw in 0..s.k {
+                                    let ih = (oh * s.stride + kh) as isize - s.pad as isize;
+                                    let iw = (ow * s.stride + kw) as isize - s.pad as isize;
+                                    if ih < 0 || iw < 0 || ih >= s.h as isize || iw >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((n * s.cin + ci) * s.h + ih as usize) * s.w + iw as usize;
+                                    let wi = ((co * s.cin + ci) * s.k + kh) * s.k + kw;
+                                    gx[xi] += g * w[wi] as f64;
+                                    gw[wi] += g * x[xi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (gx, gw)
+    }
+
+    #[test]
+    fn conv_backward_matches_direct_sums_elementwise() {
+        // same-size (the im2col-free path, k 3 and 5), stride 2, 1x1, batch 1 (threaded GEMM)
+        for (i, &(n, cin, h, w, cout, k, st, p)) in [
+            (1, 1, 5, 7, 1, 3, 1, 1),
+            (3, 5, 9, 6, 7, 3, 1, 1),
+            (2, 3, 4, 6, 5, 5, 1, 2),
+            (1, 13, 6, 3, 2, 3, 1, 1),
+            (2, 3, 7, 9, 2, 3, 2, 1),
+            (4, 6, 5, 5, 3, 1, 1, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let s = ConvShape::new(n, cin, h, w, cout, k, st, p).unwrap();
+            let x = vals(n * cin * h * w, 50 + i as u64);
+            let wt = vals(cout * cin * k * k, 60 + i as u64);
+            let b = vals(cout, 70 + i as u64);
+            let y = conv2d_forward(&s, &x, &wt, Some(&b));
+            for (a, e) in y.iter().zip(&direct(&s, &x, &wt, &b)) {
+                assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{s:?}: {a} vs {e}");
+            }
+            let gy = vals(y.len(), 80 + i as u64);
+            let (gx, gw, _) = conv2d_backward(&s, &x, &wt, &gy, true);
+            let (ex, ew) = direct_back(&s, &x, &wt, &gy);
+            for (a, e) in gx.unwrap().iter().zip(&ex) {
+                assert!(
+                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{s:?} gx {a} vs {e}"
+                );
+            }
+            for (a, e) in gw.iter().zip(&ew) {
+                assert!(
+                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{s:?} gw {a} vs {e}"
+                );
+            }
+        }
     }
 
     fn vals(len: usize, seed: u64) -> Vec<f32> {
