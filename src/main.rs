@@ -1379,6 +1379,7 @@ fn app(_a: AppArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    tract_studio::kernels::cpu::keep_freed_memory();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Some(Cmd::Distill(a)) => distill(a),

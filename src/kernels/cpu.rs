@@ -27,6 +27,33 @@ use super::cpu_ops::{self, ConvShape};
 /// own ops on the CPU too (for comparisons from the command line).
 static STATE: AtomicU8 = AtomicU8::new(0);
 
+/// Keeps memory the process frees for reuse instead of handing it back to the kernel after
+/// each large free (glibc's default for blocks above 128 KiB, or above the trim threshold at
+/// the top of the heap). A training step allocates and frees the same activation sizes every
+/// step; with the defaults each of them came back as fresh zeroed pages, and the page faults
+/// were a fifth of a tiny-UNet training step (perf). Called once at start by the front ends;
+/// `TRACT_KEEP_FREED=0` leaves glibc's defaults. Blocks above 32 MiB (glibc's maximum mmap
+/// threshold) are still mapped and unmapped each time.
+pub fn keep_freed_memory() {
+    if std::env::var("TRACT_KEEP_FREED").is_ok_and(|v| v == "0") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only changes glibc's allocation thresholds; called before threads
+        // allocate concurrently matters not (glibc locks), and a refused value keeps the old one
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+        }
+    }
+}
+
 /// Switch the CPU kernels on or off (benchmarks and tests compare both).
 pub fn set_enabled(on: bool) {
     STATE.store(if on { 1 } else { 2 }, Ordering::SeqCst);
