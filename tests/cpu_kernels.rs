@@ -1,5 +1,5 @@
 //! The CPU kernels (src/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
-//! (`cpu::reference`): values and gradients of convolution and GroupNorm (+ SiLU), on odd
+//! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input) and GroupNorm (+ SiLU), on odd
 //! sizes, 1 and prime channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|)
 //! at most 2e-5 for values and 1e-4 for gradients (different summation orders in f32).
 
@@ -24,15 +24,70 @@ fn t4(v: Vec<f32>, s: [usize; 4], dev: &Device) -> Tensor<4> {
     from_vec1(v, dev).reshape(s)
 }
 
-#[test]
-fn conv2d_matches_burn_values_and_gradients() {
+type Conv = dyn Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>;
+
+/// Values and gradients (x, w, b) of `ours` against `theirs` on random inputs.
+fn compare_conv(
+    rng: &mut Rng,
+    what: &str,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    ours: &Conv,
+    theirs: &Conv,
+) {
+    let dev = Device::flex();
+    let ad = dev.clone().autodiff();
+    let xv = rng.normals(xs.iter().product());
+    let wv: Vec<f32> = rng
+        .normals(ws.iter().product())
+        .iter()
+        .map(|v| v * 0.3)
+        .collect();
+    let bv = rng.normals(ws[0]);
+    let mk = |d: &Device| {
+        (
+            t4(xv.clone(), xs, d),
+            t4(wv.clone(), ws, d),
+            from_vec1(bv.clone(), d),
+        )
+    };
+    let (x, wt, b) = mk(&dev);
+    let a = ours(x.clone(), wt.clone(), b.clone());
+    let e = theirs(x, wt, b);
+    assert_eq!(a.dims(), e.dims(), "{what}");
+    let r = rng.normals(e.dims().iter().product());
+    close(&to_vec(a), &to_vec(e), 2e-5, what);
+    // gradients of sum(y * r) with respect to x, w and b
+    let grads = |f: &Conv| {
+        let (x, wt, b) = mk(&ad);
+        let (x, wt, b) = (x.require_grad(), wt.require_grad(), b.require_grad());
+        let y = f(x.clone(), wt.clone(), b.clone());
+        let rt = t4(r.clone(), y.dims(), &ad);
+        let g = (y * rt).sum().backward();
+        (
+            to_vec(x.grad(&g).unwrap()),
+            to_vec(wt.grad(&g).unwrap()),
+            to_vec(b.grad(&g).unwrap()),
+        )
+    };
+    let (a, e) = (grads(ours), grads(theirs));
+    close(&a.0, &e.0, 1e-4, &format!("{what} dx"));
+    close(&a.1, &e.1, 1e-4, &format!("{what} dw"));
+    close(&a.2, &e.2, 1e-4, &format!("{what} db"));
+}
+
+fn on_flex() {
     assert!(cpu::enabled(), "the kernels are on by default");
     let dev = Device::flex();
     assert!(
         tract_studio::kernels::is_flex(&dev)
             && tract_studio::kernels::is_flex(&dev.clone().autodiff())
     );
-    let ad = dev.clone().autodiff();
+}
+
+#[test]
+fn conv2d_matches_burn_values_and_gradients() {
+    on_flex();
     let mut rng = Rng::new(3);
     // (n, cin, h, w, cout, k, stride, pad)
     let cases = [
@@ -43,60 +98,48 @@ fn conv2d_matches_burn_values_and_gradients() {
         (4, 6, 5, 5, 3, 1, 1, 0),
         (1, 2, 6, 5, 3, 3, 1, 0),
         (2, 4, 6, 6, 5, 1, 2, 0),
+        (2, 3, 6, 7, 4, 5, 1, 2),
         (5, 16, 16, 16, 32, 3, 1, 1),
         (3, 32, 8, 8, 96, 1, 1, 0),
     ];
     for (n, cin, h, w, cout, k, st, p) in cases {
-        let what = format!("conv n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} p{p}");
-        let xv = rng.normals(n * cin * h * w);
-        let wv: Vec<f32> = rng
-            .normals(cout * cin * k * k)
-            .iter()
-            .map(|v| v * 0.3)
-            .collect();
-        let bv = rng.normals(cout);
-        let mk = |d: &Device| {
-            (
-                t4(xv.clone(), [n, cin, h, w], d),
-                t4(wv.clone(), [cout, cin, k, k], d),
-                from_vec1(bv.clone(), d),
-            )
-        };
-        let (x, wt, b) = mk(&dev);
-        let ours = cpu::conv2d(x.clone(), wt.clone(), b.clone(), st, p);
-        let theirs = reference::conv2d(x, wt, b, st, p);
-        assert_eq!(ours.dims(), theirs.dims(), "{what}");
-        let r = rng.normals(theirs.dims().iter().product());
-        close(&to_vec(ours), &to_vec(theirs.clone()), 2e-5, &what);
-        // gradients of sum(y * r) with respect to x, w and b
-        let grads = |f: &dyn Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>| {
-            let (x, wt, b) = mk(&ad);
-            let (x, wt, b) = (x.require_grad(), wt.require_grad(), b.require_grad());
-            let y = f(x.clone(), wt.clone(), b.clone());
-            let rt = t4(r.clone(), y.dims(), &ad);
-            let g = (y * rt).sum().backward();
-            (
-                to_vec(x.grad(&g).unwrap()),
-                to_vec(wt.grad(&g).unwrap()),
-                to_vec(b.grad(&g).unwrap()),
-            )
-        };
-        let a = grads(&|x, w, b| cpu::conv2d(x, w, b, st, p));
-        let e = grads(&|x, w, b| reference::conv2d(x, w, b, st, p));
-        close(&a.0, &e.0, 1e-4, &format!("{what} dx"));
-        close(&a.1, &e.1, 1e-4, &format!("{what} dw"));
-        close(&a.2, &e.2, 1e-4, &format!("{what} db"));
+        compare_conv(
+            &mut rng,
+            &format!("conv n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} p{p}"),
+            [n, cin, h, w],
+            [cout, cin, k, k],
+            &move |x, w, b| cpu::conv2d(x, w, b, st, p),
+            &move |x, w, b| reference::conv2d(x, w, b, st, p),
+        );
+    }
+}
+
+#[test]
+fn upsample_conv2d_matches_burn_values_and_gradients() {
+    on_flex();
+    let mut rng = Rng::new(5);
+    // (n, cin, h, w, cout): odd sizes, 1 and prime channel counts, batch 1, the UNet's shapes
+    for (n, cin, h, w, cout) in [
+        (1, 1, 3, 5, 1),
+        (3, 5, 4, 3, 7),
+        (2, 13, 1, 2, 2),
+        (5, 32, 16, 16, 32),
+    ] {
+        compare_conv(
+            &mut rng,
+            &format!("upsample conv n{n} cin{cin} {h}x{w} cout{cout}"),
+            [n, cin, h, w],
+            [cout, cin, 3, 3],
+            &cpu::upsample_conv2d,
+            &|x, w, b| reference::conv2d(reference::upsample2x(x), w, b, 1, 1),
+        );
     }
 }
 
 #[test]
 fn group_norm_silu_matches_burn_values_and_gradients() {
-    assert!(cpu::enabled(), "the kernels are on by default");
+    on_flex();
     let dev = Device::flex();
-    assert!(
-        tract_studio::kernels::is_flex(&dev)
-            && tract_studio::kernels::is_flex(&dev.clone().autodiff())
-    );
     let ad = dev.clone().autodiff();
     let mut rng = Rng::new(4);
     // (n, c, h, w, groups)

@@ -77,13 +77,15 @@ fn use_cpu_kernels(device: &Device) -> bool {
 
 #[backend_extension(Flex, Autodiff: cfg(feature = "train"))]
 pub trait CpuKernels: Backend {
-    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K] and bias b [Cout].
+    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K] and bias b [Cout]; with
+    /// `up`, of x upsampled 2x by nearest neighbour (3x3, stride 1, padding 1 only).
     fn cpu_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        up: bool,
     ) -> FloatTensor<Self>;
 
     /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is [0] unless `need_x`).
@@ -93,6 +95,7 @@ pub trait CpuKernels: Backend {
         gy: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        up: bool,
         need_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
@@ -150,9 +153,15 @@ impl CpuKernels for Flex {
         b: FlexTensor,
         stride: usize,
         pad: usize,
+        up: bool,
     ) -> FlexTensor {
         let s = conv_shape(&x, &w, stride, pad);
-        let y = cpu_ops::conv2d_forward(&s, &values(&x), &values(&w), Some(&values(&b)));
+        let (x, w, b) = (values(&x), values(&w), values(&b));
+        if up {
+            let y = cpu_ops::upconv_forward(&s, &x, &w, Some(&b));
+            return flex(y, &[s.n, s.cout, 2 * s.h, 2 * s.w]);
+        }
+        let y = cpu_ops::conv2d_forward(&s, &x, &w, Some(&b));
         flex(y, &[s.n, s.cout, s.ho, s.wo])
     }
 
@@ -162,11 +171,16 @@ impl CpuKernels for Flex {
         gy: FlexTensor,
         stride: usize,
         pad: usize,
+        up: bool,
         need_x: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let s = conv_shape(&x, &w, stride, pad);
-        let (gx, gw, gb) =
-            cpu_ops::conv2d_backward(&s, &values(&x), &values(&w), &values(&gy), need_x);
+        let back = if up {
+            cpu_ops::upconv_backward
+        } else {
+            cpu_ops::conv2d_backward
+        };
+        let (gx, gw, gb) = back(&s, &values(&x), &values(&w), &values(&gy), need_x);
         let gx = match gx {
             Some(g) => flex(g, &[s.n, s.cin, s.h, s.w]),
             None => flex(vec![], &[0]),
@@ -235,13 +249,13 @@ struct ConvBackward;
 
 #[cfg(feature = "train")]
 impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
+    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let gy = grads.consume::<B>(&ops.node);
-        let (x, w, stride, pad) = ops.state;
-        let (gx, gw, gb) = B::cpu_conv2d_backward(x, w, gy, stride, pad, node_x.is_some());
+        let (x, w, stride, pad, up) = ops.state;
+        let (gx, gw, gb) = B::cpu_conv2d_backward(x, w, gy, stride, pad, up, node_x.is_some());
         register::<B>(
             [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
             [gx, gw, gb],
@@ -280,6 +294,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         b: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        up: bool,
     ) -> FloatTensor<Self> {
         let prep = ConvBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
@@ -288,10 +303,10 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let y = B::cpu_conv2d(x.clone(), w.clone(), b, stride, pad);
-                prep.finish((x, w, stride, pad), y)
+                let y = B::cpu_conv2d(x.clone(), w.clone(), b, stride, pad, up);
+                prep.finish((x, w, stride, pad, up), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(x, w, b, stride, pad)),
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(x, w, b, stride, pad, up)),
         }
     }
 
@@ -301,6 +316,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         gy: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        up: bool,
         need_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // gradients of gradients are not needed: constants
@@ -310,6 +326,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
             Self::inner(gy),
             stride,
             pad,
+            up,
             need_x,
         );
         (
@@ -390,9 +407,38 @@ pub fn conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>, stride: usize, pad: usiz
             b.into_dispatch(),
             stride,
             pad,
+            false,
         ))
     } else {
         reference::conv2d(x, w, b, stride, pad)
+    }
+}
+
+/// A 3x3 convolution (stride 1, padding 1, with bias) of x upsampled 2x by nearest
+/// neighbour: on the CPU backend one kernel that never builds the upsampled image (each
+/// output phase is a 2x2 convolution with folded weights, 16/36 of the work), Burn's ops
+/// (upsample, then conv2d) elsewhere.
+pub fn upsample_conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
+    let [_, cin, h, wd] = x.dims();
+    let [cout, wcin, k, k2] = w.dims();
+    let ok = use_cpu_kernels(&x.device())
+        && wcin == cin
+        && (k, k2) == (3, 3)
+        && b.dims()[0] == cout
+        && h > 0
+        && wd > 0
+        && all_f32(&[x.dtype(), w.dtype(), b.dtype()]);
+    if ok {
+        Tensor::from_dispatch(Dispatch::cpu_conv2d(
+            x.into_dispatch(),
+            w.into_dispatch(),
+            b.into_dispatch(),
+            1,
+            1,
+            true,
+        ))
+    } else {
+        reference::conv2d(reference::upsample2x(x), w, b, 1, k / 2)
     }
 }
 
@@ -445,6 +491,15 @@ pub mod reference {
             Some(b),
             ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
         )
+    }
+
+    /// Nearest-neighbour upsampling by 2 on both axes.
+    pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let x: Tensor<6> = x.reshape([n, c, h, 1, w, 1]);
+        x.repeat_dim(3, 2)
+            .repeat_dim(5, 2)
+            .reshape([n, c, 2 * h, 2 * w])
     }
 
     pub fn group_norm(

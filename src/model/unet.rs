@@ -156,6 +156,13 @@ impl Cursor<'_> {
         let b = self.next();
         cpu::conv2d(x, w, b, stride, s[2] / 2)
     }
+    /// A 3x3 convolution of x upsampled 2x (nearest), as one op on the CPU.
+    fn up_conv(&mut self, x: Tensor<4>) -> Tensor<4> {
+        let s = self.shape().to_vec();
+        let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
+        let b = self.next();
+        cpu::upsample_conv2d(x, w, b)
+    }
     /// GroupNorm with its affine parameters, then SiLU when `act` (one fused op on the CPU).
     fn norm(&mut self, x: Tensor<4>, groups: usize, act: bool) -> Tensor<4> {
         let c = x.dims()[1];
@@ -193,14 +200,6 @@ impl Cursor<'_> {
         let out = v.matmul(att.swap_dims(1, 2)).reshape([n, c, h, w]);
         x + self.conv(out, 1)
     }
-}
-
-fn upsample(x: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let x: Tensor<6> = x.reshape([n, c, h, 1, w, 1]);
-    x.repeat_dim(3, 2)
-        .repeat_dim(5, 2)
-        .reshape([n, c, 2 * h, 2 * w])
 }
 
 impl Unet {
@@ -346,7 +345,7 @@ impl Unet {
                 ch = o;
             }
             if l > 0 {
-                h = cur.conv(upsample(h), 1);
+                h = cur.up_conv(h);
             }
         }
         let _ = ch;
