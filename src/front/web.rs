@@ -13,13 +13,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::front::app::{AppOptions, StudioApp, Tab};
+use crate::front::app::{AppOptions, Page, StudioApp, Tab};
 use crate::jobs::studio::Session;
 
 #[wasm_bindgen(inline_js = r#"
-export function next_frame() {
-  return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))));
-}
 export async function fetch_file(name) {
   let r;
   try { r = await fetch(name); } catch (e) { throw new Error("the request failed (" + e.message + ")"); }
@@ -45,16 +42,9 @@ export async function gpu_adapter() {
 }
 "#)]
 extern "C" {
-    /// Resolves after the browser has drawn a frame (two animation frames, then a task).
-    fn next_frame() -> js_sys::Promise;
     /// The bytes of a file next to the page (a Uint8Array); rejects with what went wrong.
     fn fetch_file(name: &str) -> js_sys::Promise;
     fn gpu_adapter() -> js_sys::Promise;
-}
-
-/// Let the page draw (between gallery cells: CPU sampling runs on the main thread).
-pub async fn yield_to_page() {
-    let _ = JsFuture::from(next_frame()).await;
 }
 
 fn document() -> Option<web_sys::Document> {
@@ -62,7 +52,7 @@ fn document() -> Option<web_sys::Document> {
 }
 
 /// Seconds since the page started loading (performance.now()).
-pub fn page_seconds() -> f64 {
+fn page_seconds() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map(|p| p.now() / 1000.0)
@@ -70,7 +60,7 @@ pub fn page_seconds() -> f64 {
 }
 
 /// Text in the page's #status element (errors, readiness, timings).
-pub fn set_status(text: &str, error: bool) {
+fn set_status(text: &str, error: bool) {
     if let Some(el) = document().and_then(|d| d.get_element_by_id("status")) {
         el.set_text_content(Some(text));
         let _ = el.set_attribute("class", if error { "error" } else { "ok" });
@@ -81,19 +71,40 @@ pub fn set_status(text: &str, error: bool) {
 }
 
 /// An attribute on <body> for the page's test (e.g. data-first-row="1.23").
-pub fn mark(name: &str, value: &str) {
+fn mark(name: &str, value: &str) {
     if let Some(b) = document().and_then(|d| d.body()) {
         let _ = b.set_attribute(name, value);
     }
 }
 
 /// Tell the page (and its test) that the gallery is drawn.
-pub fn mark_gallery_drawn(seconds: f64) {
+fn mark_gallery_drawn(seconds: f64) {
     if let Some(d) = document() {
         d.set_title("tract-studio: gallery drawn");
     }
     mark("data-gallery", &format!("{seconds:.2}"));
     set_status(&format!("gallery drawn {seconds:.1} s after start"), false);
+}
+
+/// The page as the app sees it: its status line, its clock and the markers its test reads.
+struct WebPage;
+
+impl Page for WebPage {
+    fn seconds(&self) -> f64 {
+        page_seconds()
+    }
+    fn mark(&self, name: &str, value: &str) {
+        mark(name, value)
+    }
+    fn status(&self, text: &str, error: bool) {
+        set_status(text, error)
+    }
+    fn gallery_drawn(&self, seconds: f64) {
+        mark_gallery_drawn(seconds)
+    }
+    fn log(&self, line: &str) {
+        web_sys::console::log_1(&JsValue::from_str(line));
+    }
 }
 
 /// One line per model file in #files (`state` is its class: fetching, ok, error).
@@ -281,7 +292,9 @@ async fn start() -> Result<(), JsValue> {
                 let ctx = cc.egui_ctx.clone();
                 let _ = ctx_tx.send(ctx.clone());
                 let session = Session::new(device, Arc::new(move || ctx.request_repaint()));
-                Ok(Box::new(StudioApp::new(session, opts)))
+                Ok(Box::new(
+                    StudioApp::new(session, opts).with_page(Box::new(WebPage)),
+                ))
             }),
         )
         .await?;

@@ -3,6 +3,29 @@
 //! embeds nothing: the page fetches manifest.json and each model file (src/web.rs) and hands
 //! the bytes to `insert`; until a file arrives (or when its fetch failed) `bytes` has none.
 
+/// Shipped models listed in assets/manifest.json.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub path: String,
+    pub data: String,
+    pub kind: String,
+    pub steps: usize,
+}
+
+/// Read a manifest; paths in it are relative to its directory.
+pub fn read_manifest(path: &std::path::Path) -> crate::Result<Vec<ManifestEntry>> {
+    let text = String::from_utf8(crate::engine::error::read_file(path)?)
+        .map_err(|_| crate::Error::file(path, "not UTF-8"))?;
+    let mut v: Vec<ManifestEntry> = serde_json::from_str(&text)
+        .map_err(|e| crate::Error::file(path, format!("malformed manifest ({e}); expected [{{\"name\", \"path\", \"data\", \"kind\", \"steps\"}}]")))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    for e in &mut v {
+        e.path = dir.join(&e.path).display().to_string();
+    }
+    Ok(v)
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub const MANIFEST: &str = include_str!("../../assets/manifest.json");
 
@@ -42,15 +65,13 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
 
 /// The embedded manifest, with `asset:` specs that `generate::Model::load` understands.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn manifest() -> Vec<crate::jobs::studio::ManifestEntry> {
-    let v: Vec<crate::jobs::studio::ManifestEntry> =
+pub fn manifest() -> Vec<ManifestEntry> {
+    let v: Vec<ManifestEntry> =
         serde_json::from_str(MANIFEST).expect("the shipped manifest parses");
     with_asset_specs(v)
 }
 
-fn with_asset_specs(
-    mut v: Vec<crate::jobs::studio::ManifestEntry>,
-) -> Vec<crate::jobs::studio::ManifestEntry> {
+fn with_asset_specs(mut v: Vec<ManifestEntry>) -> Vec<ManifestEntry> {
     for e in &mut v {
         e.path = format!("asset:{}", e.path);
     }
@@ -71,7 +92,7 @@ mod fetched {
     use std::sync::Mutex;
 
     pub struct Store {
-        pub manifest: Vec<crate::jobs::studio::ManifestEntry>,
+        pub manifest: Vec<ManifestEntry>,
         pub files: Vec<(String, FileState, &'static [u8])>,
     }
 
@@ -84,8 +105,8 @@ mod fetched {
 
 /// The fetched manifest (`asset:` specs); every file in it starts as pending.
 #[cfg(target_arch = "wasm32")]
-pub fn set_manifest(text: &str) -> crate::Result<Vec<crate::jobs::studio::ManifestEntry>> {
-    let v: Vec<crate::jobs::studio::ManifestEntry> = serde_json::from_str(text).map_err(|e| {
+pub fn set_manifest(text: &str) -> crate::Result<Vec<ManifestEntry>> {
+    let v: Vec<ManifestEntry> = serde_json::from_str(text).map_err(|e| {
         crate::Error::input(format!(
             "manifest.json is malformed ({e}); expected [{{\"name\", \"path\", \"data\", \"kind\", \"steps\"}}]"
         ))
@@ -101,7 +122,7 @@ pub fn set_manifest(text: &str) -> crate::Result<Vec<crate::jobs::studio::Manife
 
 /// The fetched manifest (empty until it arrives).
 #[cfg(target_arch = "wasm32")]
-pub fn manifest() -> Vec<crate::jobs::studio::ManifestEntry> {
+pub fn manifest() -> Vec<ManifestEntry> {
     fetched::STORE.lock().expect("lock").manifest.clone()
 }
 

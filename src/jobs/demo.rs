@@ -9,8 +9,7 @@ use serde::Serialize;
 use crate::engine::data::Data;
 use crate::engine::diffusion::Solver;
 use crate::engine::distill::{DistillConfig, Method, Observer, Run};
-use crate::engine::eval::{rmse, sliced_w2, weight_errors};
-use crate::engine::rng::{Rng, purpose};
+use crate::engine::eval::metrics;
 use crate::engine::schedule::Param;
 use crate::jobs::generate::{Model, noise};
 use crate::jobs::plot::{Panel, scatter_panels};
@@ -79,27 +78,6 @@ impl DemoResult {
         }
         s
     }
-}
-
-/// Metrics of a sample set against fresh data and a same-noise reference.
-pub fn metrics(
-    data: &Data,
-    samples: &[f32],
-    reference: Option<&[f32]>,
-    seed: u64,
-) -> (f64, f64, Option<f64>) {
-    let n = samples.len() / data.dim();
-    let fresh = data.sample(&mut Rng::stream(seed, purpose::EVAL_DATA), n);
-    let sw2 = sliced_w2(samples, &fresh, data.dim(), 256, seed);
-    let werr = data
-        .mixture()
-        .map(|g| {
-            weight_errors(g, samples)
-                .iter()
-                .fold(0.0f64, |m, e| m.max(e.abs()))
-        })
-        .unwrap_or(0.0);
-    (sw2, werr, reference.map(|r| rmse(samples, r)))
 }
 
 pub fn run(cfg: &DemoConfig, device: &Device, observer: &mut dyn Observer) -> Result<DemoResult> {

@@ -18,8 +18,8 @@ use serde::Serialize;
 use crate::engine::data::Data;
 use crate::engine::diffusion::Solver;
 use crate::engine::distill::{DistillConfig, Method, Observer, Run};
+use crate::engine::eval::metrics;
 use crate::engine::schedule::Param;
-use crate::jobs::demo::metrics;
 use crate::jobs::generate::{Model, noise};
 use crate::{Error, Result};
 

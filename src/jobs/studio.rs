@@ -13,8 +13,8 @@ use crate::engine::diffusion::Solver;
 use crate::engine::distill::{DistillConfig, Event};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::engine::distill::{Outcome, PreviewSpec, Run};
+use crate::engine::eval::metrics;
 use crate::engine::schedule::Param;
-use crate::jobs::demo::metrics;
 use crate::jobs::generate::{Model, noise};
 
 /// A model in the gallery: a label and a spec (`exact:DATA` or a model file).
@@ -397,29 +397,21 @@ async fn gallery(
 
 /// In the browser, CPU sampling runs on the page's thread: give it a frame between cells.
 async fn let_the_page_draw() {
-    #[cfg(all(target_arch = "wasm32", feature = "gui"))]
-    crate::front::web::yield_to_page().await;
+    #[cfg(target_arch = "wasm32")]
+    let _ = wasm_bindgen_futures::JsFuture::from(page::next_frame()).await;
 }
 
-/// Shipped models listed in assets/manifest.json.
-#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
-pub struct ManifestEntry {
-    pub name: String,
-    pub path: String,
-    pub data: String,
-    pub kind: String,
-    pub steps: usize,
-}
+#[cfg(target_arch = "wasm32")]
+mod page {
+    use wasm_bindgen::prelude::*;
 
-/// Read a manifest; paths in it are relative to its directory.
-pub fn read_manifest(path: &std::path::Path) -> crate::Result<Vec<ManifestEntry>> {
-    let text = String::from_utf8(crate::engine::error::read_file(path)?)
-        .map_err(|_| crate::Error::file(path, "not UTF-8"))?;
-    let mut v: Vec<ManifestEntry> = serde_json::from_str(&text)
-        .map_err(|e| crate::Error::file(path, format!("malformed manifest ({e}); expected [{{\"name\", \"path\", \"data\", \"kind\", \"steps\"}}]")))?;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    for e in &mut v {
-        e.path = dir.join(&e.path).display().to_string();
+    #[wasm_bindgen(inline_js = r#"
+export function next_frame() {
+  return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))));
+}
+"#)]
+    extern "C" {
+        /// Resolves after the browser has drawn a frame (two animation frames, then a task).
+        pub fn next_frame() -> js_sys::Promise;
     }
-    Ok(v)
 }

@@ -1,11 +1,12 @@
 //! Metrics: sliced Wasserstein-2, mixture component weights, RMSE and PSNR to a reference,
-//! and for images a classifier-feature FID (`classifier`, `fid`).
+//! the metrics of a sample set the jobs report (`metrics`), and for images a
+//! classifier-feature FID (`classifier`, `fid`).
 
 pub mod classifier;
 pub mod fid;
 
-use crate::engine::data::Gmm;
-use crate::engine::rng::Rng;
+use crate::engine::data::{Data, Gmm};
+use crate::engine::rng::{Rng, purpose};
 
 /// Sliced W2 between two equally sized point sets [n, d]: sqrt of the mean over random
 /// unit directions of the 1-D squared W2 (sorted projections).
@@ -67,6 +68,27 @@ pub fn rmse(a: &[f32], b: &[f32]) -> f64 {
         .sum::<f64>()
         / a.len() as f64)
         .sqrt()
+}
+
+/// Metrics of a sample set against fresh data and a same-noise reference.
+pub fn metrics(
+    data: &Data,
+    samples: &[f32],
+    reference: Option<&[f32]>,
+    seed: u64,
+) -> (f64, f64, Option<f64>) {
+    let n = samples.len() / data.dim();
+    let fresh = data.sample(&mut Rng::stream(seed, purpose::EVAL_DATA), n);
+    let sw2 = sliced_w2(samples, &fresh, data.dim(), 256, seed);
+    let werr = data
+        .mixture()
+        .map(|g| {
+            weight_errors(g, samples)
+                .iter()
+                .fold(0.0f64, |m, e| m.max(e.abs()))
+        })
+        .unwrap_or(0.0);
+    (sw2, werr, reference.map(|r| rmse(samples, r)))
 }
 
 #[cfg(test)]

@@ -58,6 +58,23 @@ pub enum RunStatus {
     Paused { dir: PathBuf },
 }
 
+/// What the app tells the page it runs in: its status line, its clock and the markers the
+/// page's test waits for. The browser entry (`front::web`) passes one in with
+/// [`StudioApp::with_page`]; the desktop app has none. (So the app never imports the web
+/// entry: the web entry builds the app and hands it this.)
+pub trait Page {
+    /// Seconds since the page started loading.
+    fn seconds(&self) -> f64;
+    /// An attribute for the page's test, e.g. `data-first-row="1.23"`.
+    fn mark(&self, name: &str, value: &str);
+    /// The page's status line (errors, readiness, timings).
+    fn status(&self, text: &str, error: bool);
+    /// The gallery is drawn, `seconds` after the app started.
+    fn gallery_drawn(&self, seconds: f64);
+    /// A line for the browser's console.
+    fn log(&self, line: &str);
+}
+
 /// Options from the command line (screenshots for docs and tests).
 #[derive(Clone, Debug, Default)]
 pub struct AppOptions {
@@ -115,7 +132,7 @@ pub struct StudioApp {
     // gallery
     pub models: Vec<(ModelRef, bool)>,
     /// Every shipped model (assets/manifest.json or the embedded copies).
-    pub manifest: Vec<crate::jobs::studio::ManifestEntry>,
+    pub manifest: Vec<crate::jobs::assets::ManifestEntry>,
     pub step_choices: Vec<(usize, bool)>,
     /// (one sample's shape, cells)
     pub gallery: Option<(Vec<usize>, Vec<GalleryCell>)>,
@@ -137,12 +154,13 @@ pub struct StudioApp {
     pub add_model_path: String,
     /// Frame at which the last gallery result arrived (the page reports "drawn" after it).
     pub gallery_ready_at_frame: Option<u64>,
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    /// The page the app runs in (the browser), told about cells, the drawn gallery, errors.
+    page: Option<Box<dyn Page>>,
     web_reported: bool,
     /// How many cells of `cell_log` the page has been told about.
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     web_cells: usize,
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    /// The page's `data-cells` marker so far (`model|steps|seconds|page time;...`).
+    web_cells_mark: String,
     web_errors: usize,
     // status
     pub errors: Vec<String>,
@@ -205,8 +223,10 @@ impl StudioApp {
             show_paths: true,
             add_model_path: String::new(),
             gallery_ready_at_frame: None,
+            page: None,
             web_reported: false,
             web_cells: 0,
+            web_cells_mark: String::new(),
             web_errors: 0,
             errors: vec![],
             log: vec![],
@@ -245,6 +265,12 @@ impl StudioApp {
         app
     }
 
+    /// Report to `page` from now on (the browser entry's page).
+    pub fn with_page(mut self, page: Box<dyn Page>) -> Self {
+        self.page = Some(page);
+        self
+    }
+
     /// Shipped checkpoints from assets/manifest.json join the gallery at start.
     /// assets/manifest.json when it is there (or --assets), else the embedded copies.
     fn load_assets(&mut self) {
@@ -254,7 +280,7 @@ impl StudioApp {
             .clone()
             .unwrap_or_else(|| PathBuf::from("assets/manifest.json"));
         let entries = if path.exists() {
-            match crate::jobs::studio::read_manifest(&path) {
+            match crate::jobs::assets::read_manifest(&path) {
                 Ok(e) => e,
                 Err(e) => {
                     self.errors.push(e.to_string());
@@ -815,48 +841,43 @@ impl eframe::App for StudioApp {
         self.show(ui);
         let ctx = ui.ctx().clone();
         self.screenshot_logic(&ctx);
-        #[cfg(target_arch = "wasm32")]
-        self.web_report();
+        self.report_to_page();
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 impl StudioApp {
-    /// The page learns when the gallery has been drawn, and sees every error.
-    fn web_report(&mut self) {
+    /// The page (if any) learns when each cell and the whole gallery have been drawn, and
+    /// sees every error.
+    pub fn report_to_page(&mut self) {
+        let Some(page) = &self.page else { return };
         // each cell once the frame that laid it out is done (it is painted right after)
         while let Some((model, steps, secs, f)) = self.cell_log.get(self.web_cells).cloned() {
             if self.frames <= f {
                 break;
             }
             self.web_cells += 1;
-            let t = crate::front::web::page_seconds();
+            let t = page.seconds();
             let line = format!("{model}|{steps}|{secs:.3}|{t:.3}");
-            web_sys::console::log_1(&format!("gallery cell drawn: {line}").into());
+            page.log(&format!("gallery cell drawn: {line}"));
             if steps == 1 && self.web_cells == 1 {
-                crate::front::web::mark("data-first-row", &format!("{t:.3}"));
+                page.mark("data-first-row", &format!("{t:.3}"));
             }
-            let prev = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.body())
-                .and_then(|b| b.get_attribute("data-cells"))
-                .unwrap_or_default();
-            let all = if self.web_cells == 1 || prev.is_empty() {
-                line
+            if self.web_cells == 1 || self.web_cells_mark.is_empty() {
+                self.web_cells_mark = line;
             } else {
-                format!("{prev};{line}")
-            };
-            crate::front::web::mark("data-cells", &all);
+                self.web_cells_mark = format!("{};{line}", self.web_cells_mark);
+            }
+            page.mark("data-cells", &self.web_cells_mark);
         }
         if let Some(f) = self.gallery_ready_at_frame {
             if self.frames > f + 2 && !self.web_reported {
                 self.web_reported = true;
-                crate::front::web::mark_gallery_drawn(self.started.elapsed().as_secs_f64());
+                page.gallery_drawn(self.started.elapsed().as_secs_f64());
             }
         }
         if self.errors.len() > self.web_errors {
             self.web_errors = self.errors.len();
-            crate::front::web::set_status(
+            page.status(
                 &format!("error: {}", self.errors.last().expect("non-empty")),
                 true,
             );
