@@ -1,6 +1,8 @@
 //! Safetensors files: model files (weights + the config that made them) and full
 //! training states (everything `--resume` needs to continue bit-for-bit).
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
@@ -232,9 +234,12 @@ pub fn verify_checksum(
     Ok(())
 }
 
-/// A parsed safetensors file with its tract-studio metadata.
+/// A parsed safetensors file with its tract-studio metadata. The header is parsed once, in
+/// `open`: `tensor` and `has` look names up in its index.
 pub struct Reader {
     bytes: Vec<u8>,
+    /// name -> (dtype, shape, where its bytes are in `bytes`)
+    index: BTreeMap<String, (Dtype, Vec<usize>, Range<usize>)>,
     pub meta: String,
     path: String,
 }
@@ -283,45 +288,50 @@ impl Reader {
             ));
         };
         verify_checksum(path, &st, &md)?;
+        let base = bytes.as_ptr() as usize;
+        let index = st
+            .tensors()
+            .into_iter()
+            .map(|(name, t)| {
+                let start = t.data().as_ptr() as usize - base;
+                let range = start..start + t.data().len();
+                (name, (t.dtype(), t.shape().to_vec(), range))
+            })
+            .collect();
         drop(st);
         Ok(Reader {
             bytes,
+            index,
             meta,
             path: path.display().to_string(),
         })
     }
 
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let st = SafeTensors::deserialize(&self.bytes).expect("validated in open");
-        let t = st
-            .tensor(name)
-            .map_err(|_| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
-        if t.dtype() != Dtype::F32 {
+        let (dtype, has, range) = self
+            .index
+            .get(name)
+            .ok_or_else(|| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
+        if *dtype != Dtype::F32 {
             return Err(Error::file(
                 &self.path,
-                format!("tensor '{name}' is {:?}, expected F32", t.dtype()),
+                format!("tensor '{name}' is {dtype:?}, expected F32"),
             ));
         }
-        if t.shape() != shape {
+        if has != shape {
             return Err(Error::file(
                 &self.path,
-                format!(
-                    "tensor '{name}' has shape {:?}, expected {:?}",
-                    t.shape(),
-                    shape
-                ),
+                format!("tensor '{name}' has shape {has:?}, expected {shape:?}"),
             ));
         }
-        Ok(t.data()
+        Ok(self.bytes[range.clone()]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
 
     pub fn has(&self, name: &str) -> bool {
-        SafeTensors::deserialize(&self.bytes)
-            .map(|st| st.names().contains(&name))
-            .unwrap_or(false)
+        self.index.contains_key(name)
     }
 
     pub fn path(&self) -> &str {

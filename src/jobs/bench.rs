@@ -2,7 +2,7 @@
 
 use web_time::Instant;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use crate::Result;
 use crate::engine::data::Data;
@@ -79,26 +79,43 @@ impl KernelTiming {
 
 type Keep = Box<dyn std::any::Any>;
 
+/// The one timing loop: `warmup + reps` rounds of `setup(i)` (not timed) then `work` on its
+/// result (timed); the median of the last `reps`, in ms. What `work` returns is dropped after
+/// the clock stops.
+fn median_ms<T, K>(
+    warmup: usize,
+    reps: usize,
+    mut setup: impl FnMut(usize) -> T,
+    mut work: impl FnMut(T) -> K,
+) -> f64 {
+    let mut v = Vec::with_capacity(reps);
+    for i in 0..warmup + reps {
+        let input = setup(i);
+        let t = Instant::now();
+        let keep = work(input);
+        let dt = t.elapsed().as_secs_f64() * 1e3;
+        drop(keep);
+        if i >= warmup {
+            v.push(dt);
+        }
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 /// Median time (ms) of `f` followed by a device sync, after warm-up.
 /// The outputs stay alive until after the sync, so lazily fused work cannot be skipped.
 fn time_ms(device: &Device, reps: usize, f: &mut dyn FnMut() -> Keep) -> f64 {
-    for _ in 0..3 {
-        let k = f();
-        let _ = device.sync();
-        drop(k);
-    }
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
+    median_ms(
+        3,
+        reps,
+        |_| (),
+        |()| {
             let k = f();
             let _ = device.sync();
-            let dt = t.elapsed().as_secs_f64() * 1e3;
-            drop(k);
-            dt
-        })
-        .collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+            k
+        },
+    )
 }
 
 /// Each WGSL kernel against the same math as plain Burn ops (with Burn's own fusion), on
@@ -297,14 +314,16 @@ pub fn unet(
             continue;
         }
         for b in [64usize, 256] {
-            let mut times = vec![];
-            for i in 0..reps + 1 {
+            // fresh inputs each round (not timed); a one-value read ends each timed round
+            let setup = |i: usize| {
                 let x = from_vec2(rng.normals(b * dim), [b, dim], device);
                 let tm = Times::new(
                     (0..b).map(|k| g.coef(1 + (k * 997 + i) % 1024)).collect(),
                     device,
                 );
-                let t = Instant::now();
+                (x, tm)
+            };
+            let work = |(x, tm): (Tensor<2>, Times)| {
                 if train {
                     let leaf = flat.clone().autodiff().require_grad();
                     let y = net.forward(&leaf, x.clone(), &tm);
@@ -319,12 +338,8 @@ pub fn unet(
                 } else {
                     let _ = to_vec(net.forward(&flat, x, &tm).narrow(0, 0, 1));
                 }
-                if i > 0 {
-                    times.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            times.sort_by(|a, b| a.total_cmp(b));
-            let ms = times[times.len() / 2];
+            };
+            let ms = median_ms(1, reps, setup, work);
             out.push(UnetThroughput {
                 // the names benches/peer/unet.py uses
                 what: if train { "train" } else { "sample" }.into(),

@@ -196,29 +196,44 @@ impl Model {
         Ok(out)
     }
 
-    /// States along the K-step path x_{t_K} .. x_{t_0} for a few noise vectors (for drawing
-    /// trajectories), read back in one asynchronous read.
-    pub async fn sample_path_async(
+    /// As `sample_async`, and the states along the K-step path x_{t_K} .. x_{t_0} of the first
+    /// `paths` noise vectors (per state [paths, dim], for drawing trajectories), taken from
+    /// the same computation as the samples.
+    pub async fn sample_traced_async(
         &self,
         noise: &[f32],
         steps: usize,
+        solver: Solver,
+        paths: usize,
         device: &Device,
-    ) -> Result<Vec<Vec<f32>>> {
-        let d = self.dim();
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         self.check(noise, steps)?;
-        let eps = from_vec2(noise.to_vec(), [noise.len() / d, d], device);
-        let (den, clip) = self.denoiser();
-        let xs = crate::engine::diffusion::sample_path(
-            den.as_ref(),
-            eps,
-            &self.grid(),
-            steps,
-            Solver::Ddim,
-            clip,
-        );
-        let k = xs.len();
-        let all = read_async(Tensor::cat(xs, 0)).await?;
-        Ok(all.chunks(all.len() / k).map(|c| c.to_vec()).collect())
+        let d = self.dim();
+        let mut out = Vec::with_capacity(noise.len());
+        let mut path = vec![];
+        for (c, chunk) in noise.chunks(4096 * d).enumerate() {
+            let rows = chunk.len() / d;
+            if c > 0 || paths == 0 {
+                out.extend(read_async(self.sample_tensor(chunk, steps, solver, device)).await?);
+                continue;
+            }
+            let eps = from_vec2(chunk.to_vec(), [rows, d], device);
+            let (den, clip) = self.denoiser();
+            let (x, states) = crate::engine::diffusion::sample_traced(
+                den.as_ref(),
+                eps,
+                &self.grid(),
+                steps,
+                solver,
+                clip,
+                paths.min(rows),
+            );
+            out.extend(read_async(x).await?);
+            let k = states.len();
+            let all = read_async(Tensor::cat(states, 0)).await?;
+            path = all.chunks(all.len() / k).map(|c| c.to_vec()).collect();
+        }
+        Ok((out, path))
     }
 }
 

@@ -72,6 +72,14 @@ impl Data {
         }
     }
 
+    /// Whether a spec names a mixture (`toy:`, `gmm:`: points, with an exact teacher) rather
+    /// than images, from the spec alone: nothing is loaded (the browser has no data sets on
+    /// disk, and the app asks every frame).
+    pub fn is_mixture_spec(spec: &str) -> bool {
+        let kind = spec.split_once(':').map_or(spec, |(k, _)| k);
+        matches!(kind, "toy" | "gmm")
+    }
+
     pub fn parse(spec: &str) -> Result<Data> {
         let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let source = match kind {

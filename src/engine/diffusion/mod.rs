@@ -198,22 +198,25 @@ pub fn sample(
     })
 }
 
-/// Like `sample`, but returns every intermediate state x_{t_K} .. x_{t_0} (K + 1 tensors).
-pub fn sample_path(
+/// Like `sample`, and also the first `rows` rows of every state x_{t_K} .. x_{t_0}
+/// (K + 1 tensors [rows, D]), from the same computation: paths to draw beside the samples.
+pub fn sample_traced(
     den: &dyn Denoiser,
     eps: Tensor<2>,
     grid: &Grid,
     k_steps: usize,
     solver: Solver,
     clip_x0: bool,
-) -> Vec<Tensor<2>> {
+    rows: usize,
+) -> (Tensor<2>, Vec<Tensor<2>>) {
     let path = grid.path(k_steps);
-    let mut out = vec![eps.mul_scalar(grid.coef(path[0]).sigma)];
+    let mut x = eps.mul_scalar(grid.coef(path[0]).sigma);
+    let mut states = vec![x.clone().narrow(0, 0, rows)];
     for w in path.windows(2) {
-        let x = out.last().expect("starts with the noise").clone();
-        out.push(solver_step(den, x, grid, w[0], w[1], solver, clip_x0));
+        x = solver_step(den, x, grid, w[0], w[1], solver, clip_x0);
+        states.push(x.clone().narrow(0, 0, rows));
     }
-    out
+    (x, states)
 }
 
 /// The exact mixture denoiser as a `Denoiser`.

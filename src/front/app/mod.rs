@@ -112,6 +112,8 @@ pub struct StudioApp {
     pub teacher_preview: Option<Vec<GalleryCell>>,
     teacher_requested: bool,
     // schedule + distill settings
+    /// VP (cosine log-SNR, DDIM teacher) or VE (Karras sigmas, Heun teacher).
+    pub param: Param,
     pub schedule_text: String,
     pub method: Method,
     pub mu_s: f64,
@@ -190,6 +192,7 @@ impl StudioApp {
             use_exact_teacher: true,
             teacher_preview: None,
             teacher_requested: false,
+            param: Param::Vp,
             schedule_text: "1024,32,1".into(),
             method: Method::Tract,
             mu_s: 0.5,
@@ -343,7 +346,7 @@ impl StudioApp {
 
     /// Image data (a UNet teacher from a file) rather than a mixture (exact teacher)?
     pub fn is_images(&self) -> bool {
-        !(self.data_spec.starts_with("toy:") || self.data_spec.starts_with("gmm:"))
+        !crate::engine::data::Data::is_mixture_spec(&self.data_spec)
     }
 
     /// Switch the data: the gallery's models, the teacher choice and the defaults follow.
@@ -404,6 +407,21 @@ impl StudioApp {
         });
     }
 
+    /// Switch VP / VE; a schedule left at one's default follows to the other's.
+    pub fn set_param(&mut self, param: Param) {
+        let default = |p: Param| {
+            if p == Param::Vp {
+                "1024,32,1"
+            } else {
+                "40,8,1"
+            }
+        };
+        if self.schedule_text == default(self.param) {
+            self.schedule_text = default(param).into();
+        }
+        self.param = param;
+    }
+
     /// The schedule error shown under the editor; Start is disabled while there is one.
     pub fn schedule_error(&self) -> Option<String> {
         let s = Schedule::parse(&self.schedule_text)
@@ -436,7 +454,7 @@ impl StudioApp {
             *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), d.clone()));
             d
         });
-        let mut cfg = DistillConfig::new(&data, Param::Vp);
+        let mut cfg = DistillConfig::new(&data, self.param);
         cfg.schedule = self.schedule_text.clone();
         cfg.method = self.method;
         cfg.mu_s = self.mu_s;

@@ -5,7 +5,9 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::{RunStatus, StudioApp};
 use crate::engine::distill::{Method, PhaseKind, plan};
-use crate::engine::schedule::{Grid, Param, Schedule, vp_lambda};
+use crate::engine::schedule::{
+    Grid, KARRAS_SIGMA_MAX, KARRAS_SIGMA_MIN, Param, Schedule, vp_lambda,
+};
 use crate::jobs::studio::{Command, ModelRef};
 
 const BLUE: Color32 = Color32::from_rgb(40, 90, 180);
@@ -311,9 +313,26 @@ impl StudioApp {
     pub(super) fn schedule_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Schedule");
         ui.horizontal(|ui| {
+            ui.label("parametrization:");
+            let mut param = self.param;
+            ui.radio_value(&mut param, Param::Vp, "VP (cosine log-SNR, DDIM teacher)");
+            ui.radio_value(
+                &mut param,
+                Param::Ve,
+                "VE / EDM (Karras sigmas, Heun teacher)",
+            );
+            if param != self.param {
+                self.set_param(param);
+            }
+        });
+        ui.horizontal(|ui| {
             ui.label("step counts per phase:");
             ui.add(egui::TextEdit::singleline(&mut self.schedule_text).desired_width(200.0));
-            ui.label("e.g. 1024,32,1 (TRACT) — BTD halves from the first to the last");
+            ui.label(if self.param == Param::Vp {
+                "e.g. 1024,32,1 (TRACT) — BTD halves from the first to the last"
+            } else {
+                "e.g. 40,8,1 (TRACT on the 40-step Karras grid) — BTD halves from the first to the last"
+            });
         });
         if let Some(e) = self.schedule_error() {
             ui.colored_label(Color32::from_rgb(200, 40, 40), e);
@@ -399,35 +418,61 @@ impl StudioApp {
             );
         }
         ui.separator();
-        ui.label("VP cosine log-SNR λ(u); dots: where the final student steps.");
-        let curve: PlotPoints = (0..=200)
-            .map(|i| {
-                let u = i as f64 / 200.0;
-                [u, vp_lambda(u)]
-            })
-            .collect();
-        let grid = Grid::new(Param::Vp, grid_t);
-        let stops: PlotPoints = grid
-            .path(sched.final_steps())
-            .iter()
-            .map(|&t| {
-                [
-                    t as f64 / grid_t as f64,
-                    vp_lambda(t as f64 / grid_t as f64),
-                ]
-            })
-            .collect();
-        Plot::new("logsnr")
+        let grid = Grid::new(self.param, grid_t);
+        let u = |t: usize| t as f64 / grid_t as f64;
+        let final_steps = sched.final_steps();
+        let (title, curve, stops): (&str, PlotPoints, PlotPoints) = match self.param {
+            Param::Vp => {
+                ui.label("VP cosine log-SNR λ(u); dots: where the final student steps.");
+                let curve = (0..=200)
+                    .map(|i| [i as f64 / 200.0, vp_lambda(i as f64 / 200.0)])
+                    .collect();
+                let stops = grid
+                    .path(final_steps)
+                    .iter()
+                    .map(|&t| [u(t), vp_lambda(u(t))])
+                    .collect();
+                ("log-SNR", curve, stops)
+            }
+            Param::Ve => {
+                ui.label(format!(
+                    "VE Karras noise levels log10 σ_t, t = 1..{grid_t} (ρ = 7, σ from {} to {}; σ_0 = 0 is the data); dots: where the final student steps.",
+                    KARRAS_SIGMA_MIN, KARRAS_SIGMA_MAX
+                ));
+                let log_sigma = |t: usize| grid.coef(t).sigma.log10();
+                let curve = (1..=grid_t).map(|t| [u(t), log_sigma(t)]).collect();
+                let stops = grid
+                    .path(final_steps)
+                    .iter()
+                    .filter(|&&t| t > 0)
+                    .map(|&t| [u(t), log_sigma(t)])
+                    .collect();
+                ("log10 sigma", curve, stops)
+            }
+        };
+        Plot::new("noise-levels")
             .height(220.0)
             .width(560.0)
             .show(ui, |pui| {
-                pui.line(Line::new("log-SNR", curve).color(BLUE));
+                pui.line(Line::new(title, curve).color(BLUE));
                 pui.points(
                     Points::new("student steps", stops)
                         .radius(5.0)
                         .color(PHASE_COLORS[1]),
                 );
             });
+        // what a teacher step costs: DDIM one network evaluation, Heun two (Euler, then the
+        // correction; the last step, to sigma = 0, is Euler only)
+        let (solver, evals) = match self.param {
+            Param::Vp => ("DDIM: 1 network evaluation per step", grid_t),
+            Param::Ve => (
+                "Heun: 2 network evaluations per step (Euler, then the correction; the last step, to σ = 0, Euler only)",
+                2 * grid_t - 1,
+            ),
+        };
+        ui.label(format!(
+            "The teacher's steps: {solver}, so its {grid_t} steps cost {evals} evaluations; the {final_steps}-step student samples with {final_steps} (DDIM)."
+        ));
     }
 
     pub(super) fn distill_panel(&mut self, ui: &mut egui::Ui) {
