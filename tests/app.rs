@@ -248,7 +248,10 @@ fn ve_from_the_app_schedule_panel_then_a_run() {
     a.set_param(Param::Ve);
     assert_eq!(a.schedule_text, "40,8,1", "the default schedule follows");
     let text = frame(&mut a, &ctx);
-    assert!(text.contains("VE Karras noise levels"), "painted text:\n{text}");
+    assert!(
+        text.contains("VE Karras noise levels"),
+        "painted text:\n{text}"
+    );
     // Heun: two evaluations per step, one on the last: 40 steps cost 79
     assert!(text.contains("Heun: 2 network evaluations"), "{text}");
     assert!(text.contains("its 40 steps cost 79 evaluations"), "{text}");
@@ -269,7 +272,10 @@ fn ve_from_the_app_schedule_panel_then_a_run() {
     );
     let student = a.last_student.clone().expect("a student");
     let m = tract_studio::checkpoint::ModelFile::load(&student).unwrap();
-    assert_eq!((m.meta.param, m.meta.steps, m.meta.grid_steps), (Param::Ve, 1, 40));
+    assert_eq!(
+        (m.meta.param, m.meta.steps, m.meta.grid_steps),
+        (Param::Ve, 1, 40)
+    );
 }
 
 #[test]
@@ -286,7 +292,10 @@ fn the_app_reports_to_the_page_it_is_given() {
             self.0.lock().unwrap().push(format!("mark {name}={value}"));
         }
         fn status(&self, text: &str, error: bool) {
-            self.0.lock().unwrap().push(format!("status {text} {error}"));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("status {text} {error}"));
         }
         fn gallery_drawn(&self, _seconds: f64) {
             self.0.lock().unwrap().push("drawn".into());
@@ -300,7 +309,12 @@ fn the_app_reports_to_the_page_it_is_given() {
     let mut a = app().with_page(Box::new(page.clone()));
     a.apply(tract_studio::studio::Update::Error("bad".into()));
     a.report_to_page();
-    assert!(page.0.lock().unwrap().contains(&"status error: bad true".to_string()));
+    assert!(
+        page.0
+            .lock()
+            .unwrap()
+            .contains(&"status error: bad true".to_string())
+    );
     a.gallery_ready_at_frame = Some(0);
     for _ in 0..4 {
         frame(&mut a, &ctx);

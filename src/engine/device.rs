@@ -50,7 +50,7 @@ struct WgpuProbe {
 #[cfg(not(target_arch = "wasm32"))]
 static WGPU: OnceLock<std::result::Result<WgpuProbe, String>> = OnceLock::new();
 
-/// In the browser the runtime is initialized asynchronously (`web.rs`).
+/// In the browser the runtime is initialized asynchronously (`front::web`).
 #[cfg(target_arch = "wasm32")]
 fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
     Err("in the browser, wgpu is initialized asynchronously by the page".into())

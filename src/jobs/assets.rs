@@ -1,7 +1,8 @@
 //! The shipped models. The native binary embeds them (the desktop app falls back to them
 //! when assets/ is not beside it; the CLI's `gallery` and `eval` use them). The browser build
-//! embeds nothing: the page fetches manifest.json and each model file (src/web.rs) and hands
-//! the bytes to `insert`; until a file arrives (or when its fetch failed) `bytes` has none.
+//! embeds nothing: the page fetches manifest.json and each model file (src/front/web.rs) and
+//! hands the bytes to `insert`; until a file arrives (or when its fetch failed) `bytes` has
+//! none.
 
 /// Shipped models listed in assets/manifest.json.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]

@@ -1,4 +1,4 @@
-//! Parsers of the numeric command-line flags people type (used by clap in `src/main.rs`):
+//! Parsers of the numeric command-line flags people type (used by clap in `front::cli`):
 //! each takes any string and gives the value or a message saying what was expected.
 
 /// `--lr`: a positive finite number.
