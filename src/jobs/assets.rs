@@ -89,7 +89,7 @@ pub enum FileState {
 
 #[cfg(target_arch = "wasm32")]
 mod fetched {
-    use super::FileState;
+    use super::{FileState, ManifestEntry};
     use std::sync::Mutex;
 
     pub struct Store {
