@@ -1,33 +1,29 @@
 //! tract-studio: TRACT (transitive closure time-distillation) for diffusion models.
 //!
-//! Data flows one way: data -> noise schedule -> teacher -> distill phase(s) ->
-//! checkpoint -> sampler -> metrics / pictures. Front ends (CLI, app) only call in here.
+//! Three layers, each a folder; imports only go down (front ends -> jobs -> engine), and no
+//! module imports itself back through others (tests/layers.rs checks both; ARCHITECTURE.md
+//! draws the picture):
+//! - [`engine`]: schedules, step functions, models, kernels, distillation, metrics,
+//!   checkpoints. Data flows one way: data -> noise schedule -> teacher -> distill phase(s)
+//!   -> checkpoint -> sampler -> metrics.
+//! - [`jobs`]: sampling from any model, the demo, the report, the gallery, the benchmarks,
+//!   and the session that runs jobs in the background for the app.
+//! - [`front`]: the command line, the desktop app and the browser entry.
 
+pub mod engine;
+pub mod front;
+pub mod jobs;
+
+// The front door: short paths for the binary, the tests and other crates
+// (`tract_studio::schedule::Grid`). Inside src/ imports name their layer instead
+// (`crate::engine::schedule::Grid`), so every `use` line shows where it reaches.
+pub use engine::error::{Error, Result};
+pub use engine::{
+    checkpoint, data, device, diffusion, distill, error, eval, kernels, model, optim, rng,
+    schedule, tensors,
+};
 #[cfg(feature = "gui")]
-pub mod app;
-pub mod assets;
-pub mod bench;
-pub mod checkpoint;
-pub mod data;
-pub mod demo;
-pub mod device;
-pub mod diffusion;
-pub mod distill;
-pub mod error;
-pub mod eval;
+pub use front::app;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod flags;
-pub mod gallery;
-pub mod generate;
-pub mod kernels;
-pub mod model;
-pub mod plot;
-pub mod report;
-pub mod rng;
-pub mod schedule;
-pub mod studio;
-pub mod tensors;
-#[cfg(all(target_arch = "wasm32", feature = "gui"))]
-pub mod web;
-
-pub use error::{Error, Result};
+pub use front::cli::flags;
+pub use jobs::{assets, bench, demo, gallery, generate, plot, report, studio};

@@ -236,3 +236,91 @@ fn image_data_teacher_trained_in_the_app_then_an_image_gallery() {
         "{text}"
     );
 }
+
+#[test]
+fn ve_from_the_app_schedule_panel_then_a_run() {
+    use tract_studio::schedule::Param;
+    let ctx = egui::Context::default();
+    let mut a = app();
+    a.tab = Tab::Schedule;
+    let text = frame(&mut a, &ctx);
+    assert!(text.contains("VP cosine log-SNR"), "painted text:\n{text}");
+    a.set_param(Param::Ve);
+    assert_eq!(a.schedule_text, "40,8,1", "the default schedule follows");
+    let text = frame(&mut a, &ctx);
+    assert!(
+        text.contains("VE Karras noise levels"),
+        "painted text:\n{text}"
+    );
+    // Heun: two evaluations per step, one on the last: 40 steps cost 79
+    assert!(text.contains("Heun: 2 network evaluations"), "{text}");
+    assert!(text.contains("its 40 steps cost 79 evaluations"), "{text}");
+    assert_eq!(a.config().param, Param::Ve);
+    // a VE run from the app: a short fit, then 40 -> 8 -> 1
+    let dir = tempfile::tempdir().unwrap();
+    a.runs_dir = dir.path().to_path_buf();
+    a.fit_samples = 4096;
+    a.train_samples = 8192;
+    a.batch = 256;
+    a.tab = Tab::Distill;
+    a.start();
+    assert_eq!(a.status, RunStatus::Running, "{:?}", a.errors);
+    assert!(
+        wait(&mut a, &ctx, 300.0, |a| a.status == RunStatus::Idle),
+        "the run did not finish: {:?}",
+        a.errors
+    );
+    let student = a.last_student.clone().expect("a student");
+    let m = tract_studio::checkpoint::ModelFile::load(&student).unwrap();
+    assert_eq!(
+        (m.meta.param, m.meta.steps, m.meta.grid_steps),
+        (Param::Ve, 1, 40)
+    );
+}
+
+#[test]
+fn the_app_reports_to_the_page_it_is_given() {
+    use std::sync::Mutex;
+    use tract_studio::app::Page;
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+    impl Page for Recorder {
+        fn seconds(&self) -> f64 {
+            1.5
+        }
+        fn mark(&self, name: &str, value: &str) {
+            self.0.lock().unwrap().push(format!("mark {name}={value}"));
+        }
+        fn status(&self, text: &str, error: bool) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("status {text} {error}"));
+        }
+        fn gallery_drawn(&self, _seconds: f64) {
+            self.0.lock().unwrap().push("drawn".into());
+        }
+        fn log(&self, line: &str) {
+            self.0.lock().unwrap().push(format!("log {line}"));
+        }
+    }
+    let ctx = egui::Context::default();
+    let page = Recorder::default();
+    let mut a = app().with_page(Box::new(page.clone()));
+    a.apply(tract_studio::studio::Update::Error("bad".into()));
+    a.report_to_page();
+    assert!(
+        page.0
+            .lock()
+            .unwrap()
+            .contains(&"status error: bad true".to_string())
+    );
+    a.gallery_ready_at_frame = Some(0);
+    for _ in 0..4 {
+        frame(&mut a, &ctx);
+    }
+    a.report_to_page();
+    a.report_to_page();
+    let seen = page.0.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|l| *l == "drawn").count(), 1, "{seen:?}");
+}

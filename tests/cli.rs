@@ -266,6 +266,14 @@ fn resume_after_interruption_gives_identical_weights() {
     let extra = ["--schedule", "64,8,1", "--ckpt-every", "3"];
     let o = run(&distill_args(&extra, a.to_str().unwrap()));
     assert!(o.status.success(), "{}", stderr(&o));
+    // stderr is a pipe here, not a terminal: the progress bar is a log line every 5%
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("% (")).collect();
+    assert!(
+        lines.len() >= 10 && lines.iter().all(|l| l.contains("samples/s, ETA ")),
+        "progress lines:\n{e}"
+    );
+    assert!(lines.last().unwrap().contains(": 100% ("), "{e}");
     // interrupt twice: once inside the fit phase, once inside a distillation phase
     for stop in ["5", "13"] {
         let mut args = distill_args(&extra, b.to_str().unwrap());

@@ -1,0 +1,551 @@
+//! Safetensors files: model files (weights + the config that made them) and full
+//! training states (everything `--resume` needs to continue bit-for-bit).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::error::{read_file, write_atomic};
+use crate::engine::model::{Layout, MlpConfig, NetConfig, UnetConfig};
+use crate::engine::schedule::Param;
+use crate::{Error, Result};
+
+pub const META_KEY: &str = "tract_studio";
+
+/// What a model file says about itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    pub format: String,
+    /// The network: exactly one of `mlp` / `unet` (files from before UNets have `mlp` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<UnetConfig>,
+    pub param: Param,
+    /// Base grid T the model samples on.
+    pub grid_steps: usize,
+    /// Steps the model was distilled for (T for a teacher).
+    pub steps: usize,
+    pub data: String,
+    /// "fit", "tract", "btd", "teacher".
+    pub kind: String,
+    pub schedule: String,
+    pub train_samples: u64,
+    pub clip_x0: bool,
+}
+
+impl ModelMeta {
+    pub fn net(&self) -> Option<NetConfig> {
+        match (&self.mlp, &self.unet) {
+            (Some(m), None) => Some(NetConfig::Mlp(m.clone())),
+            (None, Some(u)) => Some(NetConfig::Unet(u.clone())),
+            _ => None,
+        }
+    }
+    pub fn set_net(&mut self, net: &NetConfig) {
+        (self.mlp, self.unet) = match net {
+            NetConfig::Mlp(m) => (Some(m.clone()), None),
+            NetConfig::Unet(u) => (None, Some(u.clone())),
+        };
+    }
+    pub fn dim(&self) -> usize {
+        self.net().map(|n| n.dim()).unwrap_or(0)
+    }
+}
+
+/// A loaded model file.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    pub meta: ModelMeta,
+    pub flat: Vec<f32>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The metadata key of a file's checksum (see [`checksum`]).
+pub const CHECKSUM_KEY: &str = "tract.checksum";
+
+/// FNV-1a, 64 bits.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    /// A variable-length field: its length (u64, little endian), then its bytes.
+    fn field(&mut self, bytes: &[u8]) {
+        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.write(bytes);
+    }
+}
+
+/// The checksum a file carries under [`CHECKSUM_KEY`]: FNV-1a-64, as 16 lowercase hex
+/// digits, over the tract-studio metadata string, then every tensor in name order: its
+/// name, its dtype (as safetensors spells it: "F32"), its shape (the rank, then each
+/// dimension, u64 little endian) and its bytes. Variable-length parts are preceded by their
+/// length (u64 little endian), so no two different contents hash the same bytes.
+pub fn checksum<'a>(
+    meta: &str,
+    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut ts: Vec<_> = tensors.into_iter().collect();
+    ts.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Fnv64::new();
+    h.field(meta.as_bytes());
+    for (name, dtype, shape, data) in ts {
+        h.field(name.as_bytes());
+        h.field(dtype.as_bytes());
+        h.write(&(shape.len() as u64).to_le_bytes());
+        for d in shape {
+            h.write(&(*d as u64).to_le_bytes());
+        }
+        h.field(data);
+    }
+    format!("{:016x}", h.0)
+}
+
+/// The bytes of a safetensors file of named f32 tensors with the tract-studio metadata and
+/// its checksum. The header is written here rather than by `safetensors::serialize`, whose
+/// metadata map has a random order: the same content always gives the same bytes (a resumed
+/// run's files are byte-identical to an uninterrupted run's).
+pub fn serialize_tensors(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &str,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    for w in order.windows(2) {
+        if tensors[w[0]].0 == tensors[w[1]].0 {
+            return Err(format!("two tensors are named '{}'", tensors[w[0]].0));
+        }
+    }
+    let mut data: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
+    for &i in &order {
+        let (name, shape, v) = &tensors[i];
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| format!("tensor '{name}': shape {shape:?} overflows"))?;
+        if n != v.len() {
+            return Err(format!(
+                "tensor '{name}': shape {shape:?} holds {n} values but {} were given",
+                v.len()
+            ));
+        }
+        data.push(f32_bytes(v));
+    }
+    let sum = checksum(
+        meta,
+        order
+            .iter()
+            .zip(&data)
+            .map(|(&i, d)| (tensors[i].0.as_str(), "F32", &tensors[i].1[..], &d[..])),
+    );
+    let json = |v: &str| serde_json::to_string(v).expect("a string serializes");
+    let mut header = format!(
+        "{{\"__metadata__\":{{{}:{},{}:{}}}",
+        json(CHECKSUM_KEY),
+        json(&sum),
+        json(META_KEY),
+        json(meta)
+    );
+    let mut offset = 0usize;
+    for (&i, d) in order.iter().zip(&data) {
+        let shape: Vec<String> = tensors[i].1.iter().map(|d| d.to_string()).collect();
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            json(&tensors[i].0),
+            shape.join(","),
+            offset,
+            offset + d.len()
+        ));
+        offset += d.len();
+    }
+    header.push('}');
+    // the data starts 8-byte aligned, as safetensors writes it
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for d in &data {
+        out.extend_from_slice(d);
+    }
+    Ok(out)
+}
+
+/// Serialize named f32 tensors plus JSON metadata (and a checksum), atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &str,
+) -> Result<()> {
+    let out = serialize_tensors(tensors, meta)
+        .map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
+    write_atomic(path, &out)
+}
+
+/// Check a parsed file against the checksum in its metadata (files without one pass).
+pub fn verify_checksum(
+    path: &Path,
+    st: &SafeTensors,
+    md: &safetensors::tensor::Metadata,
+) -> Result<()> {
+    let Some(m) = md.metadata().as_ref() else {
+        return Ok(());
+    };
+    let Some(stored) = m.get(CHECKSUM_KEY) else {
+        return Ok(());
+    };
+    let meta = m.get(META_KEY).map(|s| s.as_str()).unwrap_or("");
+    let tensors = st.tensors();
+    let dtypes: Vec<String> = tensors
+        .iter()
+        .map(|(_, t)| format!("{:?}", t.dtype()))
+        .collect();
+    let found = checksum(
+        meta,
+        tensors
+            .iter()
+            .zip(&dtypes)
+            .map(|((n, t), d)| (n.as_str(), d.as_str(), t.shape(), t.data())),
+    );
+    if &found != stored {
+        return Err(Error::file(
+            path,
+            format!(
+                "checksum mismatch: {} is corrupt (its contents hash to {found}, but it was written with checksum {stored}); it cannot be trusted: restore it from a copy or start again",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed safetensors file with its tract-studio metadata. The header is parsed once, in
+/// `open`: `tensor` and `has` look names up in its index.
+pub struct Reader {
+    bytes: Vec<u8>,
+    /// name -> (dtype, shape, where its bytes are in `bytes`)
+    index: BTreeMap<String, (Dtype, Vec<usize>, Range<usize>)>,
+    pub meta: String,
+    path: String,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        Self::from_bytes(path, read_file(path)?)
+    }
+
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Reader> {
+        let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            Error::file(
+                path,
+                format!("not a valid safetensors file (truncated or another format?): {e}"),
+            )
+        })?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+            Error::file(
+                path,
+                format!("not a valid safetensors file (truncated or another format?): {e}"),
+            )
+        })?;
+        let Some(meta) = md
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(META_KEY).cloned())
+        else {
+            let mut names = st.names();
+            names.sort();
+            let shown: Vec<&str> = names.iter().take(3).copied().collect();
+            return Err(Error::file(
+                path,
+                format!(
+                    "a safetensors file without tract-studio metadata (tensors {}{}; from another program?); expected a checkpoint written by tract-studio",
+                    if shown.is_empty() {
+                        "none".to_string()
+                    } else {
+                        shown.join(", ")
+                    },
+                    if names.len() > 3 {
+                        format!(" and {} more", names.len() - 3)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        };
+        verify_checksum(path, &st, &md)?;
+        let base = bytes.as_ptr() as usize;
+        let index = st
+            .tensors()
+            .into_iter()
+            .map(|(name, t)| {
+                let start = t.data().as_ptr() as usize - base;
+                let range = start..start + t.data().len();
+                (name, (t.dtype(), t.shape().to_vec(), range))
+            })
+            .collect();
+        drop(st);
+        Ok(Reader {
+            bytes,
+            index,
+            meta,
+            path: path.display().to_string(),
+        })
+    }
+
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (dtype, has, range) = self
+            .index
+            .get(name)
+            .ok_or_else(|| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
+        if *dtype != Dtype::F32 {
+            return Err(Error::file(
+                &self.path,
+                format!("tensor '{name}' is {dtype:?}, expected F32"),
+            ));
+        }
+        if has != shape {
+            return Err(Error::file(
+                &self.path,
+                format!("tensor '{name}' has shape {has:?}, expected {shape:?}"),
+            ));
+        }
+        Ok(self.bytes[range.clone()]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Named tensors of one flat parameter vector, with a prefix.
+pub fn named(prefix: &str, layout: &Layout, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    layout
+        .split(flat)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                format!("{prefix}{}", layout.names[i]),
+                layout.shapes[i].clone(),
+                v.to_vec(),
+            )
+        })
+        .collect()
+}
+
+pub fn read_flat(r: &Reader, prefix: &str, layout: &Layout) -> Result<Vec<f32>> {
+    let mut flat = Vec::with_capacity(layout.total);
+    for (i, n) in layout.names.iter().enumerate() {
+        flat.extend(r.tensor(&format!("{prefix}{n}"), &layout.shapes[i])?);
+    }
+    Ok(flat)
+}
+
+impl ModelFile {
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let layout = crate::engine::model::Net::new(
+            &self.meta.net().expect("a model file describes one network"),
+        )
+        .layout();
+        let meta = serde_json::to_string(&self.meta).expect("meta serializes");
+        write_tensors(path, &named("", &layout, &self.flat), &meta)
+    }
+
+    pub fn load(path: &Path) -> Result<ModelFile> {
+        Self::parse(path, Reader::open(path)?)
+    }
+
+    /// A model file from memory (`name` is used in error messages).
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
+        let path = Path::new(name);
+        Self::parse(path, Reader::from_bytes(path, bytes.to_vec())?)
+    }
+
+    fn parse(path: &Path, r: Reader) -> Result<ModelFile> {
+        let meta: ModelMeta = serde_json::from_str(&r.meta).map_err(|e| {
+            Error::file(path, format!("tract-studio metadata is not a model description ({e}); is this a training state? use the student.safetensors or a phase file"))
+        })?;
+        if meta.format != "tract-studio-model/1" {
+            return Err(Error::file(
+                path,
+                format!(
+                    "unsupported model format '{}', expected tract-studio-model/1",
+                    meta.format
+                ),
+            ));
+        }
+        let net = meta
+            .net()
+            .ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
+        let max = crate::engine::schedule::MAX_STEPS;
+        if !(1..=max).contains(&meta.grid_steps) || !(1..=meta.grid_steps).contains(&meta.steps) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "the metadata says {} steps on a grid of {}; expected 1 <= steps <= grid <= {max}",
+                    meta.steps, meta.grid_steps
+                ),
+            ));
+        }
+        let layout = crate::engine::model::Net::new(&net).layout();
+        let flat = read_flat(&r, "", &layout)?;
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err(Error::file(path, "weights contain NaN or infinity"));
+        }
+        Ok(ModelFile { meta, flat })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::Mlp;
+
+    #[test]
+    fn model_file_round_trip_and_truncation() {
+        let cfg = MlpConfig::new(3, Param::Ve, 0.7);
+        let flat = Mlp::new(cfg.clone()).init(&mut crate::engine::rng::Rng::new(4));
+        let meta = ModelMeta {
+            format: "tract-studio-model/1".into(),
+            mlp: Some(cfg),
+            unet: None,
+            param: Param::Ve,
+            grid_steps: 40,
+            steps: 1,
+            data: "gmm:x.json".into(),
+            kind: "tract".into(),
+            schedule: "40,8,1".into(),
+            train_samples: 123,
+            clip_x0: false,
+        };
+        let dir = std::env::temp_dir().join(format!("tract-ckpt-{}", std::process::id()));
+        let p = dir.join("m.safetensors");
+        ModelFile {
+            meta: meta.clone(),
+            flat: flat.clone(),
+        }
+        .save(&p)
+        .unwrap();
+        let back = ModelFile::load(&p).unwrap();
+        assert_eq!(back.meta, meta);
+        assert_eq!(back.flat, flat);
+        // no temp file is left beside it
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let bytes = std::fs::read(&p).unwrap();
+        for cut in [0, 7, bytes.len() / 3, bytes.len() - 1] {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let e = ModelFile::load(&p).unwrap_err().to_string();
+            assert!(e.contains("not a valid safetensors file"), "cut {cut}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn checksum_detects_a_flipped_byte_and_files_are_deterministic() {
+        let ts = vec![
+            (
+                "b".to_string(),
+                vec![2, 3],
+                (0..6).map(|i| i as f32 * 0.5).collect(),
+            ),
+            ("a".to_string(), vec![4], vec![1.0, -2.0, 3.5, 1e-3]),
+        ];
+        let bytes = serialize_tensors(&ts, "{\"x\":1}").unwrap();
+        // the same content, the same bytes (the metadata order is fixed)
+        assert_eq!(bytes, serialize_tensors(&ts, "{\"x\":1}").unwrap());
+        // safetensors reads it, with the tensors as given
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let b = st.tensor("b").unwrap();
+        assert_eq!(b.shape(), &[2, 3]);
+        assert_eq!(&b.data()[4..8], &0.5f32.to_le_bytes());
+        let r = Reader::from_bytes(Path::new("ok.safetensors"), bytes.clone()).unwrap();
+        assert_eq!(r.tensor("a", &[4]).unwrap(), vec![1.0, -2.0, 3.5, 1e-3]);
+        // every byte of the tensor data flipped in turn is caught
+        let data_start = bytes.len() - 10 * 4;
+        for i in data_start..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            let e = Reader::from_bytes(Path::new("bad.safetensors"), bad)
+                .err()
+                .unwrap_or_else(|| panic!("flip at {i} not detected"))
+                .to_string();
+            assert!(
+                e.contains("checksum mismatch: bad.safetensors is corrupt"),
+                "{e}"
+            );
+        }
+        // the checksum is an independent FNV-1a-64 over the documented fields
+        let mut h: u64 = 0xcbf29ce484222325;
+        let mut feed = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ x as u64).wrapping_mul(0x100000001b3);
+            }
+        };
+        let meta = b"{\"x\":1}";
+        feed(&(meta.len() as u64).to_le_bytes());
+        feed(meta);
+        for (name, shape, v) in [&ts[1], &ts[0]] {
+            feed(&(name.len() as u64).to_le_bytes());
+            feed(name.as_bytes());
+            feed(&3u64.to_le_bytes());
+            feed(b"F32");
+            feed(&(shape.len() as u64).to_le_bytes());
+            for d in shape {
+                feed(&(*d as u64).to_le_bytes());
+            }
+            feed(&(v.len() as u64 * 4).to_le_bytes());
+            for x in v {
+                feed(&x.to_le_bytes());
+            }
+        }
+        let want = format!("{h:016x}");
+        let md = SafeTensors::read_metadata(&bytes).unwrap().1;
+        assert_eq!(md.metadata().as_ref().unwrap()[CHECKSUM_KEY], want);
+        // bad input to the writer is an error, not a panic
+        assert!(serialize_tensors(&[("a".into(), vec![3], vec![1.0])], "{}").is_err());
+        assert!(
+            serialize_tensors(
+                &[
+                    ("a".into(), vec![1], vec![1.0]),
+                    ("a".into(), vec![1], vec![1.0])
+                ],
+                "{}"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn files_without_a_checksum_still_load() {
+        // as written before checksums (and by safetensors itself)
+        let data: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &data).unwrap();
+        let mut md = std::collections::HashMap::new();
+        md.insert(META_KEY.to_string(), "{}".to_string());
+        let bytes = safetensors::serialize(vec![("w", view)], Some(md)).unwrap();
+        let r = Reader::from_bytes(Path::new("old.safetensors"), bytes).unwrap();
+        assert_eq!(r.tensor("w", &[2]).unwrap(), vec![1.0, 2.0]);
+    }
+}

@@ -1,0 +1,436 @@
+//! A run bound to a directory: validation before any file is written, the loop over the
+//! phases with events, checkpoints and previews, the phase hand-over (the next teacher is
+//! this phase's inference EMA), divergence checks, and resume (the state in `state.rs`).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::state::{LOSS_FILE, RunState, STATE_FILE, read_state};
+use super::step::TeacherNet;
+use super::{DistillConfig, Event, Method, Observer, Outcome, Phase, PhaseKind, PreviewSpec, plan};
+use crate::engine::checkpoint::{ModelFile, ModelMeta};
+use crate::engine::data::Data;
+use crate::engine::diffusion::{self, Solver};
+use crate::engine::error;
+use crate::engine::model::{Bound, Net, NetConfig, flat_from_host, flat_to_host};
+use crate::engine::optim::{Adam, inference_mu};
+use crate::engine::rng::{Rng, purpose};
+use crate::engine::schedule::{Grid, Param, Schedule};
+use crate::engine::tensors::{from_vec2, scalar, to_vec};
+use crate::{Error, Result};
+
+/// A distillation run bound to a directory.
+pub struct Run {
+    pub cfg: DistillConfig,
+    pub dir: PathBuf,
+    pub phases: Vec<Phase>,
+    pub(super) data: Data,
+    pub(super) net: Net,
+    pub(super) grid: Grid,
+    pub(super) device: Device,
+    pub(super) original: TeacherNet,
+    /// The starting network of the first phase (fit: random init).
+    pub(super) init: Vec<f32>,
+    pub(super) pending_losses: Vec<String>,
+    pub preview: Option<PreviewSpec>,
+}
+
+/// What a diverged run says about where to go on from.
+fn last_good_note(last_good: &Path) -> String {
+    if last_good.exists() {
+        format!(
+            "The last good checkpoint is {} (continue from it with --resume, perhaps with a lower --lr)",
+            last_good.display()
+        )
+    } else {
+        "There is no last good checkpoint yet: none was written before it (start again, perhaps with a lower --lr)".into()
+    }
+}
+
+fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Result<()> {
+    if m.meta.dim() != data.dim() {
+        return Err(Error::file(
+            what,
+            format!(
+                "the model is for {}-dimensional data but {} is {}-dimensional",
+                m.meta.dim(),
+                data.spec,
+                data.dim()
+            ),
+        ));
+    }
+    if m.meta.param != param {
+        return Err(Error::file(
+            what,
+            format!(
+                "the model is {:?} but the run is {:?} (--param)",
+                m.meta.param, param
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Run {
+    /// Validate everything before any file is written.
+    pub fn new(mut cfg: DistillConfig, dir: &Path, device: &Device) -> Result<Run> {
+        let data = Data::parse(&cfg.data)?;
+        let sched = Schedule::parse(&cfg.schedule)?;
+        let mut init_rng = Rng::stream(cfg.seed, purpose::INIT);
+        let original;
+        let mut init: Option<Vec<f32>> = None;
+        if cfg.method == Method::Teacher || cfg.teacher == "data" {
+            cfg.method = Method::Teacher;
+            cfg.teacher = "data".into();
+            original = TeacherNet::Data;
+        } else if cfg.teacher == "exact" {
+            original = TeacherNet::Exact(data.exact()?.exact_denoiser(device));
+        } else {
+            let m = ModelFile::load(Path::new(&cfg.teacher))?;
+            check_model_fits(&m, &data, cfg.param, &cfg.teacher)?;
+            cfg.net = m.meta.net().expect("validated on load");
+            cfg.fit_samples = 0;
+            init = Some(m.flat.clone());
+            original = TeacherNet::Net(flat_from_host(m.flat, device));
+        }
+        if let Some(p) = &cfg.init {
+            let m = ModelFile::load(Path::new(p))?;
+            check_model_fits(&m, &data, cfg.param, p)?;
+            cfg.net = m.meta.net().expect("validated on load");
+            cfg.fit_samples = 0;
+            init = Some(m.flat);
+        }
+        if cfg.net.dim() != data.dim() {
+            return Err(Error::input(format!(
+                "model dimension {} does not match data dimension {}",
+                cfg.net.dim(),
+                data.dim()
+            )));
+        }
+        let net = Net::new(&cfg.net);
+        let init = match init {
+            Some(v) => v,
+            None => {
+                if cfg.fit_samples == 0 {
+                    return Err(Error::input(
+                        "a fresh student needs --fit-samples > 0 (or --init MODEL)",
+                    ));
+                }
+                net.init(&mut init_rng)
+            }
+        };
+        if !(0.0..1.0).contains(&cfg.mu_s) {
+            return Err(Error::input(format!(
+                "--mu-s {} is outside [0, 1)",
+                cfg.mu_s
+            )));
+        }
+        if let Some(m) = cfg.mu_i {
+            if !(0.0..1.0).contains(&m) {
+                return Err(Error::input(format!("--mu-i {m} is outside [0, 1)")));
+            }
+        }
+        if !(cfg.ema_eps > 0.0 && cfg.ema_eps < 1.0) {
+            return Err(Error::input(format!(
+                "--ema-eps {} is outside (0, 1)",
+                cfg.ema_eps
+            )));
+        }
+        if let NetConfig::Mlp(m) = &cfg.net {
+            if m.hidden == 0 || m.hidden > 8192 {
+                return Err(Error::input(format!(
+                    "--hidden {}: expected 1 to 8192",
+                    m.hidden
+                )));
+            }
+        }
+        if cfg.ckpt_every == 0 {
+            return Err(Error::input("--ckpt-every must be at least 1"));
+        }
+        if !(cfg.adam.lr.is_finite() && cfg.adam.lr > 0.0) {
+            return Err(Error::input(format!(
+                "--lr {} must be a positive number",
+                cfg.adam.lr
+            )));
+        }
+        let phases = plan(&cfg)?;
+        let grid = Grid::new(cfg.param, sched.teacher_steps());
+        Ok(Run {
+            cfg,
+            dir: dir.to_path_buf(),
+            phases,
+            data,
+            net,
+            grid,
+            device: device.clone(),
+            original,
+            init,
+            pending_losses: vec![],
+            preview: None,
+        })
+    }
+
+    /// Open a run directory to resume it: the config comes from its state file.
+    pub fn open(dir: &Path, device: &Device) -> Result<Run> {
+        let path = dir.join(STATE_FILE);
+        if !path.exists() {
+            return Err(Error::file(
+                &path,
+                "nothing to resume: no training state here (start without --resume)",
+            ));
+        }
+        let (_, meta) = read_state(&path)?;
+        Run::new(meta.config, dir, device)
+    }
+
+    /// Resume a teacher run with another budget (in samples): longer to keep training, or
+    /// shorter to finish now with what it has (a checkpoint at or past the new end ends the
+    /// run at once). The inference EMA's momentum eps^(1/N) follows the new N from here on, so
+    /// the result is not bit-identical to a run started with that budget.
+    pub fn open_with_budget(dir: &Path, device: &Device, samples: u64) -> Result<Run> {
+        let mut run = Run::open(dir, device)?;
+        if run.cfg.method != Method::Teacher {
+            return Err(Error::input(
+                "only a teacher run's budget can change on resume (a distillation's phases depend on its budget)",
+            ));
+        }
+        if samples == 0 {
+            return Err(Error::input("--train-samples must be at least 1"));
+        }
+        let mut cfg = run.cfg.clone();
+        cfg.fit_samples = samples;
+        run = Run::new(cfg, dir, device)?;
+        Ok(run)
+    }
+
+    /// Run a fresh run to its end and return the final model; an observer's stop is an error.
+    pub fn run_to_end(&mut self, observer: &mut dyn Observer) -> Result<PathBuf> {
+        match self.run(false, observer, None)? {
+            Outcome::Finished { student } => Ok(student),
+            Outcome::Stopped { .. } => Err(Error::input("stopped by the user")),
+        }
+    }
+
+    pub fn total_samples(&self) -> u64 {
+        self.phases.iter().map(|p| p.samples).sum()
+    }
+
+    fn model_meta(&self, kind: &str, steps: usize, samples: u64) -> ModelMeta {
+        let mut meta = ModelMeta {
+            format: "tract-studio-model/1".into(),
+            mlp: None,
+            unet: None,
+            param: self.cfg.param,
+            grid_steps: self.grid.steps,
+            steps,
+            data: self.cfg.data.clone(),
+            kind: kind.into(),
+            schedule: self.cfg.schedule.clone(),
+            train_samples: samples,
+            clip_x0: self.cfg.clip_x0,
+        };
+        meta.set_net(&self.cfg.net);
+        meta
+    }
+
+    pub fn phase_file(&self, i: usize) -> PathBuf {
+        self.dir
+            .join(format!("phase{}-{}.safetensors", i, self.phases[i].name()))
+    }
+
+    /// Run (or resume) to the end. `max_global_steps` interrupts after that many optimizer
+    /// steps with a checkpoint, as a kill would (used by tests and the app's pause).
+    pub fn run(
+        &mut self,
+        resume: bool,
+        observer: &mut dyn Observer,
+        max_global_steps: Option<u64>,
+    ) -> Result<Outcome> {
+        let mut st = if resume {
+            let st = self.load_state()?;
+            self.remove_stale_temp_files();
+            self.trim_losses(st.global_step)?;
+            st
+        } else {
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
+            self.remove_stale_temp_files();
+            let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
+            error::write_atomic(&self.dir.join(LOSS_FILE), b"phase,step,global_step,loss\n")?;
+            error::write_atomic(
+                &self.dir.join("config.json"),
+                serde_json::to_string_pretty(&self.cfg)
+                    .expect("serializes")
+                    .as_bytes(),
+            )?;
+            self.fresh_state()
+        };
+        let samples_total = self.total_samples();
+        let mut samples_done: u64 = self.phases[..st.phase]
+            .iter()
+            .map(|p| p.samples)
+            .sum::<u64>()
+            + st.step * self.cfg.batch as u64;
+        let mut last_good = self.dir.join(STATE_FILE);
+        while st.phase < self.phases.len() {
+            let phase = self.phases[st.phase].clone();
+            if !observer.event(&Event::PhaseStart {
+                index: st.phase,
+                count: self.phases.len(),
+                name: phase.name(),
+                steps: phase.steps,
+            }) {
+                return Ok(Outcome::Stopped {
+                    global_step: st.global_step,
+                });
+            }
+            let mu_i = self
+                .cfg
+                .mu_i
+                .unwrap_or_else(|| inference_mu(self.cfg.ema_eps, phase.steps));
+            while st.step < phase.steps {
+                let i = st.step + 1;
+                let loss = scalar(self.train_step(&phase, &mut st, i, mu_i)?);
+                if !loss.is_finite() {
+                    return Err(Error::Diverged(format!(
+                        "loss is {loss} at phase {} ({}), step {}; the weights were not saved. {}",
+                        st.phase,
+                        phase.name(),
+                        st.step + 1,
+                        last_good_note(&last_good)
+                    )));
+                }
+                st.step += 1;
+                st.global_step += 1;
+                samples_done += self.cfg.batch as u64;
+                self.pending_losses.push(format!(
+                    "{},{},{},{}",
+                    st.phase, st.step, st.global_step, loss
+                ));
+                let go = observer.event(&Event::Step {
+                    phase: st.phase,
+                    step: st.step,
+                    steps: phase.steps,
+                    samples_done: samples_done.min(samples_total),
+                    samples_total,
+                    loss,
+                });
+                let go = go && self.emit_preview(&phase, &st, observer);
+                let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
+                if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
+                    self.ensure_finite(&st, &phase, &last_good)?;
+                    last_good = self.save_state(&st)?;
+                    observer.event(&Event::Checkpoint {
+                        path: last_good.clone(),
+                        global_step: st.global_step,
+                    });
+                }
+                if interrupted {
+                    return Ok(Outcome::Stopped {
+                        global_step: st.global_step,
+                    });
+                }
+            }
+            // phase end: save its inference-EMA model, then set up the next phase
+            let (kind, steps) = match phase.kind {
+                PhaseKind::Fit if self.cfg.method == Method::Teacher => {
+                    ("teacher", self.grid.steps)
+                }
+                PhaseKind::Fit => ("fit", self.grid.steps),
+                PhaseKind::Tract { to, .. } => ("tract", to),
+                PhaseKind::Btd { to, .. } => ("btd", to),
+            };
+            let done: u64 = self.phases[..=st.phase]
+                .iter()
+                .filter(|p| p.kind != PhaseKind::Fit)
+                .map(|p| p.samples)
+                .sum();
+            self.ensure_finite(&st, &phase, &last_good)?;
+            let mf = ModelFile {
+                meta: self.model_meta(kind, steps, done),
+                flat: flat_to_host(&st.ema),
+            };
+            let pf = self.phase_file(st.phase);
+            mf.save(&pf)?;
+            observer.event(&Event::PhaseEnd {
+                index: st.phase,
+                path: pf,
+            });
+            let was_fit = phase.kind == PhaseKind::Fit;
+            let result = st.ema.clone();
+            st.phase += 1;
+            st.step = 0;
+            // the next phase: teacher = this phase's EMA (except after the fit, where the
+            // original teacher stays); student and self-teacher start as copies; Adam restarts
+            if !was_fit {
+                st.teacher = Some(result.clone());
+            }
+            st.student = result.clone();
+            st.self_teacher = result.clone();
+            st.ema = result;
+            st.adam = Adam::new(&st.student);
+            last_good = self.save_state(&st)?;
+        }
+        let last = self.phases.len() - 1;
+        let name = if self.cfg.method == Method::Teacher {
+            "teacher.safetensors"
+        } else {
+            "student.safetensors"
+        };
+        let student = self.dir.join(name);
+        // atomically, as every other file: a kill never leaves a half-copied model
+        let bytes = error::read_file(&self.phase_file(last))?;
+        error::write_atomic(&student, &bytes)?;
+        Ok(Outcome::Finished { student })
+    }
+
+    /// Whether the state in the run directory is past its last phase (the run has finished).
+    pub fn is_finished(&self) -> Result<bool> {
+        Ok(self.load_state()?.phase >= self.phases.len())
+    }
+
+    /// Stop with `Diverged` when the weights about to be saved are not finite (a loss can
+    /// still be finite at the step whose update overflowed): a checkpoint never holds them.
+    fn ensure_finite(&self, st: &RunState, phase: &Phase, last_good: &Path) -> Result<()> {
+        let sum = scalar(st.student.clone().sum() + st.ema.clone().sum());
+        if sum.is_finite() {
+            return Ok(());
+        }
+        Err(Error::Diverged(format!(
+            "the weights are NaN or infinite after phase {} ({}), step {}; they were not saved. {}",
+            st.phase,
+            phase.name(),
+            st.step,
+            last_good_note(last_good)
+        )))
+    }
+
+    fn emit_preview(&self, phase: &Phase, st: &RunState, observer: &mut dyn Observer) -> bool {
+        let Some(p) = &self.preview else { return true };
+        if st.step % p.every != 0 && st.step != phase.steps {
+            return true;
+        }
+        let d = self.data.dim();
+        let n = p.noise.len() / d;
+        let steps = phase.to_steps().unwrap_or(64).min(self.grid.steps);
+        let eps = from_vec2(p.noise.clone(), [n, d], &self.device);
+        let x = diffusion::sample(
+            &Bound {
+                model: &self.net,
+                params: &st.ema,
+            },
+            eps,
+            &self.grid,
+            steps,
+            Solver::Ddim,
+            self.cfg.clip_x0,
+        );
+        observer.event(&Event::Preview {
+            phase: st.phase,
+            step: st.step,
+            steps,
+            samples: to_vec(x),
+        })
+    }
+}

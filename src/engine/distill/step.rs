@@ -1,0 +1,233 @@
+//! One optimizer step of a phase, as ALGORITHM.md section 3 writes it (the paper's
+//! Algorithm 1 for VP, Algorithm 2 for VE), and its two relatives: BTD (eqs 3-5: two
+//! teacher steps, no self-teacher) and the fit / teacher phase (section 4: the target is the
+//! teacher's x0, or the clean sample itself).
+//!
+//! 1. `x_t` from data and fresh noise (eq 1; VE eq 10)               [`noisify`]
+//! 2. the teacher's step t -> t-1: DDIM for VP, Heun for VE (eq 11)  [`Run::teacher_step`]
+//! 3. the self-teacher's DDIM step t-1 -> s, unless s = t-1          (EMA weights, no grad)
+//! 4. the target `x_hat = a x_s + b x_t` (eq 8; VE eq 14)            [`target_coefs`]
+//! 5. the weighted squared error (A.2; VE eq 15)                      [`Run::loss_weight`]
+//! 6. Adam, then the self-teacher and inference EMAs (eq 16, A.7)    [`Run::train_step`]
+
+use burn::tensor::Tensor;
+
+use super::{Phase, PhaseKind, Run, RunState};
+use crate::engine::data::gmm::ExactDenoiser;
+use crate::engine::diffusion::{Denoiser, Times, ddim_step, heun_step, target_coefs};
+use crate::engine::kernels;
+use crate::engine::model::Bound;
+use crate::engine::optim::ema_weight;
+use crate::engine::rng::Rng;
+use crate::engine::schedule::{self, Coef, Param};
+use crate::engine::tensors::from_vec2;
+use crate::{Error, Result};
+
+/// The teacher of a run's first phase (later phases learn from the previous phase's EMA).
+pub(super) enum TeacherNet {
+    Exact(ExactDenoiser),
+    Net(Tensor<1>),
+    /// Teacher training: the target is the clean sample itself.
+    Data,
+}
+
+/// What the student is trained towards at noise levels `ct`: `a x_s + b x_t` per sample,
+/// with `x_t` also the student's input.
+struct Target {
+    ct: Vec<Coef>,
+    xt: Tensor<2>,
+    xs: Tensor<2>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Run {
+    /// One step of `phase`, update number `i` of the phase: the student takes an Adam step,
+    /// then its self-teacher EMA (momentum mu_S) and inference EMA (`mu_i`) follow.
+    /// Returns the (device) loss.
+    pub(super) fn train_step(
+        &self,
+        phase: &Phase,
+        st: &mut RunState,
+        i: u64,
+        mu_i: f64,
+    ) -> Result<Tensor<1>> {
+        let (b, d) = (self.cfg.batch, self.data.dim());
+        let dev = &self.device;
+        let x0 = from_vec2(self.data.sample(&mut st.rng, b), [b, d], dev);
+        let eps = from_vec2(st.rng.normals(b * d), [b, d], dev);
+        let target = match phase.kind {
+            PhaseKind::Fit => self.fit_target(x0, eps, st),
+            PhaseKind::Tract { from, to } => self.tract_target(x0, eps, st, from, to, false),
+            PhaseKind::Btd { from, to } => self.tract_target(x0, eps, st, from, to, true),
+        };
+        // 5. w(t) |g(x_t, t) - (a x_s + b x_t)|^2 averaged; the target carries no gradient
+        let Target {
+            ct,
+            xt,
+            xs,
+            a,
+            b: bb,
+        } = target;
+        let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
+        let times = Times::new(ct, dev);
+        let leaf = st.student.clone().autodiff().require_grad();
+        let g = self.net.forward(&leaf, xt.clone(), &times);
+        let loss = kernels::tract_loss(g, xs, xt, &a, &bb, &w);
+        // 6. Adam on the student, then the EMAs (Algorithm 1 line 21, A.7)
+        #[cfg(feature = "train")]
+        let grad = leaf
+            .grad(&loss.backward())
+            .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
+        #[cfg(not(feature = "train"))]
+        let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
+        st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
+        let (ws, wi) = (ema_weight(self.cfg.mu_s, i), ema_weight(mu_i, i));
+        let (s, e) = kernels::ema2(&st.student, st.self_teacher.clone(), st.ema.clone(), ws, wi);
+        st.self_teacher = s;
+        st.ema = e;
+        Ok(loss.inner())
+    }
+
+    /// Steps 1-4 of a TRACT phase `from` -> `to` steps (group S = from / to), or of BTD
+    /// (`btd`: S = 2, two teacher steps).
+    fn tract_target(
+        &self,
+        x0: Tensor<2>,
+        eps: Tensor<2>,
+        st: &mut RunState,
+        from: usize,
+        to: usize,
+        btd: bool,
+    ) -> Target {
+        let b = self.cfg.batch;
+        let stride = self.grid.steps / from;
+        let group = from / to;
+        // per sample: s ~ {0, S, ..., T-S}, p ~ {1..S}, t = s + p (BTD: t = s + 2)
+        let mut idx = Vec::with_capacity(b);
+        for _ in 0..b {
+            let s = group * st.rng.below(to);
+            let t = if btd {
+                s + 2
+            } else {
+                s + 1 + st.rng.below(group)
+            };
+            idx.push((t, s));
+        }
+        let c = |i: usize| self.grid.coef(i * stride);
+        let ct: Vec<Coef> = idx.iter().map(|&(t, _)| c(t)).collect();
+        let ct1: Vec<Coef> = idx.iter().map(|&(t, _)| c(t - 1)).collect();
+        let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
+        // 1. x_t
+        let xt = noisify(x0, eps, &ct);
+        // 2. the teacher: t -> t-1
+        let teacher = self.teacher_den(st);
+        let xt1 = self.teacher_step(teacher.as_ref(), xt.clone(), &ct, &ct1);
+        // 3. t-1 -> s: BTD's second teacher step, else the self-teacher (if s < t-1)
+        let xs = if btd {
+            self.teacher_step(teacher.as_ref(), xt1, &ct1, &cs)
+        } else if idx.iter().all(|&(t, s)| t - 1 == s) {
+            xt1
+        } else {
+            let self_teacher = Bound {
+                model: &self.net,
+                params: &st.self_teacher,
+            };
+            ddim_step(&self_teacher, xt1, &ct1, &cs, self.cfg.clip_x0)
+        };
+        // 4. the x0 whose DDIM step t -> s lands on x_s
+        let (a, bb): (Vec<f64>, Vec<f64>) =
+            ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
+        Target {
+            ct,
+            xt,
+            xs,
+            a,
+            b: bb,
+        }
+    }
+
+    /// The fit / teacher phase at continuous noise levels: the target is the teacher's x0
+    /// (the data itself when training a teacher), a = 1, b = 0.
+    fn fit_target(&self, x0: Tensor<2>, eps: Tensor<2>, st: &mut RunState) -> Target {
+        let b = self.cfg.batch;
+        let ct: Vec<Coef> = (0..b).map(|_| self.random_level(&mut st.rng)).collect();
+        let times = Times::new(ct.clone(), &self.device);
+        let xt = noisify(x0.clone(), eps, &ct);
+        let xs = match self.original {
+            TeacherNet::Data => x0,
+            _ => self.teacher_den(st).denoise(xt.clone(), &times),
+        };
+        Target {
+            ct,
+            xt,
+            xs,
+            a: vec![1.0; b],
+            b: vec![0.0; b],
+        }
+    }
+
+    /// The teacher of the current phase: the previous phase's EMA, else the run's own.
+    fn teacher_den<'a>(&'a self, st: &'a RunState) -> Box<dyn Denoiser + 'a> {
+        match (&st.teacher, &self.original) {
+            (Some(t), _) => Box::new(Bound {
+                model: &self.net,
+                params: t,
+            }),
+            (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
+            (None, TeacherNet::Net(t)) => Box::new(Bound {
+                model: &self.net,
+                params: t,
+            }),
+            (None, TeacherNet::Data) => {
+                unreachable!("a data teacher has no denoiser; train_step uses x0")
+            }
+        }
+    }
+
+    /// Teacher step t -> t-1: DDIM for VP, Heun for VE (Algorithms 1 and 2).
+    fn teacher_step(
+        &self,
+        den: &dyn Denoiser,
+        x: Tensor<2>,
+        from: &[Coef],
+        to: &[Coef],
+    ) -> Tensor<2> {
+        match self.cfg.param {
+            Param::Vp => ddim_step(den, x, from, to, self.cfg.clip_x0),
+            Param::Ve => heun_step(den, x, from, to, self.cfg.clip_x0),
+        }
+    }
+
+    /// The loss weight: VP max(1, SNR) (A.2); VE EDM's (sigma^2 + sd^2) / (sigma sd)^2 (eq 15).
+    fn loss_weight(&self, c: &Coef) -> f64 {
+        match self.cfg.param {
+            Param::Vp => c.snr().max(1.0),
+            Param::Ve => {
+                let sd = self.cfg.net.sigma_data();
+                (c.sigma * c.sigma + sd * sd) / (c.sigma * sd).powi(2)
+            }
+        }
+    }
+
+    /// A continuous noise level for the fit phase: u ~ U(0, 1] (VP), or a uniform position
+    /// on the Karras curve sigma^(1/rho), rho = 7 (VE).
+    fn random_level(&self, rng: &mut Rng) -> Coef {
+        match self.cfg.param {
+            Param::Vp => schedule::vp_coef(1.0 - rng.uniform()),
+            Param::Ve => {
+                let (lo, hi) = (
+                    schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0),
+                    schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0),
+                );
+                schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
+            }
+        }
+    }
+}
+
+/// x_t = alpha x0 + sigma eps per sample (eq 1; VE: alpha = 1).
+fn noisify(x0: Tensor<2>, eps: Tensor<2>, c: &[Coef]) -> Tensor<2> {
+    let (a, s): (Vec<f64>, Vec<f64>) = c.iter().map(|c| (c.alpha, c.sigma)).unzip();
+    kernels::row_axpby(x0, eps, &a, &s, false)
+}

@@ -1,0 +1,277 @@
+//! Fused per-step elementwise work. On Burn's wgpu backend the WGSL kernels of
+//! `shaders/` run (see `wgsl`); on the CPU backend, and whenever kernels are switched
+//! off, the plain Burn-ops references below run. Tests compare both.
+
+pub mod cpu;
+pub mod cpu_ops;
+pub mod wgsl;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::engine::tensors::{from_vec1, to_vec};
+use wgsl::TractKernels;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switch the WGSL kernels on or off (benchmarks compare both).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::SeqCst);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::SeqCst)
+}
+
+/// The backend under a device, seen through autodiff.
+fn base_device(device: &Device) -> DispatchDevice {
+    device.as_dispatch().clone().inner()
+}
+
+/// Does this device run CubeCL (wgpu) kernels?
+pub fn is_cube(device: &Device) -> bool {
+    matches!(base_device(device), DispatchDevice::Cube(_))
+}
+
+/// Is this Burn's CPU backend (Flex), where the CPU kernels of `cpu` run?
+pub fn is_flex(device: &Device) -> bool {
+    matches!(base_device(device), DispatchDevice::Flex(_))
+}
+
+fn use_kernel(device: &Device) -> bool {
+    enabled() && is_cube(device)
+}
+
+fn vec_f32(v: &[f64], device: &Device) -> Tensor<1> {
+    from_vec1(v.iter().map(|&x| x as f32).collect(), device)
+}
+
+fn col(t: Tensor<1>) -> Tensor<2> {
+    let n = t.dims()[0];
+    t.reshape([n, 1])
+}
+
+/// out = a[r] x + b[r] clip(y) for [N, D] tensors and per-row a, b.
+pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -> Tensor<2> {
+    let dev = x.device();
+    let (a, b) = (vec_f32(a, &dev), vec_f32(b, &dev));
+    if use_kernel(&dev) {
+        Tensor::from_dispatch(Dispatch::row_axpby(
+            x.into_dispatch(),
+            y.into_dispatch(),
+            a.into_dispatch(),
+            b.into_dispatch(),
+            clip,
+        ))
+    } else {
+        reference::row_axpby(x, y, a, b, clip)
+    }
+}
+
+/// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
+pub fn heun_combine(
+    x: Tensor<2>,
+    x0: Tensor<2>,
+    e: Tensor<2>,
+    x0e: Tensor<2>,
+    c1: &[f64],
+    c2: &[f64],
+) -> Tensor<2> {
+    let dev = x.device();
+    let (c1, c2) = (vec_f32(c1, &dev), vec_f32(c2, &dev));
+    if use_kernel(&dev) {
+        Tensor::from_dispatch(Dispatch::heun_combine(
+            x.into_dispatch(),
+            x0.into_dispatch(),
+            e.into_dispatch(),
+            x0e.into_dispatch(),
+            c1.into_dispatch(),
+            c2.into_dispatch(),
+        ))
+    } else {
+        reference::heun_combine(x, x0, e, x0e, c1, c2)
+    }
+}
+
+/// The TRACT loss: mean over the batch of w[r] * mean_d (g - (a[r] xs + b[r] xt))^2,
+/// differentiable with respect to g; the target is a constant.
+pub fn tract_loss(
+    g: Tensor<2>,
+    xs: Tensor<2>,
+    xt: Tensor<2>,
+    a: &[f64],
+    b: &[f64],
+    w: &[f64],
+) -> Tensor<1> {
+    let inner_dev = xs.device();
+    let [n, d] = g.dims();
+    let (a, b, w) = (
+        vec_f32(a, &inner_dev),
+        vec_f32(b, &inner_dev),
+        vec_f32(w, &inner_dev),
+    );
+    if use_kernel(&inner_dev) {
+        let auto = g.is_autodiff();
+        let lift = |t: Tensor<1>| if auto { t.autodiff() } else { t };
+        let lift2 = |t: Tensor<2>| {
+            if auto {
+                t.detach().autodiff()
+            } else {
+                t.detach()
+            }
+        };
+        let (err, _grad) = Dispatch::tract_loss(
+            g.into_dispatch(),
+            lift2(xs).into_dispatch(),
+            lift2(xt).into_dispatch(),
+            lift(a).into_dispatch(),
+            lift(b).into_dispatch(),
+            lift(w).into_dispatch(),
+            1.0 / (n * d) as f32,
+        );
+        Tensor::<2>::from_dispatch(err).sum()
+    } else {
+        reference::tract_loss(g, xs, xt, a, b, w)
+    }
+}
+
+/// Both bias-corrected EMA updates: (self-teacher, inference). Burn's own fusion matches
+/// the WGSL kernel here (`bench --kernels`), so the engine uses Burn ops; the kernel is
+/// `ema2_kernel`.
+pub fn ema2(
+    phi: &Tensor<1>,
+    es: Tensor<1>,
+    ei: Tensor<1>,
+    ws: f64,
+    wi: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    reference::ema2(phi, es, ei, ws, wi)
+}
+
+/// The EMA pair as one WGSL kernel pass (falls back to the reference off wgpu).
+pub fn ema2_kernel(
+    phi: &Tensor<1>,
+    es: Tensor<1>,
+    ei: Tensor<1>,
+    ws: f64,
+    wi: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    if use_kernel(&phi.device()) {
+        let (s, i) = Dispatch::ema2(
+            phi.clone().into_dispatch(),
+            es.into_dispatch(),
+            ei.into_dispatch(),
+            ws as f32,
+            wi as f32,
+        );
+        (Tensor::from_dispatch(s), Tensor::from_dispatch(i))
+    } else {
+        reference::ema2(phi, es, ei, ws, wi)
+    }
+}
+
+/// Images [N, C, H, W] to packed RGBA8 pixels of a grid with `cols` columns:
+/// (width, height, pixels as u32 r | g << 8 | b << 16 | a << 24).
+pub fn rgba_grid(img: Tensor<4>, cols: usize, lo: f32, hi: f32) -> (usize, usize, Vec<u32>) {
+    let dims = img.dims();
+    let cols = cols.max(1);
+    let (w, h) = (cols * dims[3], dims[0].div_ceil(cols).max(1) * dims[2]);
+    if use_kernel(&img.device()) {
+        let t: Tensor<2, Int> = Tensor::from_dispatch(Dispatch::rgba_grid(
+            img.into_dispatch(),
+            cols as u32,
+            lo,
+            hi,
+        ));
+        let px = t
+            .into_data()
+            .convert::<u32>()
+            .try_into_vec::<u32>()
+            .expect("u32 pixels");
+        (w, h, px)
+    } else {
+        (w, h, reference::rgba_grid(&to_vec(img), dims, cols, lo, hi))
+    }
+}
+
+/// The plain Burn-ops versions (the CPU path and the tests' reference).
+pub mod reference {
+    use super::col;
+    use burn::tensor::Tensor;
+
+    pub fn row_axpby(
+        x: Tensor<2>,
+        y: Tensor<2>,
+        a: Tensor<1>,
+        b: Tensor<1>,
+        clip: bool,
+    ) -> Tensor<2> {
+        let y = if clip { y.clamp(-1.0, 1.0) } else { y };
+        x * col(a) + y * col(b)
+    }
+
+    pub fn heun_combine(
+        x: Tensor<2>,
+        x0: Tensor<2>,
+        e: Tensor<2>,
+        x0e: Tensor<2>,
+        c1: Tensor<1>,
+        c2: Tensor<1>,
+    ) -> Tensor<2> {
+        x.clone() + (x - x0) * col(c1) + (e - x0e) * col(c2)
+    }
+
+    pub fn tract_loss(
+        g: Tensor<2>,
+        xs: Tensor<2>,
+        xt: Tensor<2>,
+        a: Tensor<1>,
+        b: Tensor<1>,
+        w: Tensor<1>,
+    ) -> Tensor<1> {
+        let target = (xs * col(a) + xt * col(b)).detach();
+        let diff = g - target;
+        ((diff.clone() * diff).mean_dim(1) * col(w)).mean()
+    }
+
+    pub fn ema2(
+        phi: &Tensor<1>,
+        es: Tensor<1>,
+        ei: Tensor<1>,
+        ws: f64,
+        wi: f64,
+    ) -> (Tensor<1>, Tensor<1>) {
+        use crate::engine::optim::ema_mix;
+        (ema_mix(es, phi, ws), ema_mix(ei, phi, wi))
+    }
+
+    /// Host reference of the RGBA grid (integer packing has no Burn op).
+    pub fn rgba_grid(v: &[f32], dims: [usize; 4], cols: usize, lo: f32, hi: f32) -> Vec<u32> {
+        let [n, c, h, w] = dims;
+        let rows = n.div_ceil(cols).max(1);
+        let byte = |x: f32| (((x - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0 + 0.5) as u32;
+        let mut out = vec![0u32; rows * h * cols * w];
+        for gy in 0..rows * h {
+            for gx in 0..cols * w {
+                let k = (gy / h) * cols + gx / w;
+                let p = gy * cols * w + gx;
+                if k >= n {
+                    out[p] = 0xff20_2020;
+                    continue;
+                }
+                let (y, x) = (gy % h, gx % w);
+                let base = k * c * h * w + y * w + x;
+                let r = byte(v[base]);
+                let (g, b) = if c >= 3 {
+                    (byte(v[base + h * w]), byte(v[base + 2 * h * w]))
+                } else {
+                    (r, r)
+                };
+                out[p] = r | (g << 8) | (b << 16) | (255 << 24);
+            }
+        }
+        out
+    }
+}

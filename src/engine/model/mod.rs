@@ -1,0 +1,149 @@
+//! Networks. A model's parameters live in one flat 1-D tensor with a named layout, so
+//! one Adam, one EMA and one checkpoint format serve every model, each a handful of
+//! fused tensor ops per step however many layers the model has.
+
+pub mod mlp;
+pub mod unet;
+
+pub use mlp::{Mlp, MlpConfig};
+pub use unet::{Unet, UnetConfig};
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::diffusion::{Denoiser, Times};
+use crate::engine::rng::Rng;
+
+use crate::engine::tensors::{from_vec1, to_vec};
+
+/// Names, shapes and offsets of the parameters inside the flat vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub names: Vec<String>,
+    pub shapes: Vec<Vec<usize>>,
+    pub offsets: Vec<usize>,
+    pub total: usize,
+}
+
+impl Layout {
+    pub fn new(names: Vec<String>, shapes: Vec<Vec<usize>>) -> Self {
+        let mut offsets = vec![];
+        let mut total = 0;
+        for s in &shapes {
+            offsets.push(total);
+            total += s.iter().product::<usize>();
+        }
+        Layout {
+            names,
+            shapes,
+            offsets,
+            total,
+        }
+    }
+    pub fn len(&self, i: usize) -> usize {
+        self.shapes[i].iter().product()
+    }
+    /// Parameter i of `flat` as a matrix [rows, cols].
+    pub fn mat(&self, flat: &Tensor<1>, i: usize) -> Tensor<2> {
+        let s = &self.shapes[i];
+        let (r, c) = if s.len() == 2 {
+            (s[0], s[1])
+        } else {
+            (1, s[0])
+        };
+        flat.clone()
+            .narrow(0, self.offsets[i], self.len(i))
+            .reshape([r, c])
+    }
+    /// Split a host copy of the flat vector into named pieces.
+    pub fn split<'a>(&self, flat: &'a [f32]) -> Vec<&'a [f32]> {
+        (0..self.names.len())
+            .map(|i| &flat[self.offsets[i]..self.offsets[i] + self.len(i)])
+            .collect()
+    }
+}
+
+pub fn flat_from_host(v: Vec<f32>, device: &Device) -> Tensor<1> {
+    from_vec1(v, device)
+}
+
+pub fn flat_to_host(t: &Tensor<1>) -> Vec<f32> {
+    to_vec(t.clone())
+}
+
+/// Which network, with its hyper-parameters (saved in every checkpoint).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NetConfig {
+    Mlp(MlpConfig),
+    Unet(UnetConfig),
+}
+
+impl NetConfig {
+    /// Flattened sample size the network takes.
+    pub fn dim(&self) -> usize {
+        match self {
+            NetConfig::Mlp(c) => c.dim,
+            NetConfig::Unet(c) => c.channels * c.height * c.width,
+        }
+    }
+    pub fn sigma_data(&self) -> f64 {
+        match self {
+            NetConfig::Mlp(c) => c.sigma_data,
+            NetConfig::Unet(c) => c.sigma_data,
+        }
+    }
+    pub fn param(&self) -> crate::engine::schedule::Param {
+        match self {
+            NetConfig::Mlp(c) => c.param,
+            NetConfig::Unet(c) => c.param,
+        }
+    }
+}
+
+/// A network of either kind behind one interface.
+#[derive(Clone, Debug)]
+pub enum Net {
+    Mlp(Mlp),
+    Unet(Unet),
+}
+
+impl Net {
+    pub fn new(cfg: &NetConfig) -> Self {
+        match cfg {
+            NetConfig::Mlp(c) => Net::Mlp(Mlp::new(c.clone())),
+            NetConfig::Unet(c) => Net::Unet(Unet::new(c.clone())),
+        }
+    }
+    pub fn layout(&self) -> Layout {
+        match self {
+            Net::Mlp(m) => m.layout(),
+            Net::Unet(u) => u.layout(),
+        }
+    }
+    pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            Net::Mlp(m) => m.init(rng),
+            Net::Unet(u) => u.init(rng),
+        }
+    }
+    /// x0_hat for flattened samples x [N, D].
+    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        match self {
+            Net::Mlp(m) => m.forward(p, x, times),
+            Net::Unet(u) => u.forward(p, x, times),
+        }
+    }
+}
+
+/// A network bound to parameter values: the `Denoiser` every sampler and teacher step uses.
+pub struct Bound<'a> {
+    pub model: &'a Net,
+    pub params: &'a Tensor<1>,
+}
+
+impl Denoiser for Bound<'_> {
+    fn denoise(&self, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        self.model.forward(self.params, x, times)
+    }
+}

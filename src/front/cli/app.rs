@@ -1,0 +1,63 @@
+//! `app` (and no command at all): the desktop app.
+
+use std::path::PathBuf;
+
+#[cfg(not(feature = "gui"))]
+use anyhow::bail;
+
+#[cfg(feature = "gui")]
+use super::pick_device;
+
+#[derive(clap::Args, Default)]
+pub(super) struct AppArgs {
+    /// panel to open: data, teacher, schedule, distill, gallery, compare
+    #[arg(long)]
+    pub(super) panel: Option<String>,
+    /// save a screenshot of the panel once it has its content, then exit
+    #[arg(long)]
+    pub(super) screenshot: Option<PathBuf>,
+    /// start a distillation run at once
+    #[arg(long)]
+    pub(super) autostart: bool,
+    /// manifest of shipped models
+    #[arg(long)]
+    pub(super) assets: Option<PathBuf>,
+    /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], images:DIR
+    #[arg(long)]
+    pub(super) data: Option<String>,
+    #[arg(long, default_value = "auto")]
+    pub(super) device: String,
+}
+
+#[cfg(feature = "gui")]
+pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
+    use crate::front::app::{AppOptions, Tab, run_app};
+    let tab = match &a.panel {
+        Some(p) => Some(Tab::parse(p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown panel '{p}': expected data, teacher, schedule, distill, gallery or compare"
+            )
+        })?),
+        None => None,
+    };
+    let dev = pick_device(&a.device)?;
+    run_app(
+        AppOptions {
+            tab,
+            screenshot: a.screenshot,
+            autostart: a.autostart,
+            assets: a.assets,
+            data: a.data,
+            ..Default::default()
+        },
+        dev.device,
+    )
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+#[cfg(not(feature = "gui"))]
+pub(super) fn app(_a: AppArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    bail!("this build has no desktop app (built without the 'gui' feature); use a subcommand")
+}

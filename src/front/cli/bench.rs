@@ -1,0 +1,218 @@
+//! `bench`: distillation throughput on the CPU backend and on wgpu, the WGSL kernels against
+//! Burn's ops, and `--unet`: the UNet with the CPU kernels on and off against PyTorch.
+
+use anyhow::{Context, bail};
+
+use super::{MAX_BATCH, count, pick_device};
+use crate::engine::device::{self, Choice};
+use crate::engine::schedule::Param;
+
+#[derive(clap::Args)]
+pub(super) struct BenchArgs {
+    #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
+    pub(super) batch: usize,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(super) steps: u64,
+    /// skip the wgpu measurement
+    #[arg(long)]
+    pub(super) cpu_only: bool,
+    /// time each WGSL kernel against the same math as Burn ops, and the distillation step
+    /// with kernels on and off
+    #[arg(long)]
+    pub(super) kernels: bool,
+    #[arg(long, default_value = "wgpu")]
+    pub(super) device: String,
+    /// UNet (images) training and sampling throughput instead
+    #[arg(long)]
+    pub(super) unet: bool,
+    /// the UNet presets for --unet, comma-separated: tiny, small, large
+    #[arg(long, default_value = "tiny,small")]
+    pub(super) size: String,
+    /// --unet: measurements per point (median after a warm-up)
+    #[arg(long, default_value_t = 3)]
+    pub(super) reps: usize,
+    /// --unet: do not run the PyTorch peer (benches/peer/unet.py)
+    #[arg(long)]
+    pub(super) no_peer: bool,
+    /// --unet: the PyTorch peer's device (cpu, or cuda where a GPU is)
+    #[arg(long, default_value = "cpu")]
+    pub(super) peer_device: String,
+    /// internal: one CPU measurement with the CPU kernels on or off, as JSON lines
+    #[arg(long, hide = true)]
+    pub(super) child: Option<String>,
+}
+
+/// `bench --unet`: per size, the CPU backend with the CPU kernels on and off (each in its own
+/// process, so peak RSS is each one's own) and the PyTorch peer, in one invocation, as ratios;
+/// then wgpu unless --cpu-only.
+pub(super) fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
+    use crate::jobs::bench::{UnetThroughput, peer_unet, unet_child};
+    let sizes: Vec<&str> = a.size.split(',').map(str::trim).collect();
+    let mut cfgs = vec![];
+    for s in &sizes {
+        let Some(cfg) = crate::engine::model::UnetConfig::preset(s, 1, 32, 32, Param::Vp) else {
+            bail!("--size {s}: expected tiny, small or large (comma-separated)");
+        };
+        cfgs.push(cfg);
+    }
+    if let Some(mode) = &a.child {
+        let on = match mode.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => bail!("--child {mode}: expected on or off"),
+        };
+        crate::engine::kernels::cpu::set_enabled(on);
+        for r in crate::jobs::bench::unet(&device::cpu().device, &cfgs[0], a.reps) {
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        return Ok(());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "UNet on 1x32x32, CPU ({threads} threads): median of {} after a warm-up; peak = each process's peak RSS",
+        a.reps
+    );
+    let exe = std::env::current_exe().context("locating this binary")?;
+    for (name, cfg) in sizes.iter().zip(&cfgs) {
+        let params = crate::engine::model::unet::Unet::new(cfg.clone())
+            .layout()
+            .total;
+        println!("\n{name} UNet ({params} parameters)");
+        let ours = unet_child(&exe, name, "on", a.reps)?;
+        let burn = unet_child(&exe, name, "off", a.reps)?;
+        let peer: Option<Vec<UnetThroughput>> = if a.no_peer {
+            None
+        } else {
+            match peer_unet(name, threads, &a.peer_device, a.reps) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    println!("  PyTorch peer skipped: {e}");
+                    None
+                }
+            }
+        };
+        println!(
+            "  {:<10} {:>5} {:>10} {:>12} {:>11} {:>11} {:>13} {:>21}",
+            "step",
+            "batch",
+            "ours ms",
+            "Burn ops ms",
+            "PyTorch ms",
+            "ours/Burn",
+            "ours/PyTorch",
+            "peak MiB ours/Burn/PT"
+        );
+        for (i, o) in ours.iter().enumerate() {
+            let b = &burn[i];
+            let p = peer
+                .as_ref()
+                .and_then(|p| p.iter().find(|r| r.what == o.what && r.batch == o.batch));
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            println!(
+                "  {:<10} {:>5} {:>10.0} {:>12.0} {:>11} {:>10.2}x {:>12} {:>21}",
+                o.what,
+                o.batch,
+                o.ms,
+                b.ms,
+                f(p.map(|p| p.ms)),
+                b.ms / o.ms,
+                p.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
+                format!(
+                    "{}/{}/{}",
+                    f(o.peak_mib),
+                    f(b.peak_mib),
+                    f(p.and_then(|p| p.peak_mib))
+                )
+            );
+        }
+    }
+    println!("\n(ours/Burn and ours/PyTorch: how many times faster ours is; above 1 = faster)");
+    if !a.cpu_only {
+        match device::pick(Choice::Wgpu) {
+            Ok(p) => {
+                for (name, cfg) in sizes.iter().zip(&cfgs) {
+                    for r in crate::jobs::bench::unet(&p.device, cfg, a.reps) {
+                        println!(
+                            "  {} {name}: {:<8} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
+                            p.label, r.what, r.batch, r.ms, r.images_per_s
+                        );
+                    }
+                }
+            }
+            Err(e) => println!("wgpu: skipped ({e})"),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    use crate::jobs::bench::distill_throughput;
+    if a.unet {
+        return bench_unet(&a);
+    }
+    if a.kernels {
+        let p = pick_device(&a.device)?;
+        println!(
+            "kernels on {} (median of 30 calls, each followed by a device sync)",
+            p.label
+        );
+        println!(
+            "{:<36} {:>10} {:>12} {:>12} {:>8} {:>10} {:>10}",
+            "kernel", "elements", "WGSL ms", "Burn ops ms", "ratio", "WGSL GB/s", "Burn GB/s"
+        );
+        for k in crate::jobs::bench::kernels(&p.device, 30) {
+            println!(
+                "{:<36} {:>10} {:>12.3} {:>12.3} {:>8.2} {:>10.2} {:>10.2}",
+                k.name,
+                k.elements,
+                k.kernel_ms,
+                k.burn_ms,
+                k.burn_ms / k.kernel_ms,
+                k.gbps(k.kernel_ms),
+                k.gbps(k.burn_ms)
+            );
+        }
+        let steps = (a.steps / 4).max(10);
+        crate::engine::kernels::set_enabled(true);
+        let on = distill_throughput(&p.device, "kernels-on", a.batch, 20, steps)?;
+        crate::engine::kernels::set_enabled(false);
+        let off = distill_throughput(&p.device, "kernels-off", a.batch, 20, steps)?;
+        crate::engine::kernels::set_enabled(true);
+        println!(
+            "whole distillation step (TRACT, batch {}): kernels {:.0} samples/s, Burn ops {:.0} samples/s, ratio {:.2}",
+            a.batch,
+            on.samples_per_s,
+            off.samples_per_s,
+            on.samples_per_s / off.samples_per_s
+        );
+        return Ok(());
+    }
+    println!(
+        "distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}",
+        a.batch
+    );
+    let cpu = distill_throughput(&device::cpu().device, "cpu-flex", a.batch, 20, a.steps)?;
+    println!(
+        "  CPU backend (flex):  {:>10.0} samples/s  ({} steps)",
+        cpu.samples_per_s, cpu.steps
+    );
+    if !a.cpu_only {
+        match device::pick(Choice::Wgpu) {
+            Ok(p) => {
+                let steps = (a.steps / 4).max(10);
+                let g = distill_throughput(&p.device, "wgpu", a.batch, 20, steps)
+                    .context("wgpu benchmark")?;
+                println!(
+                    "  {}:  {:>10.0} samples/s  ({} steps)",
+                    p.label, g.samples_per_s, g.steps
+                );
+                println!(
+                    "  ratio wgpu / cpu: {:.3}",
+                    g.samples_per_s / cpu.samples_per_s
+                );
+            }
+            Err(e) => println!("  wgpu: skipped ({e})"),
+        }
+    }
+    Ok(())
+}

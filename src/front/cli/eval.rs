@@ -1,0 +1,207 @@
+//! `eval` and `classifier`: metrics of a samples file as one JSON line (mixtures: sliced W2,
+//! mode weights, RMSE; images: the classifier-feature FID, PSNR), and the classifier it uses.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use super::progress::Progress;
+use super::{MAX_BATCH, count, pick_device};
+use crate::engine::data::Data;
+use crate::engine::device;
+use crate::engine::eval;
+use crate::jobs::generate::read_samples;
+
+#[derive(clap::Args)]
+pub(super) struct EvalArgs {
+    #[arg(long)]
+    pub(super) samples: PathBuf,
+    #[arg(long)]
+    pub(super) data: String,
+    /// samples of a reference model from the same noise (RMSE; PSNR for images)
+    #[arg(long)]
+    pub(super) reference: Option<PathBuf>,
+    /// images: the classifier for the feature FID (default: the shipped Fashion-MNIST one)
+    #[arg(long)]
+    pub(super) classifier: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
+}
+
+#[derive(clap::Args)]
+pub(super) struct ClassifierArgs {
+    /// labelled image data: fashion-mnist[:DIR] or mnist:DIR
+    #[arg(long, default_value = "fashion-mnist")]
+    pub(super) data: String,
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) train_samples: u64,
+    #[arg(long, default_value_t = 128, value_parser = count(1, MAX_BATCH))]
+    pub(super) batch: usize,
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub(super) device: String,
+}
+
+pub(super) fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
+    let data = Data::parse(&a.data)?;
+    let (s, _, dim) = read_samples(&a.samples)?;
+    if dim != data.dim() {
+        bail!(
+            "{}: samples are {dim}-dimensional but {} is {}-dimensional",
+            a.samples.display(),
+            a.data,
+            data.dim()
+        );
+    }
+    let reference = match &a.reference {
+        Some(p) => {
+            let (r, _, rd) = read_samples(p)?;
+            if r.len() != s.len() || rd != dim {
+                bail!(
+                    "{}: reference has {} x {rd} values, samples have {} x {dim}; expected the same N and dimension (same --n and noise)",
+                    p.display(),
+                    r.len() / rd.max(1),
+                    s.len() / dim
+                );
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let n = s.len() / dim;
+    if data.is_images() {
+        return eval_images(&a, &data, &s, reference.as_deref());
+    }
+    let fresh = data.sample(
+        &mut crate::engine::rng::Rng::stream(a.seed, crate::engine::rng::purpose::EVAL_DATA),
+        n,
+    );
+    let sw2 = eval::sliced_w2(&s, &fresh, dim, 256, a.seed);
+    let we = data
+        .mixture()
+        .map(|g| eval::weight_errors(g, &s))
+        .unwrap_or_default();
+    let maxw = we.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let r = reference.map(|r| eval::rmse(&s, &r));
+    println!(
+        "{}",
+        serde_json::json!({"samples": a.samples, "n": n, "sw2": sw2, "weight_errors": we, "max_weight_error": maxw, "rmse_to_reference": r})
+    );
+    Ok(())
+}
+
+/// Images: classifier-feature FID against the held-out split, PSNR / RMSE to a reference.
+pub(super) fn eval_images(
+    a: &EvalArgs,
+    data: &Data,
+    s: &[f32],
+    reference: Option<&[f32]>,
+) -> anyhow::Result<()> {
+    use crate::engine::eval::classifier::{Classifier, FEATURES};
+    let dev = device::cpu();
+    let (clf, clf_name) = match &a.classifier {
+        Some(p) => (Classifier::load(p, &dev.device)?, p.display().to_string()),
+        None => {
+            let name = "classifier-fashion-mnist.safetensors";
+            let b = crate::jobs::assets::bytes(name).expect("the classifier is embedded");
+            (
+                Classifier::from_bytes(name, b.to_vec(), &dev.device)?,
+                format!("asset:{name}"),
+            )
+        }
+    };
+    let m = &clf.meta;
+    if m.channels * m.height * m.width != data.dim() {
+        bail!(
+            "{clf_name} takes {}x{}x{} images but {} has {:?}; train one for this data with `tract-studio classifier --data {}`",
+            m.channels,
+            m.height,
+            m.width,
+            a.data,
+            data.shape(),
+            a.data
+        );
+    }
+    let held = data.held_out()?;
+    let n = s.len() / data.dim();
+    let fs = clf.features(s);
+    let fr = clf.features(&held.pixels);
+    let fid = eval::fid::feature_distance(&fs, &fr, FEATURES);
+    let psnr = reference.map(|r| eval::psnr(s, r));
+    let rmse = reference.map(|r| eval::rmse(s, r));
+    println!(
+        "{}",
+        serde_json::json!({
+            "samples": a.samples, "n": n,
+            "fid_classifier": fid,
+            "fid_note": format!("FID in the penultimate features of {clf_name} (test accuracy {:.3}) against {} held-out images; not comparable to Inception FID", m.test_accuracy, held.n),
+            "psnr_to_reference": psnr, "rmse_to_reference": rmse
+        })
+    );
+    Ok(())
+}
+
+pub(super) fn classifier_cmd(a: ClassifierArgs) -> anyhow::Result<()> {
+    use crate::engine::eval::classifier::{Classifier, ClassifierMeta};
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let dev = pick_device(&a.device)?;
+    let data = Data::parse(&a.data)?;
+    let crate::engine::data::Source::Images(set) = &data.source else {
+        bail!(
+            "{}: a classifier needs labelled images (fashion-mnist[:DIR] or mnist:DIR)",
+            a.data
+        );
+    };
+    let test = data.held_out()?;
+    let classes = set
+        .labels
+        .as_ref()
+        .map(|l| l.iter().copied().max().unwrap_or(0) as usize + 1)
+        .ok_or_else(|| anyhow::anyhow!("{}: no label file; a classifier needs labels", a.data))?;
+    let meta = ClassifierMeta {
+        kind: "classifier".into(),
+        data: a.data.clone(),
+        channels: set.c,
+        height: set.h,
+        width: set.w,
+        classes,
+        train_samples: a.train_samples,
+        test_accuracy: 0.0,
+    };
+    let mut clf = Classifier::new(meta, &mut crate::engine::rng::Rng::new(a.seed), &dev.device);
+    let prog = Progress::new("classifier");
+    let t = std::time::Instant::now();
+    let mut last = 0.0f32;
+    clf.train(
+        set,
+        a.train_samples,
+        a.batch,
+        a.seed,
+        &mut |step, steps, loss| {
+            last = if step == 1 {
+                loss
+            } else {
+                0.98 * last + 0.02 * loss
+            };
+            prog.bar.set_message(format!("loss {last:.3}"));
+            prog.update(step * a.batch as u64, steps * a.batch as u64);
+        },
+    )?;
+    prog.bar.finish_and_clear();
+    clf.meta.test_accuracy = clf.accuracy(&test)?;
+    clf.save(&a.out)?;
+    println!(
+        "classifier: {} training samples in {:.0}s, loss {last:.3}, test accuracy {:.4} on {} images -> {}",
+        a.train_samples,
+        t.elapsed().as_secs_f64(),
+        clf.meta.test_accuracy,
+        test.n,
+        a.out.display()
+    );
+    Ok(())
+}

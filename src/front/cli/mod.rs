@@ -1,0 +1,106 @@
+//! The command line: `tract-studio <command> ...` for scripts and long runs, one file per
+//! group of commands; without a command the desktop app opens. Each command parses its
+//! flags, calls a job or the engine, and prints what came back.
+
+mod app;
+mod bench;
+mod eval;
+mod experiments;
+pub mod flags;
+mod progress;
+mod sample;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::device;
+use app::AppArgs;
+use bench::BenchArgs;
+use eval::{ClassifierArgs, EvalArgs};
+use experiments::{DemoArgs, ReportArgs};
+use sample::{GalleryArgs, SampleArgs};
+use train::{DistillArgs, TeacherArgs};
+
+/// Whole numbers in a range, as clap checks them (the message names the flag and the range).
+pub(super) fn count(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(lo..=hi)
+}
+
+/// The largest batch, sample count and sampling output the command line takes.
+pub(super) const MAX_BATCH: u64 = crate::engine::distill::MAX_BATCH as u64;
+pub(super) const MAX_N: u64 = 10_000_000;
+pub(super) const MAX_STEPS: u64 = crate::engine::schedule::MAX_STEPS as u64;
+/// At most this many f32 values in one `sample` output (1 GiB).
+pub(super) const MAX_SAMPLE_VALUES: usize = 1 << 28;
+
+#[derive(Parser)]
+#[command(
+    name = "tract-studio",
+    version,
+    about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Distill a teacher with TRACT or BTD (resumable).
+    Distill(DistillArgs),
+    /// Sample from a model (or exact:DATA) at K steps from seeded noise.
+    Sample(SampleArgs),
+    /// Print metrics of a samples file as one JSON line.
+    Eval(EvalArgs),
+    /// The main job on an embedded default: TRACT vs BTD on toy:ring8.
+    Demo(DemoArgs),
+    /// Distillation throughput on the CPU backend and on wgpu, measured in one run.
+    Bench(BenchArgs),
+    /// Open the desktop app (the default without a subcommand).
+    App(AppArgs),
+    /// Train a teacher on data (images: a UNet), resumable, with sample grids as it goes.
+    Teacher(TeacherArgs),
+    /// One picture: a row per (model, steps), a column per noise seed, the same noise in every row.
+    Gallery(GalleryArgs),
+    /// Train the small CNN whose features `eval` uses for a classifier-feature FID on images.
+    Classifier(ClassifierArgs),
+    /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
+    Report(ReportArgs),
+}
+
+pub(super) fn pick_device(s: &str) -> anyhow::Result<device::Picked> {
+    let p = device::pick(s.parse()?)?;
+    eprintln!("device: {}", p.label);
+    Ok(p)
+}
+
+/// The binary's `main`.
+pub fn main() -> ExitCode {
+    crate::engine::kernels::cpu::keep_freed_memory();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Some(Cmd::Distill(a)) => train::distill(a),
+        Some(Cmd::Sample(a)) => sample::sample(a),
+        Some(Cmd::Eval(a)) => eval::eval_cmd(a),
+        Some(Cmd::Demo(a)) => experiments::demo_cmd(a),
+        Some(Cmd::Bench(a)) => bench::bench(a),
+        Some(Cmd::App(a)) => app::app(a),
+        Some(Cmd::Teacher(a)) => train::teacher(a),
+        Some(Cmd::Gallery(a)) => sample::gallery_cmd(a),
+        Some(Cmd::Classifier(a)) => eval::classifier_cmd(a),
+        Some(Cmd::Report(a)) => experiments::report_cmd(a),
+        None => app::app(AppArgs {
+            device: "auto".into(),
+            ..Default::default()
+        }),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! `teacher` and `distill`: training runs, resumable, with a progress bar; `--resume` refuses
+//! flags that differ from the run's own.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use super::flags::{momentum, open_unit, positive_f64};
+use super::progress::Progress;
+use super::{MAX_BATCH, count, pick_device};
+use crate::engine::data::Data;
+use crate::engine::distill::{DistillConfig, Event, Method, Observer, Outcome, Run};
+use crate::engine::schedule::Param;
+use crate::jobs::generate::noise;
+use crate::jobs::plot;
+
+#[derive(clap::Args)]
+pub(super) struct TeacherArgs {
+    /// fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb], toy:ring8 or gmm:PATH
+    #[arg(long)]
+    pub(super) data: String,
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// training budget in samples (with --resume: a new budget, longer or shorter)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) train_samples: u64,
+    #[arg(long, value_parser = count(1, MAX_BATCH))]
+    pub(super) batch: Option<usize>,
+    /// default 0
+    #[arg(long)]
+    pub(super) seed: Option<u64>,
+    /// may change on --resume (e.g. lower, after a run diverged)
+    #[arg(long, value_parser = positive_f64)]
+    pub(super) lr: Option<f64>,
+    /// vp (the default) or ve
+    #[arg(long)]
+    pub(super) param: Option<String>,
+    /// UNet size for images: tiny (0.27M, quick CPU runs), small (1.06M, the default) or large (GPU)
+    #[arg(long)]
+    pub(super) size: Option<String>,
+    /// optimizer steps between checkpoints (and sample grids)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) ckpt_every: Option<u64>,
+    #[arg(long)]
+    pub(super) resume: bool,
+    #[arg(long, default_value = "auto")]
+    pub(super) device: String,
+    #[arg(long, hide = true)]
+    pub(super) stop_after: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub(super) struct DistillArgs {
+    /// toy:ring8 or gmm:PATH
+    #[arg(long)]
+    pub(super) data: String,
+    /// `exact` (closed-form mixture teacher, the default) or a model file
+    #[arg(long)]
+    pub(super) teacher: Option<String>,
+    /// start the student from this model file instead of fitting a fresh network
+    #[arg(long)]
+    pub(super) init: Option<String>,
+    /// tract (the default) or btd
+    #[arg(long)]
+    pub(super) method: Option<String>,
+    /// step counts per phase, e.g. 1024,32,1
+    #[arg(long)]
+    pub(super) schedule: Option<String>,
+    /// the whole distillation budget in samples, across all phases
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) train_samples: u64,
+    /// samples for fitting a fresh student network to the exact teacher first
+    #[arg(long)]
+    pub(super) fit_samples: Option<u64>,
+    #[arg(long, value_parser = count(1, MAX_BATCH))]
+    pub(super) batch: Option<usize>,
+    /// default 0
+    #[arg(long)]
+    pub(super) seed: Option<u64>,
+    /// vp (the default) or ve
+    #[arg(long)]
+    pub(super) param: Option<String>,
+    /// may change on --resume (e.g. lower, after a run diverged)
+    #[arg(long, value_parser = positive_f64)]
+    pub(super) lr: Option<f64>,
+    /// self-teacher EMA momentum
+    #[arg(long, value_parser = momentum)]
+    pub(super) mu_s: Option<f64>,
+    /// fixed inference EMA momentum (default: eps^(1/N))
+    #[arg(long, value_parser = momentum)]
+    pub(super) mu_i: Option<f64>,
+    #[arg(long, value_parser = open_unit)]
+    pub(super) ema_eps: Option<f64>,
+    /// relative budget per phase, e.g. 1,5
+    #[arg(long)]
+    pub(super) phase_split: Option<String>,
+    /// width of a fresh MLP student (2-D data; default 128)
+    #[arg(long, value_parser = count(1, 8192))]
+    pub(super) hidden: Option<usize>,
+    /// optimizer steps between checkpoints (may change on --resume)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) ckpt_every: Option<u64>,
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// continue the run in --out from its last checkpoint
+    #[arg(long)]
+    pub(super) resume: bool,
+    #[arg(long, default_value = "auto")]
+    pub(super) device: String,
+    /// stop (with a checkpoint) after this many optimizer steps in total, as an interruption would
+    #[arg(long, hide = true)]
+    pub(super) stop_after: Option<u64>,
+}
+
+pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
+    let dev = pick_device(&a.device)?;
+    let mut run = if a.resume {
+        let mut r = Run::open(&a.out, &dev.device)?;
+        check_distill_resume(&r.cfg, &a)?;
+        refuse_finished(&r, &a.out, "student.safetensors")?;
+        resume_changes(&mut r, a.lr, a.ckpt_every);
+        eprintln!(
+            "resuming {} (method {:?}, schedule {})",
+            a.out.display(),
+            r.cfg.method,
+            r.cfg.schedule
+        );
+        r
+    } else {
+        let data = Data::parse(&a.data)?;
+        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
+        let mut cfg = DistillConfig::new(&data, param);
+        cfg.teacher = a.teacher.clone().unwrap_or_else(|| "exact".into());
+        cfg.init = a.init.clone();
+        cfg.method = a.method.as_deref().unwrap_or("tract").parse::<Method>()?;
+        if let Some(s) = &a.schedule {
+            cfg.schedule = s.clone();
+        }
+        cfg.train_samples = a.train_samples;
+        if let Some(f) = a.fit_samples {
+            cfg.fit_samples = f;
+        }
+        apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
+        if let Some(m) = a.mu_s {
+            cfg.mu_s = m;
+        }
+        cfg.mu_i = a.mu_i;
+        if let Some(e) = a.ema_eps {
+            cfg.ema_eps = e;
+        }
+        if let Some(h) = a.hidden {
+            match &mut cfg.net {
+                crate::engine::model::NetConfig::Mlp(m) if h > 0 => m.hidden = h,
+                _ => bail!("--hidden {h}: only for a fresh MLP (2-D data), at least 1"),
+            }
+        }
+        if let Some(s) = &a.phase_split {
+            cfg.phase_split = Some(parse_split(s)?);
+        }
+        new_run(cfg, &a.out, &dev.device)?
+    };
+    let label = format!("{:?}", run.cfg.method).to_lowercase();
+    let mut prog = Progress::new(&label);
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.bar.finish_and_clear();
+    if let Some(student) = report(outcome?, &a.out, "DISTILLATION LOSS")? {
+        println!("student: {}", student.display());
+        println!("loss curve: {}", a.out.join("loss.png").display());
+    }
+    Ok(())
+}
+
+pub(super) fn parse_split(s: &str) -> anyhow::Result<Vec<f64>> {
+    super::flags::phase_split(s).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// `--resume` takes a run's options from its state; a flag that says otherwise is an error
+/// (it would be silently ignored), except the ones that may change on resume.
+pub(super) fn refuse_differences(out: &std::path::Path, diffs: Vec<String>) -> anyhow::Result<()> {
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--resume continues the run in {} with the options it was started with, and these differ: {}; leave them out or give the run's values (only --lr, --ckpt-every, --device and, for a teacher, --train-samples may change on resume), or choose another --out for a new run",
+        out.display(),
+        diffs.join(", "),
+    )
+}
+
+pub(super) fn differs<T: PartialEq + std::fmt::Display>(
+    diffs: &mut Vec<String>,
+    flag: &str,
+    given: Option<T>,
+    has: T,
+) {
+    if let Some(g) = given {
+        if g != has {
+            diffs.push(format!("{flag} {g} (the run has {has})"));
+        }
+    }
+}
+
+pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyhow::Result<()> {
+    use crate::engine::schedule::Schedule;
+    let mut d = vec![];
+    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(
+        &mut d,
+        "--teacher",
+        a.teacher.as_deref(),
+        cfg.teacher.as_str(),
+    );
+    if a.init.is_some() && a.init != cfg.init {
+        let has = cfg.init.clone().unwrap_or_else(|| "none".into());
+        differs(&mut d, "--init", a.init.as_deref(), has.as_str());
+    }
+    if let Some(m) = &a.method {
+        let m: Method = m.parse()?;
+        if m != cfg.method {
+            d.push(format!("--method {m:?} (the run has {:?})", cfg.method).to_lowercase());
+        }
+    }
+    if let Some(s) = &a.schedule {
+        if Schedule::parse(s)? != Schedule::parse(&cfg.schedule)? {
+            d.push(format!("--schedule {s} (the run has {})", cfg.schedule));
+        }
+    }
+    differs(
+        &mut d,
+        "--train-samples",
+        Some(a.train_samples),
+        cfg.train_samples,
+    );
+    // a model teacher or --init sets the network and skips the fit
+    let fresh = cfg.teacher == "exact" && cfg.init.is_none();
+    if fresh {
+        differs(&mut d, "--fit-samples", a.fit_samples, cfg.fit_samples);
+        if let crate::engine::model::NetConfig::Mlp(m) = &cfg.net {
+            differs(&mut d, "--hidden", a.hidden, m.hidden);
+        }
+    }
+    differs(&mut d, "--batch", a.batch, cfg.batch);
+    differs(&mut d, "--seed", a.seed, cfg.seed);
+    if let Some(p) = &a.param {
+        let p: Param = p.parse()?;
+        if p != cfg.param {
+            d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
+        }
+    }
+    differs(&mut d, "--mu-s", a.mu_s, cfg.mu_s);
+    if a.mu_i.is_some() && a.mu_i != cfg.mu_i {
+        let has = cfg
+            .mu_i
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "eps^(1/N)".into());
+        d.push(format!(
+            "--mu-i {} (the run has {has})",
+            a.mu_i.unwrap_or_default()
+        ));
+    }
+    differs(&mut d, "--ema-eps", a.ema_eps, cfg.ema_eps);
+    if let Some(s) = &a.phase_split {
+        if Some(parse_split(s)?) != cfg.phase_split {
+            let has = match &cfg.phase_split {
+                Some(v) => v
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                None => "the default split".into(),
+            };
+            d.push(format!("--phase-split {s} (the run has {has})"));
+        }
+    }
+    refuse_differences(&a.out, d)
+}
+
+/// A finished run has nothing to resume (its model is there).
+pub(super) fn refuse_finished(run: &Run, out: &std::path::Path, model: &str) -> anyhow::Result<()> {
+    let m = out.join(model);
+    if run.is_finished()? && m.exists() {
+        bail!(
+            "{}: this run has already finished ({} is its model); there is nothing to resume (choose another --out for a new run)",
+            out.display(),
+            m.display()
+        );
+    }
+    Ok(())
+}
+
+/// The options that may change on resume: the learning rate and the checkpoint interval.
+pub(super) fn resume_changes(run: &mut Run, lr: Option<f64>, ckpt_every: Option<u64>) {
+    if let Some(lr) = lr {
+        if lr != run.cfg.adam.lr {
+            eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
+            run.cfg.adam.lr = lr;
+        }
+    }
+    if let Some(c) = ckpt_every {
+        run.cfg.ckpt_every = c;
+    }
+}
+
+/// Options distill and teacher share.
+pub(super) fn apply_common(
+    cfg: &mut DistillConfig,
+    seed: u64,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    ckpt_every: Option<u64>,
+) -> anyhow::Result<()> {
+    cfg.seed = seed;
+    if let Some(b) = batch {
+        cfg.batch = b;
+    }
+    if let Some(lr) = lr {
+        cfg.adam.lr = lr;
+    }
+    if let Some(c) = ckpt_every {
+        if c == 0 {
+            bail!("--ckpt-every must be at least 1");
+        }
+        cfg.ckpt_every = c;
+    }
+    Ok(())
+}
+
+/// A fresh run in `out`, refusing to start over an existing one.
+pub(super) fn new_run(
+    cfg: DistillConfig,
+    out: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<Run> {
+    if out.join(crate::engine::distill::STATE_FILE).exists() {
+        bail!(
+            "{} already holds a run; use --resume to continue it or choose another --out",
+            out.display()
+        );
+    }
+    Ok(Run::new(cfg, out, device)?)
+}
+
+/// Draw the loss curve of a finished run and return its model; report an interruption.
+pub(super) fn report(
+    outcome: Outcome,
+    out: &std::path::Path,
+    title: &str,
+) -> anyhow::Result<Option<PathBuf>> {
+    match outcome {
+        Outcome::Finished { student } => {
+            let pts = plot::read_loss_csv(&out.join(crate::engine::distill::LOSS_FILE));
+            plot::loss_curve(&pts, title, &out.join("loss.png"))?;
+            Ok(Some(student))
+        }
+        Outcome::Stopped { global_step } => {
+            println!(
+                "stopped after {global_step} optimizer steps; checkpoint in {} (continue with --resume)",
+                out.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Progress plus a sample grid (images) or scatter (2-D) from fixed noise at every preview.
+pub(super) struct TeacherProgress {
+    inner: Progress,
+    dir: PathBuf,
+    shape: Vec<usize>,
+}
+
+impl Observer for TeacherProgress {
+    fn event(&mut self, e: &Event) -> bool {
+        if let Event::Preview { step, samples, .. } = e {
+            let path = self.dir.join("samples.png");
+            let r = if self.shape.len() == 3 {
+                plot::image_grid(
+                    samples,
+                    [self.shape[0], self.shape[1], self.shape[2]],
+                    8,
+                    2,
+                    &path,
+                )
+            } else {
+                plot::scatter_panels(
+                    &[plot::Panel {
+                        title: format!("STEP {step}"),
+                        subtitle: String::new(),
+                        points: samples,
+                        dim: self.shape[0],
+                    }],
+                    2.6,
+                    &path,
+                )
+            };
+            if let Err(err) = r {
+                self.inner
+                    .bar
+                    .println(format!("  could not write {}: {err}", path.display()));
+            }
+        }
+        self.inner.event(e)
+    }
+}
+
+pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
+    let dev = pick_device(&a.device)?;
+    let mut run = if a.resume {
+        let mut r = Run::open(&a.out, &dev.device)?;
+        check_teacher_resume(&r.cfg, &a)?;
+        if r.cfg.fit_samples != a.train_samples {
+            eprintln!(
+                "budget: {} -> {} samples (changed on resume)",
+                r.cfg.fit_samples, a.train_samples
+            );
+            r = Run::open_with_budget(&a.out, &dev.device, a.train_samples)?;
+        }
+        refuse_finished(&r, &a.out, "teacher.safetensors")?;
+        resume_changes(&mut r, a.lr, a.ckpt_every);
+        r
+    } else {
+        let data = Data::parse(&a.data)?;
+        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
+        let mut cfg = DistillConfig::new(&data, param);
+        cfg.method = Method::Teacher;
+        cfg.teacher = "data".into();
+        cfg.fit_samples = a.train_samples;
+        cfg.train_samples = 0;
+        apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
+        let size = a.size.as_deref().unwrap_or("small");
+        if let crate::engine::model::NetConfig::Unet(u) = &cfg.net {
+            let Some(u) = crate::engine::model::UnetConfig::preset(
+                size, u.channels, u.height, u.width, param,
+            ) else {
+                bail!("--size {size}: expected tiny, small or large");
+            };
+            cfg.net = crate::engine::model::NetConfig::Unet(u);
+        }
+        new_run(cfg, &a.out, &dev.device)?
+    };
+    let data = Data::parse(&run.cfg.data)?;
+    let n = if data.is_images() { 16 } else { 2000 };
+    run.preview = Some(crate::engine::distill::PreviewSpec {
+        every: run.cfg.ckpt_every,
+        noise: noise(1, n, data.dim()),
+    });
+    let mut prog = TeacherProgress {
+        inner: Progress::new("teacher"),
+        dir: a.out.clone(),
+        shape: data.shape(),
+    };
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.inner.bar.finish_and_clear();
+    if let Some(teacher) = report(outcome?, &a.out, "TEACHER LOSS")? {
+        println!("teacher: {}", teacher.display());
+        println!(
+            "samples: {}  loss curve: {}",
+            a.out.join("samples.png").display(),
+            a.out.join("loss.png").display()
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn check_teacher_resume(cfg: &DistillConfig, a: &TeacherArgs) -> anyhow::Result<()> {
+    let mut d = vec![];
+    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(&mut d, "--batch", a.batch, cfg.batch);
+    differs(&mut d, "--seed", a.seed, cfg.seed);
+    if let Some(p) = &a.param {
+        let p: Param = p.parse()?;
+        if p != cfg.param {
+            d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
+        }
+    }
+    if let (Some(size), crate::engine::model::NetConfig::Unet(u)) = (&a.size, &cfg.net) {
+        let want =
+            crate::engine::model::UnetConfig::preset(size, u.channels, u.height, u.width, u.param);
+        if want.as_ref() != Some(u) {
+            d.push(format!("--size {size} (the run has another network)"));
+        }
+    }
+    refuse_differences(&a.out, d)
+}
