@@ -26,6 +26,8 @@ pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod studio;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;
 pub mod tensors;
 #[cfg(all(target_arch = "wasm32", feature = "gui"))]
 pub mod web;

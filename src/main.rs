@@ -61,6 +61,8 @@ enum Cmd {
     Classifier(ClassifierArgs),
     /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
     Report(ReportArgs),
+    /// When does TRACT beat BTD? Paired-seed budget sweeps, cached and resumable (issue #18).
+    Study(tract_studio::study::StudyArgs),
 }
 
 #[derive(clap::Args)]
@@ -244,6 +246,8 @@ struct DistillArgs {
     /// stop (with a checkpoint) after this many optimizer steps in total, as an interruption would
     #[arg(long, hide = true)]
     stop_after: Option<u64>,
+    #[command(flatten)]
+    recipe: tract_studio::study::RecipeArgs,
 }
 
 #[derive(clap::Args)]
@@ -451,6 +455,7 @@ fn distill(a: DistillArgs) -> anyhow::Result<()> {
         if let Some(s) = &a.phase_split {
             cfg.phase_split = Some(parse_split(s)?);
         }
+        a.recipe.apply(&mut cfg)?;
         new_run(cfg, &a.out, &dev.device)?
     };
     let label = format!("{:?}", run.cfg.method).to_lowercase();
@@ -780,6 +785,26 @@ fn say(bar: &ProgressBar, line: &str) {
     } else {
         bar.println(line);
     }
+}
+
+fn study_cmd(a: tract_studio::study::StudyArgs) -> anyhow::Result<()> {
+    use tract_studio::study;
+    let cfg = a.config()?;
+    if a.aggregate_only {
+        let s = study::write_outputs(&cfg.out)?;
+        println!("{}", s.markdown());
+        return Ok(());
+    }
+    let dev = pick_device(&a.device)?;
+    let t = std::time::Instant::now();
+    let n = study::run(&cfg, &dev.device, &mut |line: &str| {
+        eprintln!("[{:>6.0}s] {line}", t.elapsed().as_secs_f64())
+    })?;
+    println!(
+        "{n} runs done; tables: {}",
+        cfg.out.join("tables.md").display()
+    );
+    Ok(())
 }
 
 fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
@@ -1391,6 +1416,7 @@ fn main() -> ExitCode {
         Some(Cmd::Gallery(a)) => gallery_cmd(a),
         Some(Cmd::Classifier(a)) => classifier_cmd(a),
         Some(Cmd::Report(a)) => report_cmd(a),
+        Some(Cmd::Study(a)) => study_cmd(a),
         None => app(AppArgs {
             device: "auto".into(),
             ..Default::default()

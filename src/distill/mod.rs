@@ -3,6 +3,7 @@
 //! to any front end, checkpoints the full state atomically, and resumes bit-for-bit.
 
 pub mod optim;
+pub mod recipe;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use crate::schedule::{Coef, Grid, Param, Schedule, karras_sigma};
 use crate::tensors::{from_vec2, scalar};
 use crate::{Error, Result};
 pub use optim::{Adam, AdamConfig, ema_update, ema_weight, inference_mu};
+pub use recipe::Recipe;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +72,9 @@ pub struct DistillConfig {
     pub clip_x0: bool,
     pub net: NetConfig,
     pub ckpt_every: u64,
+    /// Recipe switches (issue #18), all off by default; absent from older configs.
+    #[serde(default, skip_serializing_if = "Recipe::is_default")]
+    pub recipe: Recipe,
 }
 
 impl DistillConfig {
@@ -109,6 +114,7 @@ impl DistillConfig {
                 }
             },
             ckpt_every: 500,
+            recipe: Recipe::default(),
         }
     }
 }
@@ -409,6 +415,7 @@ impl Run {
                 cfg.adam.lr
             )));
         }
+        cfg.recipe.validate()?;
         let phases = plan(&cfg)?;
         let grid = Grid::new(cfg.param, sched.teacher_steps());
         Ok(Run {
@@ -794,7 +801,9 @@ impl Run {
             st.student = result.clone();
             st.self_teacher = result.clone();
             st.ema = result;
-            st.adam = Adam::new(&st.student);
+            if !(self.cfg.recipe.keep_adam && !was_fit) {
+                st.adam = Adam::new(&st.student);
+            }
             last_good = self.save_state(&st)?;
         }
         let last = self.phases.len() - 1;
@@ -936,18 +945,31 @@ impl Run {
                 let ct1: Vec<Coef> = idx.iter().map(|&(t, _)| c(t - 1)).collect();
                 let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
                 let xt = noisify(x0, eps, &ct);
-                let teacher = self.teacher_den(st);
-                let xt1 = self.teacher_step(teacher.as_ref(), xt.clone(), &ct, &ct1);
+                let teacher_box = self.teacher_den(st);
+                let selft = Bound {
+                    model: &self.net,
+                    params: &st.self_teacher,
+                };
+                let clip_range = self.cfg.recipe.clip_x0_range;
+                let (tc, sc);
+                let (teacher, selft): (&dyn Denoiser, &dyn Denoiser) = match clip_range {
+                    Some(c) => {
+                        tc = recipe::Clipped {
+                            inner: teacher_box.as_ref(),
+                            c,
+                        };
+                        sc = recipe::Clipped { inner: &selft, c };
+                        (&tc, &sc)
+                    }
+                    None => (teacher_box.as_ref(), &selft),
+                };
+                let xt1 = self.teacher_step(teacher, xt.clone(), &ct, &ct1);
                 let xs = if btd {
-                    self.teacher_step(teacher.as_ref(), xt1, &ct1, &cs)
+                    self.teacher_step(teacher, xt1, &ct1, &cs)
                 } else if idx.iter().all(|&(t, s)| t - 1 == s) {
                     xt1
                 } else {
-                    let selft = Bound {
-                        model: &self.net,
-                        params: &st.self_teacher,
-                    };
-                    ddim_step(&selft, xt1, &ct1, &cs, self.cfg.clip_x0)
+                    ddim_step(selft, xt1, &ct1, &cs, self.cfg.clip_x0)
                 };
                 let (a, bb): (Vec<f64>, Vec<f64>) =
                     ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
@@ -957,6 +979,15 @@ impl Run {
         // the target is a xs + b xt (the fit phase: xs = the teacher's x0, a = 1, b = 0)
         let (xt, xs, xt_t, a, bb) = target;
         let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
+        let w = if self.cfg.recipe.is_default() {
+            w
+        } else {
+            let top = self.grid.coef(self.grid.steps);
+            let distilling = phase.kind != PhaseKind::Fit;
+            let at_top: Vec<bool> = ct.iter().map(|c| distilling && *c == top).collect();
+            let last = st.phase + 1 == self.phases.len();
+            self.cfg.recipe.weights(&w, &at_top, last, d)
+        };
         let times = Times::new(ct, dev);
         let leaf = st.student.clone().autodiff().require_grad();
         let g = self.net.forward(&leaf, xt, &times);
@@ -967,7 +998,14 @@ impl Run {
             .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         #[cfg(not(feature = "train"))]
         let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
-        st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
+        let adam = AdamConfig {
+            lr: self
+                .cfg
+                .recipe
+                .lr_at(self.cfg.adam.lr, st.step, phase.steps),
+            ..self.cfg.adam.clone()
+        };
+        st.student = st.adam.step(&adam, st.student.clone(), grad);
         Ok(loss.inner())
     }
 
