@@ -979,12 +979,13 @@ impl Run {
         // the target is a xs + b xt (the fit phase: xs = the teacher's x0, a = 1, b = 0)
         let (xt, xs, xt_t, a, bb) = target;
         let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
-        let w = if self.cfg.recipe.is_default() {
+        // the recipe switches act on distillation phases only (a fit or a teacher is as before)
+        let distilling = phase.kind != PhaseKind::Fit;
+        let w = if self.cfg.recipe.is_default() || !distilling {
             w
         } else {
             let top = self.grid.coef(self.grid.steps);
-            let distilling = phase.kind != PhaseKind::Fit;
-            let at_top: Vec<bool> = ct.iter().map(|c| distilling && *c == top).collect();
+            let at_top: Vec<bool> = ct.iter().map(|c| *c == top).collect();
             let last = st.phase + 1 == self.phases.len();
             self.cfg.recipe.weights(&w, &at_top, last, d)
         };
@@ -999,10 +1000,13 @@ impl Run {
         #[cfg(not(feature = "train"))]
         let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
         let adam = AdamConfig {
-            lr: self
-                .cfg
-                .recipe
-                .lr_at(self.cfg.adam.lr, st.step, phase.steps),
+            lr: if distilling {
+                self.cfg
+                    .recipe
+                    .lr_at(self.cfg.adam.lr, st.step, phase.steps)
+            } else {
+                self.cfg.adam.lr
+            },
             ..self.cfg.adam.clone()
         };
         st.student = st.adam.step(&adam, st.student.clone(), grad);

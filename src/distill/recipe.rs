@@ -2,7 +2,8 @@
 //! recipe's linear learning-rate decay within each phase, and the diagnostics of item 7
 //! (flat loss weighting, extra weight at t = T in the final phase, the loss summed over
 //! dimensions instead of averaged, x0 clipping on low-dimensional data, Adam state kept
-//! across phases). Each is a pure function here; the training loop calls them.
+//! across phases). Each is a pure function here; the training loop calls them, in
+//! distillation phases only (the fit of a fresh student and teacher training are unchanged).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,138 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    use crate::data::Data;
+    use crate::distill::{DistillConfig, Method, Run};
+    use crate::schedule::Param;
+
+    /// A tiny ring8 run: a 4-step fit, then the schedule at `samples` samples, batch 16.
+    fn tiny(method: Method, schedule: &str, samples: u64, recipe: Recipe) -> DistillConfig {
+        let data = Data::parse("toy:ring8").unwrap();
+        let mut c = DistillConfig::new(&data, Param::Vp);
+        c.method = method;
+        c.schedule = schedule.into();
+        c.batch = 16;
+        c.fit_samples = 64;
+        c.train_samples = samples;
+        c.recipe = recipe;
+        c
+    }
+
+    /// The loss log of a finished run: (phase, loss) per step.
+    fn losses(c: DistillConfig) -> Vec<(usize, f32)> {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::flex();
+        Run::new(c, dir.path(), &dev)
+            .unwrap()
+            .run_to_end(&mut |_: &crate::distill::Event| true)
+            .unwrap();
+        crate::plot::read_loss_csv(&dir.path().join(crate::distill::LOSS_FILE))
+    }
+
+    fn first_of(l: &[(usize, f32)], phase: usize) -> f32 {
+        l.iter().find(|p| p.0 == phase).unwrap().1
+    }
+
+    #[test]
+    fn summed_loss_is_dim_times_the_mean_and_t_top_weight_scales_the_final_phase() {
+        // BTD 1024 -> 1: ten phases; the last (2 -> 1) trains only at t = T
+        let base = losses(tiny(Method::Btd, "1024,1", 1600, Recipe::default()));
+        let sum = losses(tiny(
+            Method::Btd,
+            "1024,1",
+            1600,
+            Recipe {
+                loss_sum: true,
+                ..Default::default()
+            },
+        ));
+        // the fit is untouched; the first distillation step sees the same batch and weights
+        // and its loss is exactly D = 2 times larger (scaling by 2 is exact in floats)
+        assert_eq!(first_of(&base, 0), first_of(&sum, 0));
+        assert_eq!(first_of(&sum, 1), 2.0 * first_of(&base, 1));
+        let top = losses(tiny(
+            Method::Btd,
+            "1024,1",
+            1600,
+            Recipe {
+                final_t_weight: 4.0,
+                ..Default::default()
+            },
+        ));
+        // every phase before the last is bit-identical; the last one's first loss is 4x
+        let last = base.last().unwrap().0;
+        assert_eq!(last, 10);
+        let before: Vec<_> = base.iter().filter(|p| p.0 < last).collect();
+        let before_top: Vec<_> = top.iter().filter(|p| p.0 < last).collect();
+        assert_eq!(before, before_top);
+        assert_eq!(first_of(&top, last), 4.0 * first_of(&base, last));
+        // flat weights: at t = T the weight max(1, SNR) is 1 already, so the final phase's
+        // first loss is the same; in the first phase (small t, SNR >> 1) it is smaller
+        let flat = losses(tiny(
+            Method::Btd,
+            "1024,1",
+            1600,
+            Recipe {
+                flat_weight: true,
+                ..Default::default()
+            },
+        ));
+        assert!(first_of(&flat, 1) < first_of(&base, 1));
+    }
+
+    #[test]
+    fn adam_is_kept_across_phases_only_when_asked() {
+        let dev = Device::flex();
+        for keep in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = tiny(
+                Method::Tract,
+                "1024,32,1",
+                96 * 6,
+                Recipe {
+                    keep_adam: keep,
+                    ..Default::default()
+                },
+            );
+            let mut run = Run::new(c, dir.path(), &dev).unwrap();
+            // fit 4 steps, 1024 -> 32: 96 samples = 6 steps, then 1 step into 32 -> 1
+            assert_eq!(
+                run.phases.iter().map(|p| p.steps).collect::<Vec<_>>(),
+                vec![4, 6, 30]
+            );
+            run.run(
+                false,
+                &mut |_: &crate::distill::Event| true,
+                Some(4 + 6 + 1),
+            )
+            .unwrap();
+            let st = run.load_state().unwrap();
+            assert_eq!((st.phase, st.step), (2, 1));
+            // Adam restarts after the fit either way; kept: 6 + 1 steps of moments
+            assert_eq!(st.adam.t, if keep { 7 } else { 1 }, "keep_adam {keep}");
+        }
+    }
+
+    #[test]
+    fn lr_anneal_leaves_the_first_step_and_changes_the_rest() {
+        let a = losses(tiny(Method::Tract, "1024,32,1", 1200, Recipe::default()));
+        let b = losses(tiny(
+            Method::Tract,
+            "1024,32,1",
+            1200,
+            Recipe {
+                lr_anneal: true,
+                ..Default::default()
+            },
+        ));
+        // the fit and the first distillation step (lr = base at step 0) are identical
+        assert_eq!(
+            a.iter().take(5).collect::<Vec<_>>(),
+            b.iter().take(5).collect::<Vec<_>>()
+        );
+        assert_ne!(a, b);
     }
 
     #[test]
