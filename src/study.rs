@@ -801,8 +801,21 @@ pub fn summarize(recs: &[RunRecord], baselines: Vec<Baseline>) -> Summary {
                 final_steps: rs[0].final_steps,
             });
         }
+        // TRACT-based minus every BTD-based method; a variant (`m+switch`) minus its base
+        let mut pairs: Vec<(String, String)> = vec![];
         for a in methods.iter().filter(|m| m.starts_with("tract")) {
             for b in methods.iter().filter(|m| m.starts_with("btd")) {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+        for a in methods.iter().filter(|m| m.contains('+')) {
+            let base = a.split('+').next().unwrap_or("").to_string();
+            if methods.contains(&base) {
+                pairs.push((a.clone(), base));
+            }
+        }
+        for (a, b) in &pairs {
+            {
                 let mut d = (vec![], vec![], vec![]);
                 for ra in g.iter().filter(|r| &r.method == a) {
                     if let Some(rb) = g.iter().find(|r| &r.method == b && r.seed == ra.seed) {
@@ -856,15 +869,15 @@ fn pm(x: (f64, f64)) -> String {
 }
 
 /// The verdict of a paired difference a - b (lower is better).
-fn verdict(d: (f64, f64)) -> &'static str {
+fn verdict(d: (f64, f64), a: &str, b: &str) -> String {
     if !d.1.is_finite() {
-        "one seed"
+        "one seed".into()
     } else if d.0 + d.1 < 0.0 {
-        "**TRACT better**"
+        format!("**{a} better**")
     } else if d.0 - d.1 > 0.0 {
-        "**BTD better**"
+        format!("**{b} better**")
     } else {
-        "tie (CI spans 0)"
+        "tie (CI spans 0)".into()
     }
 }
 
@@ -877,7 +890,7 @@ impl Summary {
              RMSE-exact: to the exact mixture's 1024-step DDIM; SW2: sliced W2 to fresh data. \
              Plateau: mean final-phase loss of its last quarter over its third quarter (1 = flat). \
              Paired differences are per seed (same teacher, start network and noise), \
-             negative = TRACT lower (better).\n\n",
+             negative = A lower (better); variants (`tract+SWITCH`) are also compared with their base method.\n\n",
         );
         let tags = uniq(self.cells.iter().map(|c| (c.tag.clone(), c.steps)));
         for (tag, steps) in tags {
@@ -928,10 +941,10 @@ impl Summary {
                     d.b,
                     d.n,
                     pm(d.rmse),
-                    verdict(d.rmse),
+                    verdict(d.rmse, &d.a, &d.b),
                     pm(d.rmse_exact),
                     pm(d.sw2),
-                    verdict(d.sw2)
+                    verdict(d.sw2, &d.a, &d.b)
                 );
             }
             s += &format!(
@@ -1379,9 +1392,22 @@ mod tests {
             "{:?}",
             d.rmse
         );
-        assert_eq!(verdict(d.rmse), "**TRACT better**");
-        assert_eq!(verdict((0.01, 0.02)), "tie (CI spans 0)");
+        assert_eq!(verdict(d.rmse, "tract", "btd"), "**tract better**");
+        assert_eq!(verdict((0.01, 0.02), "a", "b"), "tie (CI spans 0)");
+        assert_eq!(verdict((0.05, 0.02), "a", "b"), "**b better**");
         assert_eq!(sum.cells.len(), 2);
+        // a variant is compared with its base method too
+        let mut more = recs.clone();
+        for s in 0..8u64 {
+            more.push(rec("tract+flat", s, 0.05 + 0.05 * s as f64));
+        }
+        let sum = summarize(&more, vec![]);
+        let v = sum
+            .diffs
+            .iter()
+            .find(|d| d.a == "tract+flat" && d.b == "tract")
+            .unwrap();
+        assert!((v.rmse.0 + 0.05).abs() < 1e-12);
         assert!(sum.markdown().contains("tract - btd"));
     }
 
