@@ -978,6 +978,16 @@ const COLORS: [[u8; 3]; 6] = [
     [120, 120, 20],
 ];
 
+/// A method's color, the same in every plot (other names: by position).
+fn color_of(name: &str, i: usize) -> [u8; 3] {
+    match name {
+        "tract" | "tract - btd" => COLORS[2],
+        "btd" => COLORS[0],
+        "btd-sh" | "tract - btd-sh" => COLORS[1],
+        _ => COLORS[3 + i % 3],
+    }
+}
+
 /// A line plot: series of (x, y, ci) points, log10 x (and optionally log10 y), a legend.
 #[allow(clippy::type_complexity)]
 fn line_plot(
@@ -1063,7 +1073,7 @@ fn line_plot(
     }
     cv.text(l, h - 16, xlabel, 1, [90, 90, 100]);
     for (i, (name, s)) in series.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
+        let c = color_of(name, i);
         let mut prev: Option<(f64, f64)> = None;
         for &(x, y, ci) in s {
             let (px, py) = (sx(x), sy(y));
