@@ -26,4 +26,6 @@ pub use engine::{
 pub use front::app;
 #[cfg(not(target_arch = "wasm32"))]
 pub use front::cli::flags;
+#[cfg(not(target_arch = "wasm32"))]
+pub use jobs::study;
 pub use jobs::{assets, bench, demo, gallery, generate, plot, report, studio};

@@ -10,3 +10,5 @@ pub mod generate;
 pub mod plot;
 pub mod report;
 pub mod studio;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;

@@ -7,6 +7,7 @@
 pub mod folder;
 pub mod gmm;
 pub mod idx;
+pub mod mixtures;
 
 use std::sync::Arc;
 
@@ -83,11 +84,12 @@ impl Data {
     pub fn parse(spec: &str) -> Result<Data> {
         let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let source = match kind {
-            "toy" => match rest {
-                "ring8" => Source::Mixture(Gmm::ring(8, 1.5, 0.15)),
-                other => {
+            "toy" => match mixtures::toy(rest) {
+                Some(g) => Source::Mixture(g),
+                None => {
                     return Err(Error::input(format!(
-                        "unknown toy data set 'toy:{other}': expected 'toy:ring8'"
+                        "unknown toy data set 'toy:{rest}': expected {}",
+                        mixtures::TOY_NAMES
                     )));
                 }
             },

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Recipe;
 use crate::engine::data::{Data, Source};
 use crate::engine::model::{MlpConfig, NetConfig, UnetConfig};
 use crate::engine::optim::AdamConfig;
@@ -59,6 +60,9 @@ pub struct DistillConfig {
     pub clip_x0: bool,
     pub net: NetConfig,
     pub ckpt_every: u64,
+    /// Recipe switches (issue #18), all off by default; absent from older configs.
+    #[serde(default, skip_serializing_if = "Recipe::is_default")]
+    pub recipe: Recipe,
 }
 
 impl DistillConfig {
@@ -96,6 +100,7 @@ impl DistillConfig {
                 }
             },
             ckpt_every: 500,
+            recipe: Recipe::default(),
         }
     }
 }

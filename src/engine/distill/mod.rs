@@ -12,6 +12,7 @@
 mod config;
 mod events;
 mod plan;
+pub mod recipe;
 mod run;
 mod state;
 mod step;
@@ -20,6 +21,7 @@ pub use crate::engine::optim::{Adam, AdamConfig, ema_update, ema_weight, inferen
 pub use config::{DistillConfig, Method};
 pub use events::{Event, Observer, Outcome, PreviewSpec};
 pub use plan::{MAX_BATCH, Phase, PhaseKind, plan};
+pub use recipe::Recipe;
 pub use run::Run;
 use state::RunState;
 pub use state::{LOSS_FILE, STATE_FILE};

@@ -154,6 +154,7 @@ impl Run {
                 cfg.adam.lr
             )));
         }
+        cfg.recipe.validate()?;
         let phases = plan(&cfg)?;
         let grid = Grid::new(cfg.param, sched.teacher_steps());
         Ok(Run {
@@ -369,7 +370,9 @@ impl Run {
             st.student = result.clone();
             st.self_teacher = result.clone();
             st.ema = result;
-            st.adam = Adam::new(&st.student);
+            if !(self.cfg.recipe.keep_adam && !was_fit) {
+                st.adam = Adam::new(&st.student);
+            }
             last_good = self.save_state(&st)?;
         }
         let last = self.phases.len() - 1;

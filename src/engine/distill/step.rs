@@ -12,12 +12,12 @@
 
 use burn::tensor::Tensor;
 
-use super::{Phase, PhaseKind, Run, RunState};
+use super::{Phase, PhaseKind, Run, RunState, recipe};
 use crate::engine::data::gmm::ExactDenoiser;
 use crate::engine::diffusion::{Denoiser, Times, ddim_step, heun_step, target_coefs};
 use crate::engine::kernels;
 use crate::engine::model::Bound;
-use crate::engine::optim::ema_weight;
+use crate::engine::optim::{AdamConfig, ema_weight};
 use crate::engine::rng::Rng;
 use crate::engine::schedule::{self, Coef, Param};
 use crate::engine::tensors::from_vec2;
@@ -70,6 +70,16 @@ impl Run {
             b: bb,
         } = target;
         let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
+        // the recipe switches act on distillation phases only (a fit or a teacher is as before)
+        let distilling = phase.kind != PhaseKind::Fit;
+        let w = if self.cfg.recipe.is_default() || !distilling {
+            w
+        } else {
+            let top = self.grid.coef(self.grid.steps);
+            let at_top: Vec<bool> = ct.iter().map(|c| *c == top).collect();
+            let last = st.phase + 1 == self.phases.len();
+            self.cfg.recipe.weights(&w, &at_top, last, d)
+        };
         let times = Times::new(ct, dev);
         let leaf = st.student.clone().autodiff().require_grad();
         let g = self.net.forward(&leaf, xt.clone(), &times);
@@ -81,7 +91,17 @@ impl Run {
             .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         #[cfg(not(feature = "train"))]
         let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
-        st.student = st.adam.step(&self.cfg.adam, st.student.clone(), grad);
+        let adam = AdamConfig {
+            lr: if distilling {
+                self.cfg
+                    .recipe
+                    .lr_at(self.cfg.adam.lr, st.step, phase.steps)
+            } else {
+                self.cfg.adam.lr
+            },
+            ..self.cfg.adam.clone()
+        };
+        st.student = st.adam.step(&adam, st.student.clone(), grad);
         let (ws, wi) = (ema_weight(self.cfg.mu_s, i), ema_weight(mu_i, i));
         let (s, e) = kernels::ema2(&st.student, st.self_teacher.clone(), st.ema.clone(), ws, wi);
         st.self_teacher = s;
@@ -120,20 +140,36 @@ impl Run {
         let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
         // 1. x_t
         let xt = noisify(x0, eps, &ct);
-        // 2. the teacher: t -> t-1
-        let teacher = self.teacher_den(st);
-        let xt1 = self.teacher_step(teacher.as_ref(), xt.clone(), &ct, &ct1);
+        // 2. the teacher: t -> t-1 (with the recipe's x0 clip, both teachers are clipped)
+        let teacher_box = self.teacher_den(st);
+        let self_teacher = Bound {
+            model: &self.net,
+            params: &st.self_teacher,
+        };
+        let (tc, sc);
+        let (teacher, self_teacher): (&dyn Denoiser, &dyn Denoiser) =
+            match self.cfg.recipe.clip_x0_range {
+                Some(c) => {
+                    tc = recipe::Clipped {
+                        inner: teacher_box.as_ref(),
+                        c,
+                    };
+                    sc = recipe::Clipped {
+                        inner: &self_teacher,
+                        c,
+                    };
+                    (&tc, &sc)
+                }
+                None => (teacher_box.as_ref(), &self_teacher),
+            };
+        let xt1 = self.teacher_step(teacher, xt.clone(), &ct, &ct1);
         // 3. t-1 -> s: BTD's second teacher step, else the self-teacher (if s < t-1)
         let xs = if btd {
-            self.teacher_step(teacher.as_ref(), xt1, &ct1, &cs)
+            self.teacher_step(teacher, xt1, &ct1, &cs)
         } else if idx.iter().all(|&(t, s)| t - 1 == s) {
             xt1
         } else {
-            let self_teacher = Bound {
-                model: &self.net,
-                params: &st.self_teacher,
-            };
-            ddim_step(&self_teacher, xt1, &ct1, &cs, self.cfg.clip_x0)
+            ddim_step(self_teacher, xt1, &ct1, &cs, self.cfg.clip_x0)
         };
         // 4. the x0 whose DDIM step t -> s lands on x_s
         let (a, bb): (Vec<f64>, Vec<f64>) =

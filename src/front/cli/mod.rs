@@ -9,6 +9,7 @@ mod experiments;
 pub mod flags;
 mod progress;
 mod sample;
+mod study;
 mod train;
 
 use std::process::ExitCode;
@@ -68,6 +69,8 @@ enum Cmd {
     Classifier(ClassifierArgs),
     /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
     Report(ReportArgs),
+    /// When does TRACT beat BTD? Paired-seed budget sweeps, cached and resumable (issue #18).
+    Study(study::StudyArgs),
 }
 
 pub(super) fn pick_device(s: &str) -> anyhow::Result<device::Picked> {
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Gallery(a)) => sample::gallery_cmd(a),
         Some(Cmd::Classifier(a)) => eval::classifier_cmd(a),
         Some(Cmd::Report(a)) => experiments::report_cmd(a),
+        Some(Cmd::Study(a)) => study::study_cmd(a),
         None => app::app(AppArgs {
             device: "auto".into(),
             ..Default::default()

@@ -110,6 +110,8 @@ pub(super) struct DistillArgs {
     /// stop (with a checkpoint) after this many optimizer steps in total, as an interruption would
     #[arg(long, hide = true)]
     pub(super) stop_after: Option<u64>,
+    #[command(flatten)]
+    pub(super) recipe: super::study::RecipeArgs,
 }
 
 pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
@@ -157,6 +159,7 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         if let Some(s) = &a.phase_split {
             cfg.phase_split = Some(parse_split(s)?);
         }
+        a.recipe.apply(&mut cfg)?;
         new_run(cfg, &a.out, &dev.device)?
     };
     let label = format!("{:?}", run.cfg.method).to_lowercase();
