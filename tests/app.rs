@@ -9,15 +9,30 @@ use eframe::egui;
 use tract_studio::app::{AppOptions, RunStatus, StudioApp, Tab};
 use tract_studio::studio::Session;
 
-fn app() -> StudioApp {
+/// A fresh folder for one test's runs (tests run in parallel; an unfinished run in a shared
+/// folder would be offered for resuming to every app started after it).
+fn runs_dir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("tract-app-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn app_in(runs: &std::path::Path) -> StudioApp {
     let session = Session::new(burn::tensor::Device::flex(), Arc::new(|| {}));
     StudioApp::new(
         session,
         AppOptions {
             assets: Some("/nonexistent/manifest.json".into()),
+            runs_dir: Some(runs.to_path_buf()),
             ..Default::default()
         },
     )
+}
+
+fn app() -> StudioApp {
+    app_in(&runs_dir())
 }
 
 /// Build one frame; return all text the frame painted.
@@ -323,4 +338,70 @@ fn the_app_reports_to_the_page_it_is_given() {
     a.report_to_page();
     let seen = page.0.lock().unwrap().clone();
     assert_eq!(seen.iter().filter(|l| *l == "drawn").count(), 1, "{seen:?}");
+}
+
+#[test]
+fn a_run_cancelled_and_closed_is_resumed_at_the_next_start_and_ends_as_an_uninterrupted_one() {
+    let ctx = egui::Context::default();
+    let runs = runs_dir();
+    let mut a = app_in(&runs);
+    assert_eq!(
+        a.status,
+        RunStatus::Idle,
+        "nothing to resume in a new folder"
+    );
+    a.tab = Tab::Distill;
+    a.train_samples = 400_000;
+    a.batch = 256;
+    a.schedule_text = "64,8,1".into();
+    let cfg = a.config();
+    a.start();
+    let dir = a.run_dir.clone().unwrap();
+    assert!(
+        wait(&mut a, &ctx, 60.0, |a| a.losses.len() > 30),
+        "no progress: {:?}",
+        a.errors
+    );
+    // cancel, then close the window (the app is dropped)
+    a.cancel();
+    assert!(wait(&mut a, &ctx, 5.0, |a| a.status == RunStatus::Idle));
+    drop(a);
+    assert!(dir.join("state.safetensors").exists());
+    assert!(
+        !dir.join("student.safetensors").exists(),
+        "finished too soon"
+    );
+
+    // the next start finds the run and offers it; Resume runs it to its end
+    let mut b = app_in(&runs);
+    assert_eq!(b.status, RunStatus::Paused { dir: dir.clone() });
+    assert!(
+        b.log.iter().any(|l| l.contains("unfinished run")),
+        "{:?}",
+        b.log
+    );
+    b.start();
+    assert!(
+        wait(&mut b, &ctx, 300.0, |b| b.status == RunStatus::Idle),
+        "still {:?}: {:?}",
+        b.status,
+        b.errors
+    );
+    assert!(b.errors.is_empty(), "{:?}", b.errors);
+    let resumed = std::fs::read(dir.join("student.safetensors")).expect("a final model");
+
+    // the same options run without a stop, through the library
+    let ref_dir = runs.join("uninterrupted");
+    let dev = burn::tensor::Device::flex();
+    let mut run = tract_studio::distill::Run::new(cfg, &ref_dir, &dev).unwrap();
+    let mut go = |_: &tract_studio::distill::Event| true;
+    let student = run.run_to_end(&mut go).unwrap();
+    assert!(
+        std::fs::read(student).unwrap() == resumed,
+        "the resumed run's model differs from the uninterrupted run's"
+    );
+    // a finished run is not offered again
+    let c = app_in(&runs);
+    assert_eq!(c.status, RunStatus::Idle);
+    let _ = std::fs::remove_dir_all(&runs);
 }

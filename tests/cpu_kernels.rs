@@ -1,24 +1,14 @@
-//! The CPU kernels (src/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
+//! The CPU kernels (src/engine/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
 //! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input) and GroupNorm (+ SiLU), on odd
 //! sizes, 1 and prime channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|)
 //! at most 2e-5 for values and 1e-4 for gradients (different summation orders in f32).
 
+mod common;
 use burn::tensor::{Device, Tensor};
+use common::close;
 use tract_studio::kernels::cpu::{self, reference};
 use tract_studio::rng::Rng;
 use tract_studio::tensors::{from_vec1, to_vec};
-
-fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let m = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0f32, f32::max);
-    assert!(m <= tol, "{what}: max rel diff {m}");
-    // the comparison is not vacuous
-    assert!(b.iter().any(|v| *v != 0.0), "{what}: all zero");
-}
 
 fn t4(v: Vec<f32>, s: [usize; 4], dev: &Device) -> Tensor<4> {
     from_vec1(v, dev).reshape(s)

@@ -3,7 +3,9 @@
 //! including 1 element and prime sizes. Skips without an adapter unless
 //! TRACT_REQUIRE_WGPU=1.
 
+mod common;
 use burn::tensor::{Device, Tensor};
+use common::close;
 use tract_studio::device::{self, Choice};
 use tract_studio::kernels::{self, reference};
 use tract_studio::rng::Rng;
@@ -20,16 +22,6 @@ fn gpu() -> Option<Device> {
             None
         }
     }
-}
-
-fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}");
-    let m = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0f32, f32::max);
-    assert!(m <= tol, "{what}: max rel diff {m}");
 }
 
 // includes rows divisible by 4 (the vec4 variants) and odd ones

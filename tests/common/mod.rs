@@ -2,6 +2,7 @@
 
 /// `n` images of 8x8 pixels (u8, row-major): a 3x3 square of brightness `value(k)` at a
 /// position set by the index k, on black.
+#[allow(dead_code)]
 pub fn squares(n: usize, value: impl Fn(usize) -> u8) -> Vec<u8> {
     let mut px = vec![0u8; n * 64];
     for k in 0..n {
@@ -13,4 +14,18 @@ pub fn squares(n: usize, value: impl Fn(usize) -> u8) -> Vec<u8> {
         }
     }
     px
+}
+
+/// Asserts max |a - b| / (1 + |b|) <= tol, and that b is not all zero (the comparison is
+/// not vacuous).
+#[allow(dead_code)]
+pub fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let m = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(m <= tol, "{what}: max rel diff {m}");
+    assert!(b.iter().any(|v| *v != 0.0), "{what}: all zero");
 }

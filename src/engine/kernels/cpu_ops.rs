@@ -90,19 +90,26 @@ fn threads() -> usize {
     1
 }
 
-/// Runs `f(i, chunk_i)` over the `len`-sized chunks of `out`, in parallel where threads exist.
-fn for_chunks(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+/// Runs `f(i, chunk_i)` over the `len`-sized chunks of `out`: one after another when `inner`
+/// (the threads then work inside each chunk's GEMMs) or on wasm, else in parallel.
+fn for_chunks(
+    out: &mut [f32],
+    len: usize,
+    inner: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
     if len == 0 {
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if !inner {
         use rayon::prelude::*;
         out.par_chunks_mut(len)
             .enumerate()
             .for_each(|(i, c)| f(i, c));
+        return;
     }
-    #[cfg(target_arch = "wasm32")]
+    let _ = inner;
     out.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
 }
 
@@ -453,13 +460,7 @@ fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], b: Option<&[f32]>) 
             })
         })
     };
-    if inner {
-        y.chunks_mut(out_len.max(1))
-            .enumerate()
-            .for_each(|(i, c)| one(i, c));
-    } else {
-        for_chunks(&mut y, out_len, one);
-    }
+    for_chunks(&mut y, out_len, inner, one);
     y
 }
 
@@ -481,13 +482,7 @@ fn conv_same_wgrad(
     with_pad(g.padded_len(s, s.cin), |xp| {
         pad_image(s, g, s.cin, xi, xp);
         with_col(s.cout * g.pp, |gyp| {
-            for co in 0..s.cout {
-                for r in 0..s.h {
-                    let dst = &mut gyp[co * g.pp + r * g.wp..][..g.wp];
-                    dst[..s.w].copy_from_slice(&gyi[(co * s.h + r) * s.w..][..s.w]);
-                    dst[s.w..].fill(0.0);
-                }
-            }
+            gather_rows(s, g, gyi, 1, 0, 0, gyp);
             for kh in 0..s.k {
                 for kw in 0..s.k {
                     let tap = kh * s.k + kw;
@@ -549,13 +544,7 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
             })
         }
     };
-    if inner {
-        y.chunks_mut(out_len.max(1))
-            .enumerate()
-            .for_each(|(i, c)| one(i, c));
-    } else {
-        for_chunks(&mut y, out_len, one);
-    }
+    for_chunks(&mut y, out_len, inner, one);
     y
 }
 
@@ -594,16 +583,32 @@ fn up_offset(g: &Same, a: usize, b: usize, ta: usize, tb: usize) -> usize {
     UP_TAPS[a][ta].0 * g.wp + UP_TAPS[b][tb].0
 }
 
-/// gyp[co, i wp + j] = gy[co, 2i + a, 2j + b] for one image, 0 in the wasted columns.
-fn gather_phase(s: &ConvShape, g: &Same, gyi: &[f32], a: usize, b: usize, gyp: &mut [f32]) {
+/// gyp[co, i wp + j] = gy[co, step i + a, step j + b] for one image gy [cout, step h, step w]
+/// (step 1: the gradient on the padded width; step 2: output phase (a, b) of an upsampled
+/// convolution), 0 in the wasted columns.
+#[allow(clippy::too_many_arguments)]
+fn gather_rows(
+    s: &ConvShape,
+    g: &Same,
+    gyi: &[f32],
+    step: usize,
+    a: usize,
+    b: usize,
+    gyp: &mut [f32],
+) {
     let (h, w) = (s.h, s.w);
+    let plane = step * step * h * w;
     for co in 0..s.cout {
-        let src = &gyi[co * 4 * h * w..(co + 1) * 4 * h * w];
+        let src = &gyi[co * plane..(co + 1) * plane];
         for i in 0..h {
             let dst = &mut gyp[co * g.pp + i * g.wp..][..g.wp];
-            let row = &src[(2 * i + a) * 2 * w..][..2 * w];
-            for (j, d) in dst[..w].iter_mut().enumerate() {
-                *d = row[2 * j + b];
+            let row = &src[(step * i + a) * step * w..][..step * w];
+            if step == 1 {
+                dst[..w].copy_from_slice(row);
+            } else {
+                for (j, d) in dst[..w].iter_mut().enumerate() {
+                    *d = row[step * j + b];
+                }
             }
             dst[w..].fill(0.0);
         }
@@ -665,13 +670,7 @@ pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
             })
         })
     };
-    if inner {
-        y.chunks_mut(out_len.max(1))
-            .enumerate()
-            .for_each(|(i, c)| one(i, c));
-    } else {
-        for_chunks(&mut y, out_len, one);
-    }
+    for_chunks(&mut y, out_len, inner, one);
     y
 }
 
@@ -704,7 +703,7 @@ pub fn upconv_backward(
             with_col(s.cout * g.pp, |gyp| {
                 for a in 0..2 {
                     for bb in 0..2 {
-                        gather_phase(s, &g, gyi, a, bb, gyp);
+                        gather_rows(s, &g, gyi, 2, a, bb, gyp);
                         for t in 0..4 {
                             let (ta, tb) = (t >> 1, t & 1);
                             let tap = ((a * 2 + bb) * 2 + ta) * 2 + tb;
@@ -749,7 +748,7 @@ pub fn upconv_backward(
                 with_col(s.cout * g.pp, |gyp| {
                     for a in 0..2 {
                         for bb in 0..2 {
-                            gather_phase(s, &g, gyi, a, bb, gyp);
+                            gather_rows(s, &g, gyi, 2, a, bb, gyp);
                             for t in 0..4 {
                                 let (ta, tb) = (t >> 1, t & 1);
                                 let tap = ((a * 2 + bb) * 2 + ta) * 2 + tb;
@@ -776,13 +775,7 @@ pub fn upconv_backward(
                 }
             })
         };
-        if inner {
-            gx.chunks_mut(in_len.max(1))
-                .enumerate()
-                .for_each(|(i, c)| one(i, c));
-        } else {
-            for_chunks(&mut gx, in_len, one);
-        }
+        for_chunks(&mut gx, in_len, inner, one);
         gx
     });
     (gx, gw, gb)
@@ -866,27 +859,28 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
         let g = Same::of(&t).expect("the transposed convolution keeps the size too");
         return conv_same(&t, &g, gy, &tap_major(w, s.cin, s.cout, k, true), None);
     }
-    if s.stride == 1 && 2 * s.pad + 1 == k {
-        // wt[ci, co, kh, kw] = w[co, ci, k-1-kh, k-1-kw]
-        let mut wt = vec![0f32; w.len()];
-        for co in 0..s.cout {
-            for ci in 0..s.cin {
-                for kh in 0..k {
-                    for kw in 0..k {
-                        wt[((ci * s.cout + co) * k + kh) * k + kw] =
-                            w[((co * s.cin + ci) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
-                    }
-                }
-            }
-        }
-        let t = ConvShape::new(s.n, s.cout, s.ho, s.wo, s.cin, k, 1, s.pad)
-            .expect("a same-size convolution has a transposed one");
-        debug_assert_eq!((t.ho, t.wo), (s.h, s.w));
-        return conv2d_forward(&t, gy, &wt, None);
-    }
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
+    if s.pointwise() {
+        // gx[n] [cin, pp] = W^T [cin, cout] . gy[n] [cout, pp]
+        let mut gx = vec![0f32; s.n * in_len];
+        let inner = s.n < threads();
+        for_chunks(&mut gx, in_len, inner, |i, gxi| {
+            mm(
+                (s.cin, pp, s.cout),
+                gxi,
+                pp,
+                false,
+                w,
+                (1, s.cin),
+                &gy[i * out_len..(i + 1) * out_len],
+                (pp, 1),
+                parallelism(inner),
+            )
+        });
+        return gx;
+    }
     let mut gx = vec![0f32; s.n * in_len];
-    for_chunks(&mut gx, in_len, |i, gxi| {
+    for_chunks(&mut gx, in_len, false, |i, gxi| {
         let gyi = &gy[i * out_len..(i + 1) * out_len];
         with_col(kk * pp, |gcol| {
             // gcol [kk, pp] = W^T [kk, cout] . gy[n] [cout, pp]
@@ -1081,7 +1075,7 @@ pub fn group_norm(
     let cpg = c / groups;
     let len = cpg * hw;
     let mut y = vec![0f32; x.len()];
-    for_chunks(&mut y, len, |b, yb| {
+    for_chunks(&mut y, len, false, |b, yb| {
         let xb = &x[b * len..(b + 1) * len];
         let (mean, rstd) = stats(xb);
         let c0 = (b % groups) * cpg;
@@ -1170,6 +1164,18 @@ pub fn group_norm_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every element of `got` within tol (1 + |want|) of `want`.
+    fn assert_close<E: Copy + Into<f64>>(got: &[f32], want: &[E], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (j, (&a, &e)) in got.iter().zip(want).enumerate() {
+            let e: f64 = e.into();
+            assert!(
+                (a as f64 - e).abs() < tol * (1.0 + e.abs()),
+                "{what} [{j}]: {a} vs {e}"
+            );
+        }
+    }
 
     #[test]
     fn exp_matches_libm() {
@@ -1310,24 +1316,12 @@ mod tests {
             let wt = vals(cout * cin * k * k, 60 + i as u64);
             let b = vals(cout, 70 + i as u64);
             let y = conv2d_forward(&s, &x, &wt, Some(&b));
-            for (a, e) in y.iter().zip(&direct(&s, &x, &wt, &b)) {
-                assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{s:?}: {a} vs {e}");
-            }
+            assert_close(&y, &direct(&s, &x, &wt, &b), 1e-4, &format!("{s:?}"));
             let gy = vals(y.len(), 80 + i as u64);
             let (gx, gw, _) = conv2d_backward(&s, &x, &wt, &gy, true);
             let (ex, ew) = direct_back(&s, &x, &wt, &gy);
-            for (a, e) in gx.unwrap().iter().zip(&ex) {
-                assert!(
-                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                    "{s:?} gx {a} vs {e}"
-                );
-            }
-            for (a, e) in gw.iter().zip(&ew) {
-                assert!(
-                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                    "{s:?} gw {a} vs {e}"
-                );
-            }
+            assert_close(&gx.unwrap(), &ex, 1e-4, &format!("{s:?} gx"));
+            assert_close(&gw, &ew, 1e-4, &format!("{s:?} gw"));
         }
     }
 
@@ -1352,30 +1346,18 @@ mod tests {
             let y = upconv_forward(&s, &x, &wt, Some(&b));
             let yd = direct(&su, &xu, &wt, &b);
             assert_eq!(y.len(), yd.len());
-            for (a, e) in y.iter().zip(&yd) {
-                assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{s:?}: {a} vs {e}");
-            }
+            assert_close(&y, &yd, 1e-4, &format!("{s:?}"));
             let gy = vals(y.len(), 93 + i as u64);
             let (gx, gw, gb) = upconv_backward(&s, &x, &wt, &gy, true);
             let (gxu, ew) = direct_back(&su, &xu, &wt, &gy);
-            for (a, e) in gw.iter().zip(&ew) {
-                assert!(
-                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                    "{s:?} gw {a} vs {e}"
-                );
-            }
+            assert_close(&gw, &ew, 1e-4, &format!("{s:?} gw"));
             // the upsampling's adjoint sums each 2x2 block
             let mut ex = vec![0f64; x.len()];
             for (j, g) in gxu.iter().enumerate() {
                 let (c, r, col) = (j / (4 * h * w), (j / (2 * w)) % (2 * h), j % (2 * w));
                 ex[c * h * w + (r / 2) * w + col / 2] += g;
             }
-            for (a, e) in gx.unwrap().iter().zip(&ex) {
-                assert!(
-                    (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                    "{s:?} gx {a} vs {e}"
-                );
-            }
+            assert_close(&gx.unwrap(), &ex, 1e-4, &format!("{s:?} gx"));
             for co in 0..cout {
                 let e: f64 = (0..n)
                     .flat_map(|m| gy[(m * cout + co) * 4 * h * w..][..4 * h * w].to_vec())
@@ -1415,9 +1397,7 @@ mod tests {
             let b = vals(cout, 30 + i as u64);
             let y = conv2d_forward(&s, &x, &wt, Some(&b));
             let yd = direct(&s, &x, &wt, &b);
-            for (a, e) in y.iter().zip(&yd) {
-                assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{s:?}: {a} vs {e}");
-            }
+            assert_close(&y, &yd, 1e-4, &format!("{s:?}"));
             // adjoint identities: <gy, conv(x)> linear in x and in w
             let gy = vals(y.len(), 40 + i as u64);
             let (gx, gw, gb) = conv2d_backward(&s, &x, &wt, &gy, true);

@@ -90,6 +90,10 @@ pub struct AppOptions {
     pub data: Option<String>,
     /// The sampling seed to open with (default 0).
     pub seed: Option<u64>,
+    /// Where runs started from the app go (default studio-runs/). At start the app looks
+    /// there for a run that was stopped, cancelled or closed before it finished, and offers
+    /// to resume it.
+    pub runs_dir: Option<PathBuf>,
 }
 
 pub struct StudioApp {
@@ -176,6 +180,26 @@ pub struct StudioApp {
     started: Instant,
 }
 
+/// The most recently checkpointed run in `runs_dir` that has not finished: a training state
+/// and no final model (`student.safetensors` or `teacher.safetensors`).
+pub fn unfinished_run(runs_dir: &std::path::Path) -> Option<PathBuf> {
+    let state = crate::engine::distill::STATE_FILE;
+    std::fs::read_dir(runs_dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| {
+            d.join(state).is_file()
+                && !d.join("student.safetensors").exists()
+                && !d.join("teacher.safetensors").exists()
+        })
+        .filter_map(|d| {
+            let t = std::fs::metadata(d.join(state)).ok()?.modified().ok()?;
+            Some((t, d))
+        })
+        .max()
+        .map(|(_, d)| d)
+}
+
 impl StudioApp {
     pub fn new(session: Session, opts: AppOptions) -> Self {
         let mut app = StudioApp {
@@ -186,7 +210,10 @@ impl StudioApp {
             data_preview: None,
             image_folder: String::new(),
             data_cache: std::cell::RefCell::new(None),
-            runs_dir: PathBuf::from("studio-runs"),
+            runs_dir: opts
+                .runs_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("studio-runs")),
             teacher_samples: 20_000,
             teacher_file: String::new(),
             use_exact_teacher: true,
@@ -260,12 +287,30 @@ impl StudioApp {
                 app.render_gallery();
             }
         }
+        if !app.opts.web && !app.opts.autostart {
+            app.offer_unfinished_run();
+        }
         if app.opts.autostart {
             app.tab = Tab::Distill;
             app.fit_samples = 200_000;
             app.start();
         }
         app
+    }
+
+    /// A run under `runs_dir` that has a training state but no final model (the app was
+    /// closed, or the run cancelled, before it finished) becomes the paused run: Resume
+    /// continues it from its last checkpoint with the options it was started with, Cancel
+    /// leaves it and the next Start begins a new one.
+    fn offer_unfinished_run(&mut self) {
+        if let Some(dir) = unfinished_run(&self.runs_dir) {
+            self.log.push(format!(
+                "found an unfinished run {} (stopped or closed before it finished): Resume continues it, Cancel starts afresh",
+                dir.display()
+            ));
+            self.run_dir = Some(dir.clone());
+            self.status = RunStatus::Paused { dir };
+        }
     }
 
     /// Report to `page` from now on (the browser entry's page).

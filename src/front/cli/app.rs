@@ -25,6 +25,9 @@ pub(super) struct AppArgs {
     /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], images:DIR
     #[arg(long)]
     pub(super) data: Option<String>,
+    /// where runs started in the app go; an unfinished one there is offered for resuming
+    #[arg(long, default_value = "studio-runs")]
+    pub(super) runs: PathBuf,
     #[arg(long, default_value = "auto")]
     pub(super) device: String,
 }
@@ -48,6 +51,7 @@ pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
             autostart: a.autostart,
             assets: a.assets,
             data: a.data,
+            runs_dir: Some(a.runs),
             ..Default::default()
         },
         dev.device,

@@ -97,6 +97,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Study(a)) => study::study_cmd(a),
         None => app::app(AppArgs {
             device: "auto".into(),
+            runs: "studio-runs".into(),
             ..Default::default()
         }),
     };
