@@ -105,6 +105,90 @@ fn conv2d_matches_burn_values_and_gradients() {
 }
 
 #[test]
+fn fused_bias_per_image_and_residual_match_burn_values_and_gradients() {
+    on_flex();
+    let dev = Device::flex();
+    let ad = dev.clone().autodiff();
+    let mut rng = Rng::new(6);
+    // (n, cin, h, w, cout, k, stride, pad, with e, with r): the same-size path, stride 2,
+    // 1x1, batch 1, each addend alone and both
+    for (n, cin, h, w, cout, k, st, p, with_e, with_r) in [
+        (3, 5, 9, 6, 7, 3, 1, 1, true, true),
+        (1, 4, 5, 5, 3, 3, 1, 1, true, false),
+        (2, 3, 8, 8, 4, 3, 2, 1, false, true),
+        (4, 6, 5, 5, 3, 1, 1, 0, true, true),
+        (5, 16, 16, 16, 16, 3, 1, 1, true, true),
+    ] {
+        let what = format!("fused n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} e{with_e} r{with_r}");
+        let (ho, wo) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
+        let xv = rng.normals(n * cin * h * w);
+        let wv: Vec<f32> = rng
+            .normals(cout * cin * k * k)
+            .iter()
+            .map(|v| v * 0.3)
+            .collect();
+        let bv = rng.normals(cout);
+        let ev = rng.normals(n * cout);
+        let rv = rng.normals(n * cout * ho * wo);
+        let gv = rng.normals(n * cout * ho * wo);
+        // values and the gradients of sum(y * g) for (x, w, b, e, r), by one function
+        let run = |fused: bool| {
+            let x = t4(xv.clone(), [n, cin, h, w], &ad).require_grad();
+            let wt = t4(wv.clone(), [cout, cin, k, k], &ad).require_grad();
+            let b = from_vec1(bv.clone(), &ad).require_grad();
+            let e = from_vec1(ev.clone(), &ad).reshape([n, cout]).require_grad();
+            let r = t4(rv.clone(), [n, cout, ho, wo], &ad).require_grad();
+            let (eo, ro) = (with_e.then(|| e.clone()), with_r.then(|| r.clone()));
+            let y = if fused {
+                cpu::conv2d_fused(x.clone(), wt.clone(), b.clone(), eo, ro, st, p)
+            } else {
+                let mut y = reference::conv2d(x.clone(), wt.clone(), b.clone(), st, p);
+                if let Some(e) = eo {
+                    y = y + e.reshape([n, cout, 1, 1]);
+                }
+                if let Some(r) = ro {
+                    y = y + r;
+                }
+                y
+            };
+            let g = (y.clone() * t4(gv.clone(), [n, cout, ho, wo], &ad))
+                .sum()
+                .backward();
+            let grad = |t: Option<Vec<f32>>| t.unwrap_or_default();
+            (
+                to_vec(y),
+                [
+                    grad(x.grad(&g).map(to_vec)),
+                    grad(wt.grad(&g).map(to_vec)),
+                    grad(b.grad(&g).map(to_vec)),
+                    grad(e.grad(&g).map(to_vec)),
+                    grad(r.grad(&g).map(to_vec)),
+                ],
+            )
+        };
+        let (ya, ga) = run(true);
+        let (ye, ge) = run(false);
+        close(&ya, &ye, 2e-5, &what);
+        for (j, name) in ["dx", "dw", "db", "de", "dr"].iter().enumerate() {
+            let used = match j {
+                3 => with_e,
+                4 => with_r,
+                _ => true,
+            };
+            assert_eq!(
+                ga[j].is_empty(),
+                !used,
+                "{what} {name}: a gradient exactly when used"
+            );
+            if used {
+                close(&ga[j], &ge[j], 1e-4, &format!("{what} {name}"));
+            }
+        }
+    }
+    let _ = dev;
+}
+
+#[test]
 fn upsample_conv2d_matches_burn_values_and_gradients() {
     on_flex();
     let mut rng = Rng::new(5);

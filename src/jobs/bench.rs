@@ -308,12 +308,21 @@ pub fn unet(
     let acfg = AdamConfig::default();
     let g = Grid::new(Param::Vp, 1024);
     let mut out = vec![];
+    // TRACT_BENCH_ONLY=sample256,train64 (a profiling aid): only these points
+    let only = std::env::var("TRACT_BENCH_ONLY").ok();
     for train in [true, false] {
         // a build without training has no train row
         if train && !cfg!(feature = "train") {
             continue;
         }
         for b in [64usize, 256] {
+            let point = format!("{}{b}", if train { "train" } else { "sample" });
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.split(',').any(|p| p.trim() == point))
+            {
+                continue;
+            }
             // fresh inputs each round (not timed); a one-value read ends each timed round
             let setup = |i: usize| {
                 let x = from_vec2(rng.normals(b * dim), [b, dim], device);

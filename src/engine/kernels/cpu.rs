@@ -21,7 +21,7 @@ use burn::backend::{
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use super::cpu_ops::{self, ConvShape};
+use super::cpu_ops::{self, ConvShape, Epilogue};
 
 /// 0: not read yet, 1: on, 2: off. Starts from the environment: TRACT_CPU_KERNELS=0 runs Burn's
 /// own ops on the CPU too (for comparisons from the command line).
@@ -77,18 +77,22 @@ fn use_cpu_kernels(device: &Device) -> bool {
 
 #[backend_extension(Flex, Autodiff: cfg(feature = "train"))]
 pub trait CpuKernels: Backend {
-    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K] and bias b [Cout]; with
+    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K], plus the bias b ([Cout],
+    /// or [N Cout]: one per image) and the residual r (the output's shape, or [0]: none); with
     /// `up`, of x upsampled 2x by nearest neighbour (3x3, stride 1, padding 1 only).
     fn cpu_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
+        r: FloatTensor<Self>,
         stride: usize,
         pad: usize,
         up: bool,
     ) -> FloatTensor<Self>;
 
-    /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is [0] unless `need_x`).
+    /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is [0] unless `need_x`; gb
+    /// is [N Cout] when `image_bias`, else [Cout]). The residual's gradient is gy itself.
+    #[allow(clippy::too_many_arguments)]
     fn cpu_conv2d_backward(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -97,6 +101,7 @@ pub trait CpuKernels: Backend {
         pad: usize,
         up: bool,
         need_x: bool,
+        image_bias: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// GroupNorm of x [N, C, H, W] with affine gamma, beta [C], then SiLU when `act`.
@@ -151,17 +156,22 @@ impl CpuKernels for Flex {
         x: FlexTensor,
         w: FlexTensor,
         b: FlexTensor,
+        r: FlexTensor,
         stride: usize,
         pad: usize,
         up: bool,
     ) -> FlexTensor {
         let s = conv_shape(&x, &w, stride, pad);
-        let (x, w, b) = (values(&x), values(&w), values(&b));
+        let (x, w, b, r) = (values(&x), values(&w), values(&b), values(&r));
+        let ep = Epilogue {
+            bias: Some(&b),
+            residual: (!r.is_empty()).then_some(&r[..]),
+        };
         if up {
-            let y = cpu_ops::upconv_forward(&s, &x, &w, Some(&b));
+            let y = cpu_ops::upconv_forward(&s, &x, &w, ep);
             return flex(y, &[s.n, s.cout, 2 * s.h, 2 * s.w]);
         }
-        let y = cpu_ops::conv2d_forward(&s, &x, &w, Some(&b));
+        let y = cpu_ops::conv2d_forward(&s, &x, &w, ep);
         flex(y, &[s.n, s.cout, s.ho, s.wo])
     }
 
@@ -173,6 +183,7 @@ impl CpuKernels for Flex {
         pad: usize,
         up: bool,
         need_x: bool,
+        image_bias: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let s = conv_shape(&x, &w, stride, pad);
         let back = if up {
@@ -180,12 +191,18 @@ impl CpuKernels for Flex {
         } else {
             cpu_ops::conv2d_backward
         };
-        let (gx, gw, gb) = back(&s, &values(&x), &values(&w), &values(&gy), need_x);
+        let gy = values(&gy);
+        let (gx, gw, gb) = back(&s, &values(&x), &values(&w), &gy, need_x);
         let gx = match gx {
             Some(g) => flex(g, &[s.n, s.cin, s.h, s.w]),
             None => flex(vec![], &[0]),
         };
-        (gx, flex(gw, &w.shape()), flex(gb, &[s.cout]))
+        let gb = if image_bias {
+            flex(cpu_ops::row_sums(&gy, s.n * s.cout), &[s.n * s.cout])
+        } else {
+            flex(gb, &[s.cout])
+        };
+        (gx, flex(gw, &w.shape()), gb)
     }
 
     fn cpu_group_norm(
@@ -231,9 +248,9 @@ impl CpuKernels for Flex {
 
 /// Hands each tracked parent its gradient.
 #[cfg(feature = "train")]
-fn register<B: Backend>(
-    parents: [Option<burn::backend::autodiff::NodeId>; 3],
-    grads_out: [FloatTensor<B>; 3],
+fn register<B: Backend, const N: usize>(
+    parents: [Option<burn::backend::autodiff::NodeId>; N],
+    grads_out: [FloatTensor<B>; N],
     grads: &mut Gradients,
 ) {
     for (id, g) in parents.into_iter().zip(grads_out) {
@@ -248,17 +265,27 @@ fn register<B: Backend>(
 struct ConvBackward;
 
 #[cfg(feature = "train")]
-impl<B: Backend + CpuKernels> Backward<B, 3> for ConvBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize, bool);
+impl<B: Backend + CpuKernels> Backward<B, 4> for ConvBackward {
+    /// (x, w, stride, pad, up, image_bias)
+    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize, bool, bool);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b, node_r] = ops.parents;
         let gy = grads.consume::<B>(&ops.node);
-        let (x, w, stride, pad, up) = ops.state;
-        let (gx, gw, gb) = B::cpu_conv2d_backward(x, w, gy, stride, pad, up, node_x.is_some());
-        register::<B>(
-            [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
-            [gx, gw, gb],
+        let (x, w, stride, pad, up, image_bias) = ops.state;
+        let (gx, gw, gb) = B::cpu_conv2d_backward(
+            x,
+            w,
+            gy.clone(),
+            stride,
+            pad,
+            up,
+            node_x.is_some(),
+            image_bias,
+        );
+        register::<B, 4>(
+            [node_x, node_w, node_b, node_r].map(|n| n.map(|n| n.id)),
+            [gx, gw, gb, gy],
             grads,
         );
     }
@@ -277,7 +304,7 @@ impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
         let gy = grads.consume::<B>(&ops.node);
         let (x, gamma, beta, groups, act) = ops.state;
         let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, act);
-        register::<B>(
+        register::<B, 3>(
             [node_x, node_g, node_b].map(|n| n.map(|n| n.id)),
             [gx, gg, gb],
             grads,
@@ -292,21 +319,28 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
+        r: FloatTensor<Self>,
         stride: usize,
         pad: usize,
         up: bool,
     ) -> FloatTensor<Self> {
         let prep = ConvBackward
-            .prepare::<C>([x.node(), w.node(), b.node()])
+            .prepare::<C>([x.node(), w.node(), b.node(), r.node()])
             .compute_bound()
             .stateful();
-        let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        let image_bias = b.shape().num_elements() != w.shape().dims::<4>()[0];
+        let (x, w, b, r) = (
+            x.into_primitive(),
+            w.into_primitive(),
+            b.into_primitive(),
+            r.into_primitive(),
+        );
         match prep {
             OpsKind::Tracked(prep) => {
-                let y = B::cpu_conv2d(x.clone(), w.clone(), b, stride, pad, up);
-                prep.finish((x, w, stride, pad, up), y)
+                let y = B::cpu_conv2d(x.clone(), w.clone(), b, r, stride, pad, up);
+                prep.finish((x, w, stride, pad, up, image_bias), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(x, w, b, stride, pad, up)),
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(x, w, b, r, stride, pad, up)),
         }
     }
 
@@ -318,6 +352,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         pad: usize,
         up: bool,
         need_x: bool,
+        image_bias: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // gradients of gradients are not needed: constants
         let (gx, gw, gb) = B::cpu_conv2d_backward(
@@ -328,6 +363,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
             pad,
             up,
             need_x,
+            image_bias,
         );
         (
             Self::from_inner(gx),
@@ -392,26 +428,60 @@ fn all_f32(ts: &[DType]) -> bool {
 /// conv2d with bias, square kernel, the same stride and padding on both axes: the CPU kernel
 /// on the CPU backend, Burn's conv2d elsewhere.
 pub fn conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>, stride: usize, pad: usize) -> Tensor<4> {
-    let [_, cin, h, wd] = x.dims();
+    conv2d_fused(x, w, b, None, None, stride, pad)
+}
+
+/// conv2d(x, w, b) + e[n, cout] broadcast over the pixels (when given) + r (when given): on the
+/// CPU backend the bias per image and the residual are added in the pass that writes the
+/// output (no pass of their own, and in parallel), Burn's ops elsewhere.
+pub fn conv2d_fused(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    e: Option<Tensor<2>>,
+    r: Option<Tensor<4>>,
+    stride: usize,
+    pad: usize,
+) -> Tensor<4> {
+    let [n, cin, h, wd] = x.dims();
     let [cout, wcin, k, k2] = w.dims();
+    let shape = ConvShape::new(n.max(1), cin, h, wd, cout, k, stride, pad);
     let ok = use_cpu_kernels(&x.device())
         && wcin == cin
         && k == k2
         && b.dims()[0] == cout
-        && ConvShape::new(1, cin, h, wd, cout, k, stride, pad).is_some()
-        && all_f32(&[x.dtype(), w.dtype(), b.dtype()]);
-    if ok {
-        Tensor::from_dispatch(Dispatch::cpu_conv2d(
-            x.into_dispatch(),
-            w.into_dispatch(),
-            b.into_dispatch(),
-            stride,
-            pad,
-            false,
-        ))
-    } else {
-        reference::conv2d(x, w, b, stride, pad)
+        && shape.is_some()
+        && e.as_ref().is_none_or(|e| e.dims() == [n, cout])
+        && r.as_ref().is_none_or(|r| {
+            shape.is_some_and(|s| r.dims() == [n, cout, s.ho, s.wo] && r.dtype() == DType::F32)
+        })
+        && all_f32(&[x.dtype(), w.dtype(), b.dtype()])
+        && e.as_ref().is_none_or(|e| e.dtype() == DType::F32);
+    if !ok {
+        let mut y = reference::conv2d(x, w, b, stride, pad);
+        if let Some(e) = e {
+            y = y + e.reshape([n, cout, 1, 1]);
+        }
+        if let Some(r) = r {
+            y = y + r;
+        }
+        return y;
     }
+    let dev = x.device();
+    let bias = match e {
+        Some(e) => (e + b.unsqueeze_dim::<2>(0)).reshape([n * cout]),
+        None => b,
+    };
+    let r = r.unwrap_or_else(|| Tensor::<4>::zeros([0, 0, 0, 0], &dev));
+    Tensor::from_dispatch(Dispatch::cpu_conv2d(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        bias.into_dispatch(),
+        r.into_dispatch(),
+        stride,
+        pad,
+        false,
+    ))
 }
 
 /// A 3x3 convolution (stride 1, padding 1, with bias) of x upsampled 2x by nearest
@@ -429,10 +499,12 @@ pub fn upsample_conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
         && wd > 0
         && all_f32(&[x.dtype(), w.dtype(), b.dtype()]);
     if ok {
+        let none = Tensor::<4>::zeros([0, 0, 0, 0], &x.device());
         Tensor::from_dispatch(Dispatch::cpu_conv2d(
             x.into_dispatch(),
             w.into_dispatch(),
             b.into_dispatch(),
+            none.into_dispatch(),
             1,
             1,
             true,

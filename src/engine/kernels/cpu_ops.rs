@@ -90,27 +90,47 @@ fn threads() -> usize {
     1
 }
 
-/// Runs `f(i, chunk_i)` over the `len`-sized chunks of `out`: one after another when `inner`
-/// (the threads then work inside each chunk's GEMMs) or on wasm, else in parallel.
-fn for_chunks(
-    out: &mut [f32],
+/// A new vector of `count` chunks of `len` floats, chunk i filled by `f(i, chunk_i)`: one
+/// after another when `inner` (the threads then work inside each chunk's GEMMs) or on wasm,
+/// else in parallel. Each chunk is zeroed by the thread that fills it, just before `f` (cache
+/// hot, in parallel), instead of the whole output by one thread up front.
+fn new_chunks(
+    count: usize,
     len: usize,
     inner: bool,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
-) {
+) -> Vec<f32> {
+    let total = count * len;
     if len == 0 {
-        return;
+        return vec![0f32; total];
     }
+    let mut v: Vec<f32> = Vec::with_capacity(total);
+    let one = |i: usize, c: &mut [std::mem::MaybeUninit<f32>]| {
+        // SAFETY: the chunk is written with zeros (a valid f32) before it is viewed as &mut [f32]
+        let c = unsafe {
+            std::ptr::write_bytes(c.as_mut_ptr(), 0, c.len());
+            std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len())
+        };
+        f(i, c)
+    };
+    let spare = &mut v.spare_capacity_mut()[..total];
     #[cfg(not(target_arch = "wasm32"))]
     if !inner {
         use rayon::prelude::*;
-        out.par_chunks_mut(len)
+        spare
+            .par_chunks_mut(len)
             .enumerate()
-            .for_each(|(i, c)| f(i, c));
-        return;
+            .for_each(|(i, c)| one(i, c));
     }
-    let _ = inner;
-    out.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    if inner || cfg!(target_arch = "wasm32") {
+        spare
+            .chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| one(i, c));
+    }
+    // SAFETY: every one of the `total` floats was initialised above (the chunks cover them)
+    unsafe { v.set_len(total) };
+    v
 }
 
 /// Sums `f(i)` (vectors of length `len`) over i in 0..n, one accumulator per thread.
@@ -338,6 +358,58 @@ fn with_pad<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// What a convolution adds to its output: a bias per channel ([cout]) or per image and
+/// channel ([n, cout], e.g. a bias plus a time embedding), and a residual of the output's
+/// shape, both in the pass that writes the output (no extra pass over memory).
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
+}
+
+impl<'a> Epilogue<'a> {
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        residual: None,
+    };
+    pub fn with_bias(b: &'a [f32]) -> Self {
+        Epilogue {
+            bias: Some(b),
+            residual: None,
+        }
+    }
+    /// Image i's bias: the shared one, or row i of a per-image bias.
+    fn image_bias(&self, s: &ConvShape, i: usize) -> Option<&'a [f32]> {
+        self.bias.map(|b| {
+            if b.len() == s.cout {
+                b
+            } else {
+                &b[i * s.cout..(i + 1) * s.cout]
+            }
+        })
+    }
+    fn add_residual(&self, i: usize, yi: &mut [f32]) {
+        if let Some(r) = self.residual {
+            let ri = &r[i * yi.len()..(i + 1) * yi.len()];
+            for (y, v) in yi.iter_mut().zip(ri) {
+                *y += v;
+            }
+        }
+    }
+    /// Panics unless the bias is [cout] or [n, cout] and the residual [n, cout, ho, wo].
+    fn check(&self, s: &ConvShape, out_len: usize) {
+        if let Some(b) = self.bias {
+            assert!(
+                b.len() == s.cout || b.len() == s.n * s.cout,
+                "conv2d: bias size"
+            );
+        }
+        if let Some(r) = self.residual {
+            assert_eq!(r.len(), s.n * out_len, "conv2d: residual size");
+        }
+    }
+}
+
 /// The layout of the im2col-free path for a stride-1 convolution that keeps the size
 /// (k = 2p + 1): each image is zero-padded once, [c, h + 2p, w + 2p] plus 2p slack floats,
 /// and tap (kh, kw) of the kernel then reads the padded planes shifted by kh (w + 2p) + kw as
@@ -419,12 +491,12 @@ fn tap_major(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool)
 /// y = conv(x) for a same-size stride-1 convolution with tap-major weights `wt`
 /// ([k k, cout, cin]), im2col-free: k^2 GEMMs per image on shifted views of the padded image,
 /// accumulated on the padded width, then compacted into NCHW with the bias added.
-fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], ep: Epilogue) -> Vec<f32> {
     let (hw, in_len) = (s.h * s.w, s.cin * s.h * s.w);
     let out_len = s.cout * hw;
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
     assert_eq!(wt.len(), s.k * s.k * s.cout * s.cin, "conv2d: weight size");
-    let mut y = vec![0f32; s.n * out_len];
+    ep.check(s, out_len);
     let inner = s.n < threads();
     let one = |i: usize, yi: &mut [f32]| {
         let xi = &x[i * in_len..(i + 1) * in_len];
@@ -448,7 +520,7 @@ fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], b: Option<&[f32]>) 
                     }
                 }
                 for co in 0..s.cout {
-                    let bv = b.map_or(0.0, |b| b[co]);
+                    let bv = ep.image_bias(s, i).map_or(0.0, |b| b[co]);
                     for r in 0..s.h {
                         let src = &acc[co * g.pp + r * g.wp..][..s.w];
                         let dst = &mut yi[(co * s.h + r) * s.w..][..s.w];
@@ -460,8 +532,10 @@ fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], b: Option<&[f32]>) 
             })
         })
     };
-    for_chunks(&mut y, out_len, inner, one);
-    y
+    new_chunks(s.n, out_len, inner, |i, yi| {
+        one(i, yi);
+        ep.add_residual(i, yi);
+    })
 }
 
 /// The weight and bias gradients of `conv_same` for one image, added into gwt (tap-major
@@ -504,19 +578,19 @@ fn conv_same_wgrad(
 }
 
 /// y[n] = W [cout, cin k k] . im2col(x[n]) + b, one GEMM per image, written straight into NCHW.
-pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
     let (kk, pp) = (s.kk(), s.pixels());
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
     assert_eq!(w.len(), s.cout * kk, "conv2d: weight size");
+    ep.check(s, out_len);
     if let Some(g) = Same::of(s) {
-        return conv_same(s, &g, x, &tap_major(w, s.cout, s.cin, s.k, false), b);
+        return conv_same(s, &g, x, &tap_major(w, s.cout, s.cin, s.k, false), ep);
     }
-    let mut y = vec![0f32; s.n * out_len];
     // images in parallel when there are enough of them, else threads inside each GEMM
     let inner = s.n < threads();
     let one = |i: usize, yi: &mut [f32]| {
-        if let Some(b) = b {
+        if let Some(b) = ep.image_bias(s, i) {
             for (row, &bv) in yi.chunks_mut(pp).zip(b) {
                 row.fill(bv);
             }
@@ -527,7 +601,7 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
                 (s.cout, pp, kk),
                 yi,
                 pp,
-                b.is_some(),
+                ep.bias.is_some(),
                 w,
                 (kk, 1),
                 col,
@@ -544,8 +618,10 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
             })
         }
     };
-    for_chunks(&mut y, out_len, inner, one);
-    y
+    new_chunks(s.n, out_len, inner, |i, yi| {
+        one(i, yi);
+        ep.add_residual(i, yi);
+    })
 }
 
 /// For a 3x3 convolution (padding 1) of a nearest-2x upsampled image, output row 2i + a
@@ -620,7 +696,7 @@ fn gather_rows(
 /// convolution of the low-resolution image with folded weights (4 GEMMs on shifted views of
 /// the padded image, as `conv_same`), 16/36 of the multiply-adds. `s` is the shape of the
 /// same convolution at the low resolution; the output is [n, cout, 2h, 2w].
-pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
     let g = Same::of(s)
         .filter(|_| s.k == 3)
         .expect("upconv: a 3x3, padding-1 convolution");
@@ -628,9 +704,9 @@ pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
     let out_len = s.cout * 4 * s.h * s.w;
     assert_eq!(x.len(), s.n * in_len, "upconv: input size");
     assert_eq!(w.len(), s.cout * s.cin * 9, "upconv: weight size");
+    ep.check(s, out_len);
     let we = up_weights(w, s.cout, s.cin, false);
     let blk = s.cout * s.cin;
-    let mut y = vec![0f32; s.n * out_len];
     let inner = s.n < threads();
     let one = |i: usize, yi: &mut [f32]| {
         let xi = &x[i * in_len..(i + 1) * in_len];
@@ -655,7 +731,7 @@ pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
                             );
                         }
                         for co in 0..s.cout {
-                            let bv = b.map_or(0.0, |b| b[co]);
+                            let bv = ep.image_bias(s, i).map_or(0.0, |b| b[co]);
                             let out = &mut yi[co * 4 * s.h * s.w..(co + 1) * 4 * s.h * s.w];
                             for r in 0..s.h {
                                 let src = &acc[co * g.pp + r * g.wp..][..s.w];
@@ -670,8 +746,10 @@ pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) ->
             })
         })
     };
-    for_chunks(&mut y, out_len, inner, one);
-    y
+    new_chunks(s.n, out_len, inner, |i, yi| {
+        one(i, yi);
+        ep.add_residual(i, yi);
+    })
 }
 
 /// Gradients of `upconv_forward` for gy [n, cout, 2h, 2w]: (gx if asked for, gw, gb). The
@@ -739,7 +817,6 @@ pub fn upconv_backward(
     let gb = acc[16 * blk..].to_vec();
     let gx = need_x.then(|| {
         let wt = up_weights(w, s.cout, s.cin, true);
-        let mut gx = vec![0f32; s.n * in_len];
         let inner = s.n < threads();
         let one = |i: usize, gxi: &mut [f32]| {
             let gyi = &gy[i * out_len..(i + 1) * out_len];
@@ -775,8 +852,7 @@ pub fn upconv_backward(
                 }
             })
         };
-        for_chunks(&mut gx, in_len, inner, one);
-        gx
+        new_chunks(s.n, in_len, inner, one)
     });
     (gx, gw, gb)
 }
@@ -857,14 +933,19 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
         let t = ConvShape::new(s.n, s.cout, s.ho, s.wo, s.cin, k, 1, s.pad)
             .expect("a same-size convolution has a transposed one");
         let g = Same::of(&t).expect("the transposed convolution keeps the size too");
-        return conv_same(&t, &g, gy, &tap_major(w, s.cin, s.cout, k, true), None);
+        return conv_same(
+            &t,
+            &g,
+            gy,
+            &tap_major(w, s.cin, s.cout, k, true),
+            Epilogue::NONE,
+        );
     }
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     if s.pointwise() {
         // gx[n] [cin, pp] = W^T [cin, cout] . gy[n] [cout, pp]
-        let mut gx = vec![0f32; s.n * in_len];
         let inner = s.n < threads();
-        for_chunks(&mut gx, in_len, inner, |i, gxi| {
+        return new_chunks(s.n, in_len, inner, |i, gxi| {
             mm(
                 (s.cin, pp, s.cout),
                 gxi,
@@ -877,10 +958,8 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
                 parallelism(inner),
             )
         });
-        return gx;
     }
-    let mut gx = vec![0f32; s.n * in_len];
-    for_chunks(&mut gx, in_len, false, |i, gxi| {
+    new_chunks(s.n, in_len, false, |i, gxi| {
         let gyi = &gy[i * out_len..(i + 1) * out_len];
         with_col(kk * pp, |gcol| {
             // gcol [kk, pp] = W^T [kk, cout] . gy[n] [cout, pp]
@@ -897,8 +976,16 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
             );
             col2im_add(s, gcol, gxi);
         });
-    });
-    gx
+    })
+}
+
+/// The sums of the `rows` equal rows of v (the bias gradient per image and channel).
+pub fn row_sums(v: &[f32], rows: usize) -> Vec<f32> {
+    let len = v.len() / rows.max(1);
+    if len == 0 {
+        return vec![0f32; rows];
+    }
+    v.chunks(len).map(sum8).collect()
 }
 
 /// A sum in 8 independent lanes (vectorises; the order differs from a sequential sum).
@@ -924,13 +1011,17 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t's low mantissa bits hold n (|n| <= 127 < 2^22) in two's complement: 2^n from integer
+    // operations only. (`n as i32` saturates, which compiles to scalar code per lane and kept
+    // every loop over this function from vectorising.)
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
@@ -1074,8 +1165,7 @@ pub fn group_norm(
     assert_eq!(x.len(), n * c * hw, "group_norm: input size");
     let cpg = c / groups;
     let len = cpg * hw;
-    let mut y = vec![0f32; x.len()];
-    for_chunks(&mut y, len, false, |b, yb| {
+    new_chunks(n * groups, len, false, |b, yb| {
         let xb = &x[b * len..(b + 1) * len];
         let (mean, rstd) = stats(xb);
         let c0 = (b % groups) * cpg;
@@ -1085,8 +1175,7 @@ pub fn group_norm(
             let r = ci * hw..(ci + 1) * hw;
             affine_act(&xb[r.clone()], &mut yb[r], sc, sh, act);
         }
-    });
-    y
+    })
 }
 
 /// Gradients of `group_norm` for the output gradient gy: (gx, ggamma, gbeta).
@@ -1315,7 +1404,7 @@ mod tests {
             let x = vals(n * cin * h * w, 50 + i as u64);
             let wt = vals(cout * cin * k * k, 60 + i as u64);
             let b = vals(cout, 70 + i as u64);
-            let y = conv2d_forward(&s, &x, &wt, Some(&b));
+            let y = conv2d_forward(&s, &x, &wt, Epilogue::with_bias(&b));
             assert_close(&y, &direct(&s, &x, &wt, &b), 1e-4, &format!("{s:?}"));
             let gy = vals(y.len(), 80 + i as u64);
             let (gx, gw, _) = conv2d_backward(&s, &x, &wt, &gy, true);
@@ -1343,7 +1432,7 @@ mod tests {
             }
             let wt = vals(cout * cin * 9, 91 + i as u64);
             let b = vals(cout, 92 + i as u64);
-            let y = upconv_forward(&s, &x, &wt, Some(&b));
+            let y = upconv_forward(&s, &x, &wt, Epilogue::with_bias(&b));
             let yd = direct(&su, &xu, &wt, &b);
             assert_eq!(y.len(), yd.len());
             assert_close(&y, &yd, 1e-4, &format!("{s:?}"));
@@ -1395,7 +1484,7 @@ mod tests {
             let x = vals(n * cin * h * w, 10 + i as u64);
             let wt = vals(cout * cin * k * k, 20 + i as u64);
             let b = vals(cout, 30 + i as u64);
-            let y = conv2d_forward(&s, &x, &wt, Some(&b));
+            let y = conv2d_forward(&s, &x, &wt, Epilogue::with_bias(&b));
             let yd = direct(&s, &x, &wt, &b);
             assert_close(&y, &yd, 1e-4, &format!("{s:?}"));
             // adjoint identities: <gy, conv(x)> linear in x and in w

@@ -150,11 +150,16 @@ impl Cursor<'_> {
     fn shape(&self) -> &[usize] {
         &self.lay.shapes[self.i]
     }
-    fn conv(&mut self, x: Tensor<4>, stride: usize) -> Tensor<4> {
+    /// The next convolution's (weights, bias, padding).
+    fn conv_params(&mut self) -> (Tensor<4>, Tensor<1>, usize) {
         let s = self.shape().to_vec();
         let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
         let b = self.next();
-        cpu::conv2d(x, w, b, stride, s[2] / 2)
+        (w, b, s[2] / 2)
+    }
+    fn conv(&mut self, x: Tensor<4>, stride: usize) -> Tensor<4> {
+        let (w, b, pad) = self.conv_params();
+        cpu::conv2d(x, w, b, stride, pad)
     }
     /// A 3x3 convolution of x upsampled 2x (nearest), as one op on the CPU.
     fn up_conv(&mut self, x: Tensor<4>) -> Tensor<4> {
@@ -177,17 +182,17 @@ impl Cursor<'_> {
         let b = self.next().reshape([1, s[1]]);
         x.matmul(w) + b
     }
+    /// skip(x) + c2(norm2(c1(norm1(x)) + e(emb))): the time embedding and the residual are
+    /// added by the convolutions themselves (cpu::conv2d_fused).
     fn res(&mut self, x: Tensor<4>, emb: &Tensor<2>, groups: usize, has_skip: bool) -> Tensor<4> {
         let hn = self.norm(x.clone(), groups, true);
-        let h = self.conv(hn, 1);
-        let o = h.dims()[1];
+        let (w1, b1, p1) = self.conv_params();
         let e = self.linear(silu(emb.clone()));
-        let n = e.dims()[0];
-        let h = h + e.reshape([n, o, 1, 1]);
+        let h = cpu::conv2d_fused(hn, w1, b1, Some(e), None, 1, p1);
         let hn = self.norm(h, groups, true);
-        let h = self.conv(hn, 1);
+        let (w2, b2, p2) = self.conv_params();
         let skip = if has_skip { self.conv(x, 1) } else { x };
-        skip + h
+        cpu::conv2d_fused(hn, w2, b2, None, Some(skip), 1, p2)
     }
     fn attn(&mut self, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
