@@ -6,6 +6,10 @@
 //   TRACT_EXPECT_PROGRESSIVE=1    image gallery: the first cell drawn is a 1-step row, drawn
 //                                 before the largest-step (teacher) row
 //   TRACT_PROGRESS_SHOT=PATH      also a screenshot as soon as the first row is drawn
+//   TRACT_HIDE_TAB=1              once the first row is drawn, tell the page its tab is hidden
+//                                 (as a browser does; headless tabs never hide) for 3 s, then
+//                                 shown: the page must say so and still
+//                                 finish the gallery
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
 
 (async () => {
@@ -32,6 +36,30 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
     if (process.env.TRACT_PROGRESS_SHOT) {
       await page.waitForFunction(() => document.body.dataset.firstRow || document.querySelector("#status.error"), null, { timeout: 240000, polling: 50 });
       await page.screenshot({ path: process.env.TRACT_PROGRESS_SHOT });
+    }
+    if (process.env.TRACT_HIDE_TAB === "1") {
+      await page.waitForFunction(() => document.body.dataset.firstRow, null, { timeout: 240000, polling: 50 });
+      // headless Chromium keeps every tab visible (no minimise, no background tab): the page
+      // is told it is hidden the way a browser tells it (document.hidden, visibilitychange)
+      const setHidden = (h) => page.evaluate((h) => {
+        if (h) {
+          Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+          Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+        } else {
+          delete document.hidden;
+          delete document.visibilityState;
+        }
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, h);
+      await setHidden(true);
+      await page.waitForTimeout(3000);
+      const state = await page.evaluate(() => document.visibilityState);
+      await setHidden(false);
+      if (state !== "hidden") errors.push(`the tab did not become hidden (visibilityState ${state})`);
+      await page.waitForFunction(() => document.body.dataset.shownAt, null, { timeout: 10000, polling: 50 }).catch(() => {});
+      const note = await page.textContent("#notes");
+      if (!/hidden for/.test(note || "")) errors.push(`no note in the page about the hidden tab: '${note}'`);
+      else console.log(`the page says: ${note}`);
     }
     await page.waitForFunction(() => document.title === "tract-studio: gallery drawn" || document.querySelector("#status.error"), null, { timeout: 240000, polling: 200 });
     ok = (await page.title()) === "tract-studio: gallery drawn";

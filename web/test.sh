@@ -41,9 +41,10 @@ node web/test.js "$base/index.html" web/dist/screenshot.png
 # the Fashion-MNIST models (UNets) in the browser: an image gallery, 1-step rows first
 TRACT_EXPECT_PROGRESSIVE=1 TRACT_PROGRESS_SHOT=web/dist/screenshot-fashion-mnist-progress.png \
   node web/test.js "$base/index.html?data=fashion-mnist" web/dist/screenshot-fashion-mnist.png
-# a truncated model file: the page names it and draws the gallery of the others
+# a truncated model file: the page names it and draws the gallery of the others; meanwhile
+# the tab is hidden and shown again: the page says so and finishes
 cp -r web/dist/. "$broken/"
 bad=fashion-mnist-tract-2step.safetensors
 head -c 300000 "web/dist/$bad" > "$broken/$bad"
 serve "$broken"
-TRACT_EXPECT_FILE_ERROR=$bad node web/test.js "$base/index.html?data=fashion-mnist" web/dist/screenshot-truncated.png
+TRACT_EXPECT_FILE_ERROR=$bad TRACT_HIDE_TAB=1 node web/test.js "$base/index.html?data=fashion-mnist" web/dist/screenshot-truncated.png
