@@ -2,7 +2,8 @@
 # Build the browser app into web/dist/: index.html, the .js glue, the .wasm (sampling only:
 # no training code, no models inside), manifest.json and the model files it lists (the page
 # fetches them). Serving it needs only a static file server.
-# Usage: bash web/build.sh   (TRACT_WASM_OPT=1: wasm-opt, slow and not yet verified; TRACT_WEB_PROFILE=web-small)
+# Usage: bash web/build.sh   (TRACT_WASM_OPT=1: wasm-opt -Oz, 6 minutes, verified to load and
+# run the gallery, 28% smaller raw but no smaller gzipped; TRACT_WEB_PROFILE=web-small)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_WASM:-${CARGO_TARGET_DIR:-target}-wasm}
@@ -15,8 +16,10 @@ if [ "$have" != "$want" ]; then
 fi
 profile=${TRACT_WEB_PROFILE:-web}
 # the `gui` feature without `train`: Burn without autodiff, so no training code ships.
-# TRACT_WASM_SIMD=1 compiles it with wasm's 128-bit SIMD (every current browser has it).
-if [ "${TRACT_WASM_SIMD:-0}" = 1 ]; then
+# compiled with wasm's 128-bit SIMD (every current browser has it: Chrome 91, Firefox 89,
+# Safari 16.4); TRACT_WASM_SIMD=0 builds without it. Measured (docs/web.md): 11% smaller
+# (24.4 vs 27.2 MB raw, 5.47 vs 5.77 MB gzip -9) and the gallery 4% faster.
+if [ "${TRACT_WASM_SIMD:-1}" = 1 ]; then
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 fi
 cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features gui
