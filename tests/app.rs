@@ -405,3 +405,104 @@ fn a_run_cancelled_and_closed_is_resumed_at_the_next_start_and_ends_as_an_uninte
     assert_eq!(c.status, RunStatus::Idle);
     let _ = std::fs::remove_dir_all(&runs);
 }
+
+/// What people type into the app's file fields, wrong: each gives an error in the app naming
+/// the file, nothing panics, and no run starts on something else instead.
+#[test]
+fn bad_files_typed_into_the_app_give_errors_naming_them() {
+    let ctx = egui::Context::default();
+    let dir = runs_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let no_panic = |a: &StudioApp| {
+        assert!(
+            !a.errors.iter().any(|e| e.contains("internal error")),
+            "{:?}",
+            a.errors
+        )
+    };
+    // a mixture file that is not there
+    let mut a = app_in(&dir);
+    let missing = dir.join("no-such-mixture.json");
+    a.set_data(format!("gmm:{}", missing.display()));
+    let name = missing.display().to_string();
+    assert!(
+        wait(&mut a, &ctx, 20.0, |a| a
+            .errors
+            .iter()
+            .any(|e| e.contains(&name))),
+        "{:?}",
+        a.errors
+    );
+    assert!(a.data_error().is_some_and(|e| e.contains(&name)));
+    assert!(
+        !a.can_start(),
+        "Start stays off while the data does not load"
+    );
+    a.start();
+    assert_eq!(a.status, RunStatus::Idle, "no run on other data");
+    no_panic(&a);
+
+    // an image folder with a text file and a corrupt PNG in it
+    let imgs = dir.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    std::fs::write(imgs.join("notes.txt"), "not an image").unwrap();
+    std::fs::write(imgs.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let mut a = app_in(&dir);
+    a.set_data(format!("images:{}", imgs.display()));
+    assert!(
+        wait(&mut a, &ctx, 20.0, |a| !a.errors.is_empty()),
+        "no error for {}",
+        imgs.display()
+    );
+    assert!(
+        a.errors.iter().any(|e| e.contains("imgs")),
+        "{:?}",
+        a.errors
+    );
+    assert!(!a.can_start());
+    no_panic(&a);
+
+    // a teacher file of random bytes, and the same file added to the gallery as a model
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(
+        &junk,
+        (0..5000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut a = app_in(&dir);
+    a.tab = Tab::Distill;
+    a.use_exact_teacher = false;
+    a.teacher_file = junk.display().to_string();
+    a.train_samples = 20_000;
+    a.start();
+    let jn = junk.display().to_string();
+    assert!(
+        wait(&mut a, &ctx, 30.0, |a| a.status == RunStatus::Idle
+            && !a.errors.is_empty()),
+        "status {:?}, errors {:?}",
+        a.status,
+        a.errors
+    );
+    assert!(a.errors.iter().any(|e| e.contains(&jn)), "{:?}", a.errors);
+    no_panic(&a);
+    a.errors.clear();
+    a.models.push((
+        tract_studio::studio::ModelRef {
+            label: "junk".into(),
+            spec: jn.clone(),
+        },
+        true,
+    ));
+    a.render_gallery();
+    assert!(
+        wait(&mut a, &ctx, 60.0, |a| !a.gallery_busy
+            && !a.errors.is_empty()),
+        "errors {:?}",
+        a.errors
+    );
+    assert!(a.errors.iter().any(|e| e.contains(&jn)), "{:?}", a.errors);
+    no_panic(&a);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -106,6 +106,8 @@ pub struct StudioApp {
     pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
     pub image_folder: String,
     data_cache: std::cell::RefCell<Option<(String, crate::engine::data::Data)>>,
+    /// The last data spec that did not load, with the reason.
+    data_failure: std::cell::RefCell<Option<(String, String)>>,
     /// where runs started from the app go (default studio-runs/)
     pub runs_dir: PathBuf,
     /// samples for training a teacher on image data from the app
@@ -210,6 +212,7 @@ impl StudioApp {
             data_preview: None,
             image_folder: String::new(),
             data_cache: std::cell::RefCell::new(None),
+            data_failure: std::cell::RefCell::new(None),
             runs_dir: opts
                 .runs_dir
                 .clone()
@@ -397,6 +400,8 @@ impl StudioApp {
     /// Switch the data: the gallery's models, the teacher choice and the defaults follow.
     pub fn set_data(&mut self, spec: String) {
         self.data_spec = spec;
+        // asked again (the folder or file may have been mended)
+        *self.data_failure.borrow_mut() = None;
         self.gallery = None;
         self.teacher_preview = None;
         self.teacher_requested = false;
@@ -478,27 +483,49 @@ impl StudioApp {
         plan(&self.config()).err().map(|e| e.to_string())
     }
 
+    /// The current data, parsed once per spec (an image set is tens of MB; the UI asks every
+    /// frame); the error is kept too.
+    fn parse_data(&self) -> Result<crate::engine::data::Data, String> {
+        if let Some((spec, d)) = self.data_cache.borrow().as_ref()
+            && *spec == self.data_spec
+        {
+            return Ok(d.clone());
+        }
+        if let Some((spec, e)) = self.data_failure.borrow().as_ref()
+            && *spec == self.data_spec
+        {
+            return Err(e.clone());
+        }
+        match crate::engine::data::Data::parse(&self.data_spec) {
+            Ok(d) => {
+                *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), d.clone()));
+                Ok(d)
+            }
+            Err(e) => {
+                let e = e.to_string();
+                *self.data_failure.borrow_mut() = Some((self.data_spec.clone(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Why the current data cannot be used (Start is disabled meanwhile), if it cannot.
+    pub fn data_error(&self) -> Option<String> {
+        self.parse_data().err()
+    }
+
     pub fn can_start(&self) -> bool {
         self.schedule_error().is_none()
+            && self.data_error().is_none()
             && matches!(self.status, RunStatus::Idle | RunStatus::Paused { .. })
             && (self.train_samples > 0 || self.method == Method::Teacher)
     }
 
     pub fn config(&self) -> DistillConfig {
-        // parsed once per data spec (an image set is tens of MB; the UI asks every frame)
-        let cached = self
-            .data_cache
-            .borrow()
-            .as_ref()
-            .filter(|(spec, _)| *spec == self.data_spec)
-            .map(|(_, d)| d.clone());
-        let data = cached.unwrap_or_else(|| {
-            let d = crate::engine::data::Data::parse(&self.data_spec).unwrap_or_else(|_| {
-                crate::engine::data::Data::parse("toy:ring8").expect("built in")
-            });
-            *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), d.clone()));
-            d
-        });
+        // Start is disabled while the data does not load (`can_start`)
+        let data = self
+            .parse_data()
+            .unwrap_or_else(|_| crate::engine::data::Data::parse("toy:ring8").expect("built in"));
         let mut cfg = DistillConfig::new(&data, self.param);
         cfg.schedule = self.schedule_text.clone();
         cfg.method = self.method;
