@@ -24,4 +24,4 @@ pub use plan::{MAX_BATCH, Phase, PhaseKind, plan};
 pub use recipe::Recipe;
 pub use run::Run;
 use state::RunState;
-pub use state::{LOSS_FILE, STATE_FILE};
+pub use state::{LOSS_FILE, STATE_FILE, STUDENT_FILE, TEACHER_FILE};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::state::{LOSS_FILE, RunState, STATE_FILE, read_state};
+use super::state::{LOSS_FILE, RunState, STATE_FILE, STUDENT_FILE, TEACHER_FILE, read_state};
 use super::step::TeacherNet;
 use super::{DistillConfig, Event, Method, Observer, Outcome, Phase, PhaseKind, PreviewSpec, plan};
 use crate::engine::checkpoint::{ModelFile, ModelMeta};
@@ -377,9 +377,9 @@ impl Run {
         }
         let last = self.phases.len() - 1;
         let name = if self.cfg.method == Method::Teacher {
-            "teacher.safetensors"
+            TEACHER_FILE
         } else {
-            "student.safetensors"
+            STUDENT_FILE
         };
         let student = self.dir.join(name);
         // atomically, as every other file: a kill never leaves a half-copied model

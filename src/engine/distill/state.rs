@@ -17,6 +17,10 @@ use crate::{Error, Result};
 
 pub const STATE_FILE: &str = "state.safetensors";
 
+/// The final model a finished run leaves: a distillation's student, a teacher run's teacher.
+pub const STUDENT_FILE: &str = "student.safetensors";
+pub const TEACHER_FILE: &str = "teacher.safetensors";
+
 pub const LOSS_FILE: &str = "loss.csv";
 
 /// The full mutable training state.

@@ -446,17 +446,16 @@ pub fn conv2d_fused(
     let [n, cin, h, wd] = x.dims();
     let [cout, wcin, k, k2] = w.dims();
     let shape = ConvShape::new(n.max(1), cin, h, wd, cout, k, stride, pad);
+    let mut dtypes = vec![x.dtype(), w.dtype(), b.dtype()];
+    dtypes.extend(e.as_ref().map(|e| e.dtype()));
+    dtypes.extend(r.as_ref().map(|r| r.dtype()));
     let ok = use_cpu_kernels(&x.device())
         && wcin == cin
         && k == k2
         && b.dims()[0] == cout
-        && shape.is_some()
+        && shape.is_some_and(|s| r.as_ref().is_none_or(|r| r.dims() == [n, cout, s.ho, s.wo]))
         && e.as_ref().is_none_or(|e| e.dims() == [n, cout])
-        && r.as_ref().is_none_or(|r| {
-            shape.is_some_and(|s| r.dims() == [n, cout, s.ho, s.wo] && r.dtype() == DType::F32)
-        })
-        && all_f32(&[x.dtype(), w.dtype(), b.dtype()])
-        && e.as_ref().is_none_or(|e| e.dtype() == DType::F32);
+        && all_f32(&dtypes);
     if !ok {
         let mut y = reference::conv2d(x, w, b, stride, pad);
         if let Some(e) = e {

@@ -361,7 +361,7 @@ fn with_pad<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// What a convolution adds to its output: a bias per channel ([cout]) or per image and
 /// channel ([n, cout], e.g. a bias plus a time embedding), and a residual of the output's
 /// shape, both in the pass that writes the output (no extra pass over memory).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     pub residual: Option<&'a [f32]>,
@@ -1387,34 +1387,6 @@ mod tests {
     }
 
     #[test]
-    fn conv_backward_matches_direct_sums_elementwise() {
-        // same-size (the im2col-free path, k 3 and 5), stride 2, 1x1, batch 1 (threaded GEMM)
-        for (i, &(n, cin, h, w, cout, k, st, p)) in [
-            (1, 1, 5, 7, 1, 3, 1, 1),
-            (3, 5, 9, 6, 7, 3, 1, 1),
-            (2, 3, 4, 6, 5, 5, 1, 2),
-            (1, 13, 6, 3, 2, 3, 1, 1),
-            (2, 3, 7, 9, 2, 3, 2, 1),
-            (4, 6, 5, 5, 3, 1, 1, 0),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let s = ConvShape::new(n, cin, h, w, cout, k, st, p).unwrap();
-            let x = vals(n * cin * h * w, 50 + i as u64);
-            let wt = vals(cout * cin * k * k, 60 + i as u64);
-            let b = vals(cout, 70 + i as u64);
-            let y = conv2d_forward(&s, &x, &wt, Epilogue::with_bias(&b));
-            assert_close(&y, &direct(&s, &x, &wt, &b), 1e-4, &format!("{s:?}"));
-            let gy = vals(y.len(), 80 + i as u64);
-            let (gx, gw, _) = conv2d_backward(&s, &x, &wt, &gy, true);
-            let (ex, ew) = direct_back(&s, &x, &wt, &gy);
-            assert_close(&gx.unwrap(), &ex, 1e-4, &format!("{s:?} gx"));
-            assert_close(&gw, &ew, 1e-4, &format!("{s:?} gw"));
-        }
-    }
-
-    #[test]
     fn upsampled_conv_matches_the_conv_of_the_upsampled_image() {
         // odd sizes, 1 and prime channel counts, batch 1 (threaded GEMM)
         for (i, &(n, cin, h, w, cout)) in [(1, 1, 3, 5, 1), (3, 5, 4, 3, 7), (1, 13, 2, 2, 3)]
@@ -1447,16 +1419,7 @@ mod tests {
                 ex[c * h * w + (r / 2) * w + col / 2] += g;
             }
             assert_close(&gx.unwrap(), &ex, 1e-4, &format!("{s:?} gx"));
-            for co in 0..cout {
-                let e: f64 = (0..n)
-                    .flat_map(|m| gy[(m * cout + co) * 4 * h * w..][..4 * h * w].to_vec())
-                    .map(|v| v as f64)
-                    .sum();
-                assert!(
-                    (gb[co] as f64 - e).abs() < 1e-3 * (1.0 + e.abs()),
-                    "{s:?} gb"
-                );
-            }
+            assert_bias_grad(&gb, &gy, (n, cout, 4 * h * w), &format!("{s:?}"));
         }
     }
 
@@ -1465,12 +1428,35 @@ mod tests {
         r.normals(len)
     }
 
+    /// gb[co] against the sum of gy over the images and the `plane` pixels of channel co.
+    fn assert_bias_grad(
+        gb: &[f32],
+        gy: &[f32],
+        (n, cout, plane): (usize, usize, usize),
+        what: &str,
+    ) {
+        for co in 0..cout {
+            let e: f64 = (0..n)
+                .flat_map(|m| gy[(m * cout + co) * plane..][..plane].iter())
+                .map(|&v| v as f64)
+                .sum();
+            assert!(
+                (gb[co] as f64 - e).abs() < 1e-3 * (1.0 + e.abs()),
+                "{what} gb"
+            );
+        }
+    }
+
     #[test]
-    fn conv_forward_and_adjoints_match_direct_sums() {
-        // (n, cin, h, w, cout, k, stride, pad): odd sizes, 1 and prime channel counts, stride 2
+    fn conv_forward_and_backward_match_direct_sums() {
+        // (n, cin, h, w, cout, k, stride, pad): same-size (the im2col-free path, k 3 and 5),
+        // odd sizes, 1 and prime channel counts, stride 2, 1x1 (also with stride 2), padding 0,
+        // batch 1 (threaded GEMM)
         for (i, &(n, cin, h, w, cout, k, st, p)) in [
             (1, 1, 5, 7, 1, 3, 1, 1),
             (3, 5, 9, 6, 7, 3, 1, 1),
+            (2, 3, 4, 6, 5, 5, 1, 2),
+            (1, 13, 6, 3, 2, 3, 1, 1),
             (2, 3, 8, 8, 4, 3, 2, 1),
             (2, 3, 7, 9, 2, 3, 2, 1),
             (4, 6, 5, 5, 3, 1, 1, 0),
@@ -1485,17 +1471,19 @@ mod tests {
             let wt = vals(cout * cin * k * k, 20 + i as u64);
             let b = vals(cout, 30 + i as u64);
             let y = conv2d_forward(&s, &x, &wt, Epilogue::with_bias(&b));
-            let yd = direct(&s, &x, &wt, &b);
-            assert_close(&y, &yd, 1e-4, &format!("{s:?}"));
-            // adjoint identities: <gy, conv(x)> linear in x and in w
+            assert_close(&y, &direct(&s, &x, &wt, &b), 1e-4, &format!("{s:?}"));
             let gy = vals(y.len(), 40 + i as u64);
             let (gx, gw, gb) = conv2d_backward(&s, &x, &wt, &gy, true);
             let gx = gx.unwrap();
+            // element by element against the direct sums of the chain rule
+            let (ex, ew) = direct_back(&s, &x, &wt, &gy);
+            assert_close(&gx, &ex, 1e-4, &format!("{s:?} gx"));
+            assert_close(&gw, &ew, 1e-4, &format!("{s:?} gw"));
+            // adjoint identities: <gy, conv(x)> linear in x and in w
             let zero_b = vec![0f32; cout];
             let dot =
                 |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
-            let y0 = direct(&s, &x, &wt, &zero_b);
-            let lhs = dot(&gy, &y0);
+            let lhs = dot(&gy, &direct(&s, &x, &wt, &zero_b));
             assert!(
                 (lhs - dot(&gx, &x)).abs() < 1e-3 * (1.0 + lhs.abs()),
                 "{s:?} gx"
@@ -1504,21 +1492,7 @@ mod tests {
                 (lhs - dot(&gw, &wt)).abs() < 1e-3 * (1.0 + lhs.abs()),
                 "{s:?} gw"
             );
-            for co in 0..cout {
-                let e: f64 = (0..n)
-                    .flat_map(|m| {
-                        let o = (m * cout + co) * s.ho * s.wo;
-                        gy[o..o + s.ho * s.wo]
-                            .iter()
-                            .map(|&v| v as f64)
-                            .collect::<Vec<_>>()
-                    })
-                    .sum();
-                assert!(
-                    (gb[co] as f64 - e).abs() < 1e-3 * (1.0 + e.abs()),
-                    "{s:?} gb"
-                );
-            }
+            assert_bias_grad(&gb, &gy, (n, cout, s.ho * s.wo), &format!("{s:?}"));
         }
     }
 }

@@ -105,9 +105,8 @@ pub struct StudioApp {
     /// (spec, one sample's shape, samples)
     pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
     pub image_folder: String,
-    data_cache: std::cell::RefCell<Option<(String, crate::engine::data::Data)>>,
-    /// The last data spec that did not load, with the reason.
-    data_failure: std::cell::RefCell<Option<(String, String)>>,
+    /// The last data spec parsed and what came of it (the data, or why it did not load).
+    data_cache: std::cell::RefCell<Option<(String, Result<crate::engine::data::Data, String>)>>,
     /// where runs started from the app go (default studio-runs/)
     pub runs_dir: PathBuf,
     /// samples for training a teacher on image data from the app
@@ -183,16 +182,17 @@ pub struct StudioApp {
 }
 
 /// The most recently checkpointed run in `runs_dir` that has not finished: a training state
-/// and no final model (`student.safetensors` or `teacher.safetensors`).
+/// and no final model (a student's or a teacher's).
 pub fn unfinished_run(runs_dir: &std::path::Path) -> Option<PathBuf> {
-    let state = crate::engine::distill::STATE_FILE;
+    use crate::engine::distill;
+    let state = distill::STATE_FILE;
     std::fs::read_dir(runs_dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|d| {
             d.join(state).is_file()
-                && !d.join("student.safetensors").exists()
-                && !d.join("teacher.safetensors").exists()
+                && !d.join(distill::STUDENT_FILE).exists()
+                && !d.join(distill::TEACHER_FILE).exists()
         })
         .filter_map(|d| {
             let t = std::fs::metadata(d.join(state)).ok()?.modified().ok()?;
@@ -212,7 +212,6 @@ impl StudioApp {
             data_preview: None,
             image_folder: String::new(),
             data_cache: std::cell::RefCell::new(None),
-            data_failure: std::cell::RefCell::new(None),
             runs_dir: opts
                 .runs_dir
                 .clone()
@@ -400,8 +399,11 @@ impl StudioApp {
     /// Switch the data: the gallery's models, the teacher choice and the defaults follow.
     pub fn set_data(&mut self, spec: String) {
         self.data_spec = spec;
-        // asked again (the folder or file may have been mended)
-        *self.data_failure.borrow_mut() = None;
+        // a failure is asked again (the folder or file may have been mended)
+        let failed = matches!(self.data_cache.borrow().as_ref(), Some((_, Err(_))));
+        if failed {
+            *self.data_cache.borrow_mut() = None;
+        }
         self.gallery = None;
         self.teacher_preview = None;
         self.teacher_requested = false;
@@ -486,27 +488,14 @@ impl StudioApp {
     /// The current data, parsed once per spec (an image set is tens of MB; the UI asks every
     /// frame); the error is kept too.
     fn parse_data(&self) -> Result<crate::engine::data::Data, String> {
-        if let Some((spec, d)) = self.data_cache.borrow().as_ref()
+        if let Some((spec, r)) = self.data_cache.borrow().as_ref()
             && *spec == self.data_spec
         {
-            return Ok(d.clone());
+            return r.clone();
         }
-        if let Some((spec, e)) = self.data_failure.borrow().as_ref()
-            && *spec == self.data_spec
-        {
-            return Err(e.clone());
-        }
-        match crate::engine::data::Data::parse(&self.data_spec) {
-            Ok(d) => {
-                *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), d.clone()));
-                Ok(d)
-            }
-            Err(e) => {
-                let e = e.to_string();
-                *self.data_failure.borrow_mut() = Some((self.data_spec.clone(), e.clone()));
-                Err(e)
-            }
-        }
+        let r = crate::engine::data::Data::parse(&self.data_spec).map_err(|e| e.to_string());
+        *self.data_cache.borrow_mut() = Some((self.data_spec.clone(), r.clone()));
+        r
     }
 
     /// Why the current data cannot be used (Start is disabled meanwhile), if it cannot.

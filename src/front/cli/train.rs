@@ -119,7 +119,7 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
     let mut run = if a.resume {
         let mut r = Run::open(&a.out, &dev.device)?;
         check_distill_resume(&r.cfg, &a)?;
-        refuse_finished(&r, &a.out, "student.safetensors")?;
+        refuse_finished(&r, &a.out, crate::engine::distill::STUDENT_FILE)?;
         resume_changes(&mut r, a.lr, a.ckpt_every);
         eprintln!(
             "resuming {} (method {:?}, schedule {})",
@@ -418,7 +418,7 @@ pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
             );
             r = Run::open_with_budget(&a.out, &dev.device, a.train_samples)?;
         }
-        refuse_finished(&r, &a.out, "teacher.safetensors")?;
+        refuse_finished(&r, &a.out, crate::engine::distill::TEACHER_FILE)?;
         resume_changes(&mut r, a.lr, a.ckpt_every);
         r
     } else {
