@@ -15,44 +15,50 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
 profile=${TRACT_WEB_PROFILE:-web}
-# the `gui` feature without `train`: Burn without autodiff, so no training code ships.
 # compiled with wasm's 128-bit SIMD (every current browser has it: Chrome 91, Firefox 89,
 # Safari 16.4); TRACT_WASM_SIMD=0 builds without it. Measured (docs/web.md): 11% smaller
 # (24.4 vs 27.2 MB raw, 5.47 vs 5.77 MB gzip -9) and the gallery 4% faster.
 if [ "${TRACT_WASM_SIMD:-1}" = 1 ]; then
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 fi
-cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features gui
 rm -rf web/dist && mkdir -p web/dist
-wasm-bindgen --target web --no-typescript --remove-name-section --out-dir web/dist \
-  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
-wasm=web/dist/tract_studio_bg.wasm
 size() { echo "$(stat -c %s "$1") bytes raw, $(gzip -9 -c "$1" | wc -c) bytes gzip -9"; }
-echo "wasm-bindgen output: $(size $wasm)"
 # wasm-opt -Oz from npm's binaryen (Debian's 108 breaks wasm-bindgen's externref table), with
 # no --enable-* flags: it reads the module's own target-features section (-all would turn on
 # features Chromium rejects). The result must compile in Node, else the unoptimised module stays.
-if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then
-  tools=web/.tools
-  opt=$tools/node_modules/.bin/wasm-opt
+wasm_opt() { # FILE
+  local wasm=$1 tools=web/.tools opt=web/.tools/node_modules/.bin/wasm-opt
   if [ ! -x "$opt" ]; then
     mkdir -p "$tools"
     (cd "$tools" && npm install --silent --no-audit --no-fund binaryen@132 >/dev/null) || true
   fi
   if [ ! -x "$opt" ]; then
     echo "wasm-opt: keeping the unoptimised module (npm could not install binaryen)"
-  elif ! "$opt" -Oz -o $wasm.opt $wasm 2>web/dist/wasm-opt.log; then
+  elif ! "$opt" -Oz -o "$wasm.opt" "$wasm" 2>web/dist/wasm-opt.log; then
     echo "wasm-opt: keeping the unoptimised module (wasm-opt failed: $(tail -3 web/dist/wasm-opt.log))"
-    rm -f $wasm.opt
-  elif ! node -e 'new WebAssembly.Module(require("fs").readFileSync(process.argv[1]))' $wasm.opt 2>web/dist/wasm-opt.log; then
+    rm -f "$wasm.opt"
+  elif ! node -e 'new WebAssembly.Module(require("fs").readFileSync(process.argv[1]))' "$wasm.opt" 2>web/dist/wasm-opt.log; then
     echo "wasm-opt: keeping the unoptimised module (Node rejects the optimised one: $(grep -m1 Error web/dist/wasm-opt.log))"
-    rm -f $wasm.opt
+    rm -f "$wasm.opt"
   else
-    mv $wasm.opt $wasm
-    echo "wasm-opt -Oz ($("$opt" --version)): $(size $wasm); compiles in Node"
+    mv "$wasm.opt" "$wasm"
+    echo "wasm-opt -Oz ($("$opt" --version)): $(size "$wasm"); compiles in Node"
   fi
   rm -f web/dist/wasm-opt.log
-fi
+}
+# Two builds of the library, both with the `gui` feature and without `train` (Burn without
+# autodiff, so no training code ships): tract_studio (WebGPU and the CPU backend) and
+# tract_studio_cpu (no `wgpu` feature: the CPU backend only, no CubeCL, wgpu or naga), which
+# the page loads where the browser has no hardware WebGPU adapter.
+module() { # NAME FEATURES
+  cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features "$2"
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir web/dist --out-name "$1" \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
+  echo "$1 (wasm-bindgen output): $(size "web/dist/$1_bg.wasm")"
+  if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then wasm_opt "web/dist/$1_bg.wasm"; fi
+}
+module tract_studio gui,wgpu
+module tract_studio_cpu gui
 cp web/index.html web/dist/
 # the models: files beside the page, listed by the manifest
 cp assets/manifest.json web/dist/

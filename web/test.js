@@ -6,6 +6,7 @@
 //   TRACT_EXPECT_PROGRESSIVE=1    image gallery: the first cell drawn is a 1-step row, drawn
 //                                 before the largest-step (teacher) row
 //   TRACT_PROGRESS_SHOT=PATH      also a screenshot as soon as the first row is drawn
+//   TRACT_EXPECT_MODULE=cpu|webgpu  the page must have loaded this build of the app
 //   TRACT_HIDE_TAB=1              once the first row is drawn, tell the page its tab is hidden
 //                                 (as a browser does; headless tabs never hide) for 3 s, then
 //                                 shown: the page must say so and still
@@ -90,6 +91,9 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   } else if (files.some(([cls]) => cls === "error")) {
     errors.push("a model file did not load: " + files.filter(([cls]) => cls === "error").map((f) => f[1]).join("; "));
   }
+  const wantModule = process.env.TRACT_EXPECT_MODULE;
+  if (wantModule && data.module !== wantModule) errors.push(`the page loaded the '${data.module}' module, expected '${wantModule}'`);
+  else console.log(`module: ${data.module}`);
   if (process.env.TRACT_EXPECT_PROGRESSIVE === "1") {
     const top = Math.max(...cells.map((c) => c.steps));
     const first = cells[0];

@@ -1,7 +1,7 @@
 //! Compute device selection: Burn's wgpu backend when a real GPU adapter exists, Burn's
 //! pure-Rust CPU backend (flex) otherwise, chosen at run time with one log line.
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -39,6 +39,8 @@ pub struct Picked {
     pub is_wgpu: bool,
 }
 
+// built by the native wgpu probe only (the browser initializes WebGPU itself)
+#[cfg_attr(any(target_arch = "wasm32", not(feature = "wgpu")), allow(dead_code))]
 #[derive(Clone, Debug)]
 struct WgpuProbe {
     device: Device,
@@ -47,7 +49,7 @@ struct WgpuProbe {
     software: bool,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 static WGPU: OnceLock<std::result::Result<WgpuProbe, String>> = OnceLock::new();
 
 /// In the browser the runtime is initialized asynchronously (`front::web`).
@@ -56,8 +58,14 @@ fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
     Err("in the browser, wgpu is initialized asynchronously by the page".into())
 }
 
+/// A build without the `wgpu` feature has only the CPU backend.
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "wgpu")))]
+fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
+    Err("this build has no wgpu backend (built without the `wgpu` feature)".into())
+}
+
 /// Initialize Burn's wgpu runtime once (it cannot be initialized twice).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
     WGPU.get_or_init(|| {
         let r = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup());

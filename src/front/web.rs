@@ -1,6 +1,8 @@
 //! The browser entry point (wasm32): the same app, sampling and gallery only. Compute runs on
 //! WebGPU through Burn's wgpu backend when the browser has it, else on Burn's CPU backend
-//! compiled to WebAssembly, with a visible notice. Rendering uses WebGL2.
+//! compiled to WebAssembly, with a visible notice. Rendering uses WebGL2. The page (index.html)
+//! loads one of two builds of this crate: the full one (WebGPU and CPU) where the browser has
+//! a hardware WebGPU adapter, else the CPU-only one (no `wgpu` feature: no CubeCL, wgpu, naga).
 //!
 //! Nothing is embedded: the page fetches manifest.json, draws the UI, then fetches each model
 //! file (a line per file in #files: size and time, or what went wrong); the gallery of a data
@@ -199,13 +201,20 @@ async fn pick_device() -> (Device, String) {
     if let Some(why) = adapter.strip_prefix("none: ") {
         return (Device::flex(), format!("WebGPU unavailable ({why}): {cpu}"));
     }
-    match Device::wgpu_options().init_async().await {
-        Ok(d) => (
-            d,
-            format!("WebGPU ({})", adapter.trim_start_matches("hardware: ")),
-        ),
+    let hardware = adapter.trim_start_matches("hardware: ");
+    #[cfg(feature = "wgpu")]
+    return match Device::wgpu_options().init_async().await {
+        Ok(d) => (d, format!("WebGPU ({hardware})")),
         Err(e) => (Device::flex(), format!("WebGPU unavailable ({e}): {cpu}")),
-    }
+    };
+    // the page loads this module where WebGPU is missing or software, or when asked to
+    #[cfg(not(feature = "wgpu"))]
+    (
+        Device::flex(),
+        format!(
+            "the CPU-only module was asked for (?module=cpu), so WebGPU ({hardware}) is not used: {cpu}"
+        ),
+    )
 }
 
 #[wasm_bindgen(start)]

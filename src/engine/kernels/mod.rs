@@ -4,14 +4,18 @@
 
 pub mod cpu;
 pub mod cpu_ops;
+#[cfg(feature = "wgpu")]
 pub mod wgsl;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::{Device, Int, Tensor};
+#[cfg(feature = "wgpu")]
+use burn::backend::Dispatch;
+use burn::backend::DispatchDevice;
+use burn::tensor::{Device, Tensor};
 
 use crate::engine::tensors::{from_vec1, to_vec};
+#[cfg(feature = "wgpu")]
 use wgsl::TractKernels;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -31,8 +35,15 @@ fn base_device(device: &Device) -> DispatchDevice {
 }
 
 /// Does this device run CubeCL (wgpu) kernels?
+#[cfg(feature = "wgpu")]
 pub fn is_cube(device: &Device) -> bool {
     matches!(base_device(device), DispatchDevice::Cube(_))
+}
+
+/// A build without the `wgpu` feature has only the CPU backend.
+#[cfg(not(feature = "wgpu"))]
+pub fn is_cube(_device: &Device) -> bool {
+    false
 }
 
 /// Is this Burn's CPU backend (Flex), where the CPU kernels of `cpu` run?
@@ -40,6 +51,7 @@ pub fn is_flex(device: &Device) -> bool {
     matches!(base_device(device), DispatchDevice::Flex(_))
 }
 
+#[cfg(feature = "wgpu")]
 fn use_kernel(device: &Device) -> bool {
     enabled() && is_cube(device)
 }
@@ -57,17 +69,17 @@ fn col(t: Tensor<1>) -> Tensor<2> {
 pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -> Tensor<2> {
     let dev = x.device();
     let (a, b) = (vec_f32(a, &dev), vec_f32(b, &dev));
+    #[cfg(feature = "wgpu")]
     if use_kernel(&dev) {
-        Tensor::from_dispatch(Dispatch::row_axpby(
+        return Tensor::from_dispatch(Dispatch::row_axpby(
             x.into_dispatch(),
             y.into_dispatch(),
             a.into_dispatch(),
             b.into_dispatch(),
             clip,
-        ))
-    } else {
-        reference::row_axpby(x, y, a, b, clip)
+        ));
     }
+    reference::row_axpby(x, y, a, b, clip)
 }
 
 /// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
@@ -81,18 +93,18 @@ pub fn heun_combine(
 ) -> Tensor<2> {
     let dev = x.device();
     let (c1, c2) = (vec_f32(c1, &dev), vec_f32(c2, &dev));
+    #[cfg(feature = "wgpu")]
     if use_kernel(&dev) {
-        Tensor::from_dispatch(Dispatch::heun_combine(
+        return Tensor::from_dispatch(Dispatch::heun_combine(
             x.into_dispatch(),
             x0.into_dispatch(),
             e.into_dispatch(),
             x0e.into_dispatch(),
             c1.into_dispatch(),
             c2.into_dispatch(),
-        ))
-    } else {
-        reference::heun_combine(x, x0, e, x0e, c1, c2)
+        ));
     }
+    reference::heun_combine(x, x0, e, x0e, c1, c2)
 }
 
 /// The TRACT loss: mean over the batch of w[r] * mean_d (g - (a[r] xs + b[r] xt))^2,
@@ -112,6 +124,7 @@ pub fn tract_loss(
         vec_f32(b, &inner_dev),
         vec_f32(w, &inner_dev),
     );
+    #[cfg(feature = "wgpu")]
     if use_kernel(&inner_dev) {
         let auto = g.is_autodiff();
         let lift = |t: Tensor<1>| if auto { t.autodiff() } else { t };
@@ -131,10 +144,9 @@ pub fn tract_loss(
             lift(w).into_dispatch(),
             1.0 / (n * d) as f32,
         );
-        Tensor::<2>::from_dispatch(err).sum()
-    } else {
-        reference::tract_loss(g, xs, xt, a, b, w)
+        return Tensor::<2>::from_dispatch(err).sum();
     }
+    reference::tract_loss(g, xs, xt, a, b, w)
 }
 
 /// Both bias-corrected EMA updates: (self-teacher, inference). Burn's own fusion matches
@@ -158,6 +170,7 @@ pub fn ema2_kernel(
     ws: f64,
     wi: f64,
 ) -> (Tensor<1>, Tensor<1>) {
+    #[cfg(feature = "wgpu")]
     if use_kernel(&phi.device()) {
         let (s, i) = Dispatch::ema2(
             phi.clone().into_dispatch(),
@@ -166,10 +179,9 @@ pub fn ema2_kernel(
             ws as f32,
             wi as f32,
         );
-        (Tensor::from_dispatch(s), Tensor::from_dispatch(i))
-    } else {
-        reference::ema2(phi, es, ei, ws, wi)
+        return (Tensor::from_dispatch(s), Tensor::from_dispatch(i));
     }
+    reference::ema2(phi, es, ei, ws, wi)
 }
 
 /// Images [N, C, H, W] to packed RGBA8 pixels of a grid with `cols` columns:
@@ -178,8 +190,9 @@ pub fn rgba_grid(img: Tensor<4>, cols: usize, lo: f32, hi: f32) -> (usize, usize
     let dims = img.dims();
     let cols = cols.max(1);
     let (w, h) = (cols * dims[3], dims[0].div_ceil(cols).max(1) * dims[2]);
+    #[cfg(feature = "wgpu")]
     if use_kernel(&img.device()) {
-        let t: Tensor<2, Int> = Tensor::from_dispatch(Dispatch::rgba_grid(
+        let t: Tensor<2, burn::tensor::Int> = Tensor::from_dispatch(Dispatch::rgba_grid(
             img.into_dispatch(),
             cols as u32,
             lo,
@@ -190,10 +203,9 @@ pub fn rgba_grid(img: Tensor<4>, cols: usize, lo: f32, hi: f32) -> (usize, usize
             .convert::<u32>()
             .try_into_vec::<u32>()
             .expect("u32 pixels");
-        (w, h, px)
-    } else {
-        (w, h, reference::rgba_grid(&to_vec(img), dims, cols, lo, hi))
+        return (w, h, px);
     }
+    (w, h, reference::rgba_grid(&to_vec(img), dims, cols, lo, hi))
 }
 
 /// The plain Burn-ops versions (the CPU path and the tests' reference).
