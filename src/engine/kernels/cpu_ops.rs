@@ -172,13 +172,20 @@ fn parallelism(inner: bool) -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 
-/// dst[m x n] (row stride dst_rs) = (accumulate ? dst : 0) + lhs[m x k] rhs[k x n], every
-/// operand given by its row and column strides.
+/// dst[m x n] = (accumulate ? dst : 0) + lhs[m x k] rhs[k x n], every operand given by its
+/// row and column strides.
+///
+/// How gemm 0.19 treats the layouts (gemm.rs, gemm-common gemm.rs): a row-major dst (column
+/// stride 1) makes it solve the transposed problem, dst^T = rhs^T lhs^T. Its micro-kernel then
+/// reads the (new) left operand without packing only where that operand is column-major
+/// (m contiguous); otherwise it packs it with a strided scalar gather for every call. So a
+/// GEMM whose operands are both contiguous along k (the weight gradients: K = pixels) wants a
+/// column-major dst and a left operand laid out [k, m].
 #[allow(clippy::too_many_arguments)]
 fn mm(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
-    dst_rs: usize,
+    (dst_rs, dst_cs): (usize, usize),
     accumulate: bool,
     lhs: &[f32],
     (lhs_rs, lhs_cs): (usize, usize),
@@ -190,7 +197,10 @@ fn mm(
         return;
     }
     // the last element each operand touches must be inside its slice
-    assert!((m - 1) * dst_rs + n <= dst.len(), "gemm: dst too small");
+    assert!(
+        (m - 1) * dst_rs + (n - 1) * dst_cs < dst.len(),
+        "gemm: dst too small"
+    );
     if k > 0 {
         assert!(
             (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(),
@@ -209,7 +219,7 @@ fn mm(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
@@ -509,7 +519,7 @@ fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], ep: Epilogue) -> Ve
                         mm(
                             (s.cout, g.pp, s.cin),
                             acc,
-                            g.pp,
+                            (g.pp, 1),
                             tap > 0,
                             &wt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
                             (s.cin, 1),
@@ -538,8 +548,8 @@ fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], ep: Epilogue) -> Ve
     })
 }
 
-/// The weight and bias gradients of `conv_same` for one image, added into gwt (tap-major
-/// [k k, cout, cin]) and gb: gwt[tap] += gy_padded . shifted(xp)^T, one GEMM per tap with
+/// The weight and bias gradients of `conv_same` for one image, added into gwt (tap-major and
+/// transposed: [k k, cin, cout], see `mm`) and gb: gwt[tap] += gy_padded . shifted(xp)^T, one GEMM per tap with
 /// K = the padded-width pixels (the wasted columns of gy are zero).
 fn conv_same_wgrad(
     s: &ConvShape,
@@ -555,18 +565,18 @@ fn conv_same_wgrad(
     }
     with_pad(g.padded_len(s, s.cin), |xp| {
         pad_image(s, g, s.cin, xi, xp);
-        with_col(s.cout * g.pp, |gyp| {
-            gather_rows(s, g, gyi, 1, 0, 0, gyp);
+        with_col(s.cout * g.pp, |gyt| {
+            gather_rows_t(s, g, gyi, 1, 0, 0, gyt);
             for kh in 0..s.k {
                 for kw in 0..s.k {
                     let tap = kh * s.k + kw;
                     mm(
                         (s.cout, s.cin, g.pp),
                         &mut gwt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
-                        s.cin,
+                        (1, s.cout),
                         true,
-                        gyp,
-                        (g.pp, 1),
+                        gyt,
+                        (1, s.cout),
                         &xp[g.offset(kh, kw)..],
                         (1, g.plane),
                         gemm::Parallelism::None,
@@ -600,7 +610,7 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<
             mm(
                 (s.cout, pp, kk),
                 yi,
-                pp,
+                (pp, 1),
                 ep.bias.is_some(),
                 w,
                 (kk, 1),
@@ -691,6 +701,49 @@ fn gather_rows(
     }
 }
 
+/// `gather_rows` transposed: gyt[i wp + j, co] = gy[co, step i + a, step j + b], 0 in the
+/// wasted columns. The weight-gradient GEMMs take this as their left operand: it is then
+/// column-major with m = cout contiguous, which gemm reads without re-packing it for each tap
+/// (a row-major gy was packed again, with a transpose, by every one of the 9 or 16 GEMMs).
+#[allow(clippy::too_many_arguments)]
+fn gather_rows_t(
+    s: &ConvShape,
+    g: &Same,
+    gyi: &[f32],
+    step: usize,
+    a: usize,
+    b: usize,
+    gyt: &mut [f32],
+) {
+    let (h, w, c) = (s.h, s.w, s.cout);
+    let plane = step * step * h * w;
+    for i in 0..h {
+        let dst = &mut gyt[i * g.wp * c..(i + 1) * g.wp * c];
+        for co in 0..c {
+            let row = &gyi[co * plane + (step * i + a) * step * w..][..step * w];
+            for j in 0..w {
+                dst[j * c + co] = row[step * j + b];
+            }
+        }
+        dst[w * c..].fill(0.0);
+    }
+}
+
+/// dst[c, r] = src[r, c] for a `rows` x `cols` row-major matrix, in 16 x 16 blocks.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 /// A 3x3 convolution (padding 1, stride 1) of x [n, cin, h, w] upsampled 2x by nearest
 /// neighbour, without the upsampled image: each of the four output phases is a 2x2
 /// convolution of the low-resolution image with folded weights (4 GEMMs on shifted views of
@@ -721,7 +774,7 @@ pub fn upconv_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<
                             mm(
                                 (s.cout, g.pp, s.cin),
                                 acc,
-                                g.pp,
+                                (g.pp, 1),
                                 t > 0,
                                 &we[tap * blk..(tap + 1) * blk],
                                 (s.cin, 1),
@@ -778,20 +831,20 @@ pub fn upconv_backward(
         }
         with_pad(g.padded_len(s, s.cin), |xp| {
             pad_image(s, &g, s.cin, &x[i * in_len..(i + 1) * in_len], xp);
-            with_col(s.cout * g.pp, |gyp| {
+            with_col(s.cout * g.pp, |gyt| {
                 for a in 0..2 {
                     for bb in 0..2 {
-                        gather_rows(s, &g, gyi, 2, a, bb, gyp);
+                        gather_rows_t(s, &g, gyi, 2, a, bb, gyt);
                         for t in 0..4 {
                             let (ta, tb) = (t >> 1, t & 1);
                             let tap = ((a * 2 + bb) * 2 + ta) * 2 + tb;
                             mm(
                                 (s.cout, s.cin, g.pp),
                                 &mut gwe[tap * blk..(tap + 1) * blk],
-                                s.cin,
+                                (1, s.cout),
                                 true,
-                                gyp,
-                                (g.pp, 1),
+                                gyt,
+                                (1, s.cout),
                                 &xp[up_offset(&g, a, bb, ta, tb)..],
                                 (1, g.plane),
                                 gemm::Parallelism::None,
@@ -808,8 +861,10 @@ pub fn upconv_backward(
         let src = &acc[tap * blk..(tap + 1) * blk];
         for &kh in UP_TAPS[a][ta].1 {
             for &kw in UP_TAPS[b][tb].1 {
+                // src is [cin, cout] (a column-major GEMM output, see `mm`)
                 for (j, &v) in src.iter().enumerate() {
-                    gw[j * 9 + kh * 3 + kw] += v;
+                    let (ci, co) = (j / s.cout, j % s.cout);
+                    gw[(co * s.cin + ci) * 9 + kh * 3 + kw] += v;
                 }
             }
         }
@@ -832,7 +887,7 @@ pub fn upconv_backward(
                                 mm(
                                     (s.cin, g.pp, s.cout),
                                     &mut gxp[up_offset(&g, a, bb, ta, tb)..],
-                                    g.plane,
+                                    (g.plane, 1),
                                     true,
                                     &wt[tap * blk..(tap + 1) * blk],
                                     (s.cout, 1),
@@ -884,14 +939,14 @@ pub fn conv2d_backward(
         for tap in 0..kk2 {
             for co in 0..s.cout {
                 for ci in 0..s.cin {
-                    gw[(co * s.cin + ci) * kk2 + tap] = acc[(tap * s.cout + co) * s.cin + ci];
+                    gw[(co * s.cin + ci) * kk2 + tap] = acc[(tap * s.cin + ci) * s.cout + co];
                 }
             }
         }
         let gx = need_x.then(|| input_grad(s, w, gy));
         return (gx, gw, acc[wlen..].to_vec());
     }
-    // [gw | gb] accumulated per thread
+    // [gw^T | gb] accumulated per thread
     let acc = sum_over(s.n, wlen + s.cout, |i, acc| {
         let gyi = &gy[i * out_len..(i + 1) * out_len];
         let (gw, gb) = acc.split_at_mut(wlen);
@@ -899,29 +954,36 @@ pub fn conv2d_backward(
             *g += sum8(row);
         }
         let xi = &x[i * in_len..(i + 1) * in_len];
-        let mut run = |col: &[f32]| {
-            mm(
-                (s.cout, kk, pp),
-                gw,
-                kk,
-                true,
-                gyi,
-                (pp, 1),
-                col,
-                (1, pp),
-                gemm::Parallelism::None,
-            )
-        };
-        if s.pointwise() {
-            run(xi)
-        } else {
-            with_col(kk * pp, |col| {
-                im2col(s, xi, col);
-                run(col)
-            })
-        }
+        // gy transposed once ([pp, cout], see gather_rows_t): a column-major left operand
+        with_pad(s.cout * pp, |gyt| {
+            transpose(gyi, s.cout, pp, gyt);
+            let mut run = |col: &[f32]| {
+                mm(
+                    (s.cout, kk, pp),
+                    gw,
+                    (1, s.cout),
+                    true,
+                    gyt,
+                    (1, s.cout),
+                    col,
+                    (1, pp),
+                    gemm::Parallelism::None,
+                )
+            };
+            if s.pointwise() {
+                run(xi)
+            } else {
+                with_col(kk * pp, |col| {
+                    im2col(s, xi, col);
+                    run(col)
+                })
+            }
+        })
     });
-    let (gw, gb) = (acc[..wlen].to_vec(), acc[wlen..].to_vec());
+    // the GEMMs wrote gw transposed ([kk, cout], see `mm`)
+    let mut gw = vec![0f32; wlen];
+    transpose(&acc[..wlen], kk, s.cout, &mut gw);
+    let gb = acc[wlen..].to_vec();
     let gx = need_x.then(|| input_grad(s, w, gy));
     (gx, gw, gb)
 }
@@ -949,7 +1011,7 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
             mm(
                 (s.cin, pp, s.cout),
                 gxi,
-                pp,
+                (pp, 1),
                 false,
                 w,
                 (1, s.cin),
@@ -966,7 +1028,7 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
             mm(
                 (kk, pp, s.cout),
                 gcol,
-                pp,
+                (pp, 1),
                 false,
                 w,
                 (1, kk),
