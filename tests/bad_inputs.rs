@@ -69,7 +69,7 @@ const CASES: &[Case] = &[
     case(
         "model file with F64 tensors (wrong dtype)",
         "sample --model DIR/f64.safetensors --out OUT/s.safetensors",
-        &["f64.safetensors", "is F64, expected F32"],
+        &["f64.safetensors", "is F64, expected F32 or F16"],
     ),
     case(
         "a PyTorch-style state dict (other names, no tract-studio metadata)",
@@ -916,13 +916,23 @@ fn make_fixtures(dir: &Path) {
             .tensors()
             .into_iter()
             .map(|(n, t)| {
-                let b: Vec<u8> = t
-                    .data()
-                    .chunks_exact(4)
-                    .flat_map(|c| {
-                        (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).to_le_bytes()
-                    })
-                    .collect();
+                // the shipped models store f16 (or f32)
+                let b: Vec<u8> = match t.dtype() {
+                    safetensors::Dtype::F16 => t
+                        .data()
+                        .chunks_exact(2)
+                        .flat_map(|c| {
+                            (half::f16::from_le_bytes([c[0], c[1]]).to_f64()).to_le_bytes()
+                        })
+                        .collect(),
+                    _ => t
+                        .data()
+                        .chunks_exact(4)
+                        .flat_map(|c| {
+                            (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).to_le_bytes()
+                        })
+                        .collect(),
+                };
                 (n, t.shape().to_vec(), b)
             })
             .collect();

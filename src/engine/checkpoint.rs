@@ -123,6 +123,55 @@ pub fn serialize_tensors(
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     meta: &str,
 ) -> std::result::Result<Vec<u8>, String> {
+    serialize_tensors_as(tensors, meta, Storage::F32)
+}
+
+/// How a model file stores its weights. Training states are always F32 (a resumed run
+/// continues bit for bit); a model file for shipping may be F16, half the bytes (the browser
+/// fetches them), read back as f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    F32,
+    F16,
+}
+
+impl Storage {
+    fn name(self) -> &'static str {
+        match self {
+            Storage::F32 => "F32",
+            Storage::F16 => "F16",
+        }
+    }
+    fn bytes(self, v: &[f32]) -> Vec<u8> {
+        match self {
+            Storage::F32 => f32_bytes(v),
+            Storage::F16 => v
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect(),
+        }
+    }
+}
+
+impl std::str::FromStr for Storage {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Storage::F32),
+            "f16" => Ok(Storage::F16),
+            o => Err(Error::input(format!(
+                "unknown storage type '{o}': expected f32 or f16"
+            ))),
+        }
+    }
+}
+
+/// `serialize_tensors` with the weights stored as `storage`.
+pub fn serialize_tensors_as(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &str,
+    storage: Storage,
+) -> std::result::Result<Vec<u8>, String> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
     for w in order.windows(2) {
@@ -143,14 +192,25 @@ pub fn serialize_tensors(
                 v.len()
             ));
         }
-        data.push(f32_bytes(v));
+        if storage == Storage::F16 {
+            if let Some(x) = v.iter().find(|x| x.abs() > f32::from(half::f16::MAX)) {
+                return Err(format!(
+                    "tensor '{name}' holds {x}, beyond f16's range (65504): store it as f32"
+                ));
+            }
+        }
+        data.push(storage.bytes(v));
     }
     let sum = checksum(
         meta,
-        order
-            .iter()
-            .zip(&data)
-            .map(|(&i, d)| (tensors[i].0.as_str(), "F32", &tensors[i].1[..], &d[..])),
+        order.iter().zip(&data).map(|(&i, d)| {
+            (
+                tensors[i].0.as_str(),
+                storage.name(),
+                &tensors[i].1[..],
+                &d[..],
+            )
+        }),
     );
     let json = |v: &str| serde_json::to_string(v).expect("a string serializes");
     let mut header = format!(
@@ -164,8 +224,9 @@ pub fn serialize_tensors(
     for (&i, d) in order.iter().zip(&data) {
         let shape: Vec<String> = tensors[i].1.iter().map(|d| d.to_string()).collect();
         header.push_str(&format!(
-            ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            ",{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
             json(&tensors[i].0),
+            storage.name(),
             shape.join(","),
             offset,
             offset + d.len()
@@ -312,22 +373,27 @@ impl Reader {
             .index
             .get(name)
             .ok_or_else(|| Error::file(&self.path, format!("tensor '{name}' is missing")))?;
-        if *dtype != Dtype::F32 {
-            return Err(Error::file(
-                &self.path,
-                format!("tensor '{name}' is {dtype:?}, expected F32"),
-            ));
-        }
         if has != shape {
             return Err(Error::file(
                 &self.path,
                 format!("tensor '{name}' has shape {has:?}, expected {shape:?}"),
             ));
         }
-        Ok(self.bytes[range.clone()]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        let b = &self.bytes[range.clone()];
+        match dtype {
+            Dtype::F32 => Ok(b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()),
+            Dtype::F16 => Ok(b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            _ => Err(Error::file(
+                &self.path,
+                format!("tensor '{name}' is {dtype:?}, expected F32 or F16"),
+            )),
+        }
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -365,12 +431,19 @@ pub fn read_flat(r: &Reader, prefix: &str, layout: &Layout) -> Result<Vec<f32>> 
 
 impl ModelFile {
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_as(path, Storage::F32)
+    }
+
+    /// Save with the weights stored as `storage` (F16: half the bytes, for shipping).
+    pub fn save_as(&self, path: &Path, storage: Storage) -> Result<()> {
         let layout = crate::engine::model::Net::new(
             &self.meta.net().expect("a model file describes one network"),
         )
         .layout();
         let meta = serde_json::to_string(&self.meta).expect("meta serializes");
-        write_tensors(path, &named("", &layout, &self.flat), &meta)
+        let out = serialize_tensors_as(&named("", &layout, &self.flat), &meta, storage)
+            .map_err(|e| Error::file(path, format!("cannot serialize: {e}")))?;
+        write_atomic(path, &out)
     }
 
     pub fn load(path: &Path) -> Result<ModelFile> {
@@ -459,6 +532,65 @@ mod tests {
             let e = ModelFile::load(&p).unwrap_err().to_string();
             assert!(e.contains("not a valid safetensors file"), "cut {cut}: {e}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn f16_storage_halves_the_file_and_reads_back_the_rounded_weights() {
+        let cfg = MlpConfig::new(2, Param::Vp, 0.5);
+        let flat = Mlp::new(cfg.clone()).init(&mut crate::engine::rng::Rng::new(9));
+        let meta = ModelMeta {
+            format: "tract-studio-model/1".into(),
+            mlp: Some(cfg),
+            unet: None,
+            param: Param::Vp,
+            grid_steps: 1024,
+            steps: 1,
+            data: "toy:ring8".into(),
+            kind: "tract".into(),
+            schedule: "1024,32,1".into(),
+            train_samples: 1,
+            clip_x0: false,
+        };
+        let dir = std::env::temp_dir().join(format!("tract-f16-{}", std::process::id()));
+        let (p32, p16) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+        let m = ModelFile {
+            meta: meta.clone(),
+            flat: flat.clone(),
+        };
+        m.save(&p32).unwrap();
+        m.save_as(&p16, Storage::F16).unwrap();
+        let back = ModelFile::load(&p16).unwrap();
+        assert_eq!(back.meta, meta);
+        // each weight is its nearest f16 (computed independently of the writer: the
+        // binary16 rounding of half::f16), so within half an f16 ulp of the f32 one
+        for (&x, &y) in flat.iter().zip(&back.flat) {
+            assert_eq!(y, half::f16::from_f32(x).to_f32());
+            let ulp = (x.abs().max(6.1e-5) * 2f32.powi(-10)) as f64;
+            assert!(((x - y) as f64).abs() <= 0.5 * ulp + 1e-12, "{x} -> {y}");
+        }
+        let (n32, n16) = (
+            std::fs::metadata(&p32).unwrap().len() as usize,
+            std::fs::metadata(&p16).unwrap().len() as usize,
+        );
+        // 2 bytes a weight instead of 4; the headers differ only in the digits of the data
+        // offsets ("F16" for "F32")
+        let header_diff = (n32 - n16).abs_diff(2 * flat.len());
+        assert!(header_diff <= 256, "{n16} vs {n32} bytes");
+        // the checksum covers the f16 data: a flipped byte is caught
+        let mut bytes = std::fs::read(&p16).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let e = Reader::from_bytes(Path::new("b.safetensors"), bytes)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("checksum mismatch"), "{e}");
+        // a value beyond f16's range is refused, naming the tensor
+        let big = vec![("w".to_string(), vec![2], vec![1.0, 1e5])];
+        let e = serialize_tensors_as(&big, "{}", Storage::F16).unwrap_err();
+        assert!(e.contains("'w'") && e.contains("f16"), "{e}");
+        assert!("f64".parse::<Storage>().is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -450,10 +450,6 @@ impl Same {
     fn padded_len(&self, s: &ConvShape, c: usize) -> usize {
         c * self.plane + 2 * s.pad
     }
-    /// Offset of tap (kh, kw) in the padded planes.
-    fn offset(&self, kh: usize, kw: usize) -> usize {
-        kh * self.wp + kw
-    }
 }
 
 /// xp[ci, r, c] = x[ci, r - p, c - p] inside the image, 0 on the border and in the slack.
@@ -474,22 +470,21 @@ fn pad_image(s: &ConvShape, g: &Same, c: usize, x: &[f32], xp: &mut [f32]) {
     xp[c * g.plane..].fill(0.0);
 }
 
-/// Tap-major weights: out[(kh k + kw), co, ci] = w[co, ci, kh, kw], or the kernel flipped
-/// and transposed (w[ci, co, k-1-kh, k-1-kw] with w given as [cin=co', cout=ci', k, k]) for
-/// the input gradient.
-fn tap_major(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool) -> Vec<f32> {
+/// Weights [cout, cin, k, k] laid out per kernel row: [k (kh), cout, k cin ((kw, ci))], the
+/// left operand of `conv_same`'s GEMMs. With `flip_transpose`, w is a forward convolution's
+/// [cin_run = cout, cout_run = cin, k, k] kernel and the result is that of its adjoint
+/// (flipped and transposed: the input gradient as a forward convolution).
+fn row_taps(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool) -> Vec<f32> {
+    let (kk, kc) = (k * k, k * cin);
     let mut out = vec![0f32; w.len()];
-    let kk = k * k;
     for kh in 0..k {
-        for kw in 0..k {
-            let tap = kh * k + kw;
-            for co in 0..cout {
+        for co in 0..cout {
+            for kw in 0..k {
                 for ci in 0..cin {
-                    out[(tap * cout + co) * cin + ci] = if flip_transpose {
-                        // w is [cin_of_forward = co, cout_of_forward = ci] here
+                    out[(kh * cout + co) * kc + kw * cin + ci] = if flip_transpose {
                         w[(ci * cout + co) * kk + (k - 1 - kh) * k + (k - 1 - kw)]
                     } else {
-                        w[(co * cin + ci) * kk + tap]
+                        w[(co * cin + ci) * kk + kh * k + kw]
                     };
                 }
             }
@@ -498,90 +493,100 @@ fn tap_major(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool)
     out
 }
 
-/// y = conv(x) for a same-size stride-1 convolution with tap-major weights `wt`
-/// ([k k, cout, cin]), im2col-free: k^2 GEMMs per image on shifted views of the padded image,
-/// accumulated on the padded width, then compacted into NCHW with the bias added.
-fn conv_same(s: &ConvShape, g: &Same, x: &[f32], wt: &[f32], ep: Epilogue) -> Vec<f32> {
+/// The k column shifts of `c` planes of one image, each padded by p rows above and below:
+/// xs[(kw, ci), r, col] = x[ci, r - p, col + kw - p] (0 outside the image), [k c, h + 2p, w].
+/// Row kh of a same-size kernel then reads xs shifted by kh rows, a plain strided matrix with
+/// exactly the output's h w pixels (no wasted columns) and K = k c.
+fn shift_cols(s: &ConvShape, c: usize, x: &[f32], xs: &mut [f32]) {
+    let (h, w, p) = (s.h, s.w, s.pad);
+    let plane = (h + 2 * p) * w;
+    for kw in 0..s.k {
+        // output columns [lo, hi) read input columns [lo + kw - p, hi + kw - p)
+        let hi = (w + p).saturating_sub(kw).min(w);
+        let lo = p.saturating_sub(kw).min(hi);
+        for ci in 0..c {
+            let src = &x[ci * h * w..(ci + 1) * h * w];
+            let dst = &mut xs[(kw * c + ci) * plane..(kw * c + ci + 1) * plane];
+            dst[..p * w].fill(0.0);
+            dst[(h + p) * w..].fill(0.0);
+            for r in 0..h {
+                let row = &mut dst[(r + p) * w..(r + p + 1) * w];
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+                if lo < hi {
+                    let from = lo + kw - p;
+                    row[lo..hi].copy_from_slice(&src[r * w + from..r * w + from + hi - lo]);
+                }
+            }
+        }
+    }
+}
+
+/// y = conv(x) for a same-size stride-1 convolution (k odd, padding (k-1)/2) with weights
+/// laid out by `row_taps`, without im2col: per image the k column shifts of the image
+/// (`shift_cols`), then one GEMM per kernel row (K = k cin) on a row-shifted view of them,
+/// accumulated straight into the NCHW output, which holds the bias (per channel or per
+/// image and channel) beforehand; the residual is added after.
+fn conv_same(s: &ConvShape, x: &[f32], wr: &[f32], ep: Epilogue) -> Vec<f32> {
     let (hw, in_len) = (s.h * s.w, s.cin * s.h * s.w);
     let out_len = s.cout * hw;
+    let (kc, plane) = (s.k * s.cin, (s.h + 2 * s.pad) * s.w);
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
-    assert_eq!(wt.len(), s.k * s.k * s.cout * s.cin, "conv2d: weight size");
+    assert_eq!(wr.len(), s.k * s.cout * kc, "conv2d: weight size");
     ep.check(s, out_len);
     let inner = s.n < threads();
-    let one = |i: usize, yi: &mut [f32]| {
-        let xi = &x[i * in_len..(i + 1) * in_len];
-        with_pad(g.padded_len(s, s.cin), |xp| {
-            pad_image(s, g, s.cin, xi, xp);
-            with_col(s.cout * g.pp, |acc| {
-                for kh in 0..s.k {
-                    for kw in 0..s.k {
-                        let tap = kh * s.k + kw;
-                        mm(
-                            (s.cout, g.pp, s.cin),
-                            acc,
-                            (g.pp, 1),
-                            tap > 0,
-                            &wt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
-                            (s.cin, 1),
-                            &xp[g.offset(kh, kw)..],
-                            (g.plane, 1),
-                            parallelism(inner),
-                        );
-                    }
-                }
-                for co in 0..s.cout {
-                    let bv = ep.image_bias(s, i).map_or(0.0, |b| b[co]);
-                    for r in 0..s.h {
-                        let src = &acc[co * g.pp + r * g.wp..][..s.w];
-                        let dst = &mut yi[(co * s.h + r) * s.w..][..s.w];
-                        for (d, &v) in dst.iter_mut().zip(src) {
-                            *d = v + bv;
-                        }
-                    }
-                }
-            })
-        })
-    };
     new_chunks(s.n, out_len, inner, |i, yi| {
-        one(i, yi);
+        let bias = ep.image_bias(s, i);
+        if let Some(b) = bias {
+            for (row, &bv) in yi.chunks_mut(hw).zip(b) {
+                row.fill(bv);
+            }
+        }
+        with_pad(kc * plane, |xs| {
+            shift_cols(s, s.cin, &x[i * in_len..(i + 1) * in_len], xs);
+            for kh in 0..s.k {
+                mm(
+                    (s.cout, hw, kc),
+                    yi,
+                    (hw, 1),
+                    kh > 0 || bias.is_some(),
+                    &wr[kh * s.cout * kc..(kh + 1) * s.cout * kc],
+                    (kc, 1),
+                    &xs[kh * s.w..],
+                    (plane, 1),
+                    parallelism(inner),
+                );
+            }
+        });
         ep.add_residual(i, yi);
     })
 }
 
-/// The weight and bias gradients of `conv_same` for one image, added into gwt (tap-major and
-/// transposed: [k k, cin, cout], see `mm`) and gb: gwt[tap] += gy_padded . shifted(xp)^T, one GEMM per tap with
-/// K = the padded-width pixels (the wasted columns of gy are zero).
-fn conv_same_wgrad(
-    s: &ConvShape,
-    g: &Same,
-    xi: &[f32],
-    gyi: &[f32],
-    gwt: &mut [f32],
-    gb: &mut [f32],
-) {
+/// The weight and bias gradients of `conv_same` for one image, added into gwr ([k (kh),
+/// k cin ((kw, ci)), cout]: column-major GEMM outputs, see `mm`) and gb: per kernel row,
+/// gwr[kh] += gy . shifted(xs)^T, K = the h w pixels, with gy transposed once to [hw, cout].
+fn conv_same_wgrad(s: &ConvShape, xi: &[f32], gyi: &[f32], gwr: &mut [f32], gb: &mut [f32]) {
     let hw = s.h * s.w;
+    let (kc, plane) = (s.k * s.cin, (s.h + 2 * s.pad) * s.w);
     for (gbv, row) in gb.iter_mut().zip(gyi.chunks(hw)) {
         *gbv += sum8(row);
     }
-    with_pad(g.padded_len(s, s.cin), |xp| {
-        pad_image(s, g, s.cin, xi, xp);
-        with_col(s.cout * g.pp, |gyt| {
-            gather_rows_t(s, g, gyi, 1, 0, 0, gyt);
+    with_pad(kc * plane, |xs| {
+        shift_cols(s, s.cin, xi, xs);
+        with_col(s.cout * hw, |gyt| {
+            transpose(gyi, s.cout, hw, gyt);
             for kh in 0..s.k {
-                for kw in 0..s.k {
-                    let tap = kh * s.k + kw;
-                    mm(
-                        (s.cout, s.cin, g.pp),
-                        &mut gwt[tap * s.cout * s.cin..(tap + 1) * s.cout * s.cin],
-                        (1, s.cout),
-                        true,
-                        gyt,
-                        (1, s.cout),
-                        &xp[g.offset(kh, kw)..],
-                        (1, g.plane),
-                        gemm::Parallelism::None,
-                    );
-                }
+                mm(
+                    (s.cout, kc, hw),
+                    &mut gwr[kh * kc * s.cout..(kh + 1) * kc * s.cout],
+                    (1, s.cout),
+                    true,
+                    gyt,
+                    (1, s.cout),
+                    &xs[kh * s.w..],
+                    (1, plane),
+                    gemm::Parallelism::None,
+                );
             }
         })
     });
@@ -594,8 +599,8 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
     assert_eq!(w.len(), s.cout * kk, "conv2d: weight size");
     ep.check(s, out_len);
-    if let Some(g) = Same::of(s) {
-        return conv_same(s, &g, x, &tap_major(w, s.cout, s.cin, s.k, false), ep);
+    if Same::of(s).is_some() {
+        return conv_same(s, x, &row_taps(w, s.cout, s.cin, s.k, false), ep);
     }
     // images in parallel when there are enough of them, else threads inside each GEMM
     let inner = s.n < threads();
@@ -927,19 +932,22 @@ pub fn conv2d_backward(
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(gy.len(), s.n * out_len, "conv2d backward: gradient size");
     let wlen = s.cout * kk;
-    if let Some(g) = Same::of(s) {
-        // [gw tap-major | gb] accumulated per thread
+    if Same::of(s).is_some() {
+        // [gw by kernel row, transposed | gb] accumulated per thread
         let acc = sum_over(s.n, wlen + s.cout, |i, acc| {
-            let (gwt, gb) = acc.split_at_mut(wlen);
+            let (gwr, gb) = acc.split_at_mut(wlen);
             let xi = &x[i * in_len..(i + 1) * in_len];
-            conv_same_wgrad(s, &g, xi, &gy[i * out_len..(i + 1) * out_len], gwt, gb);
+            conv_same_wgrad(s, xi, &gy[i * out_len..(i + 1) * out_len], gwr, gb);
         });
-        let kk2 = s.k * s.k;
+        let k = s.k;
         let mut gw = vec![0f32; wlen];
-        for tap in 0..kk2 {
-            for co in 0..s.cout {
+        for kh in 0..k {
+            for kw in 0..k {
                 for ci in 0..s.cin {
-                    gw[(co * s.cin + ci) * kk2 + tap] = acc[(tap * s.cin + ci) * s.cout + co];
+                    let src = &acc[((kh * k + kw) * s.cin + ci) * s.cout..][..s.cout];
+                    for (co, &v) in src.iter().enumerate() {
+                        gw[((co * s.cin + ci) * k + kh) * k + kw] = v;
+                    }
                 }
             }
         }
@@ -994,14 +1002,7 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
         // a forward convolution of gy with the flipped, transposed kernel
         let t = ConvShape::new(s.n, s.cout, s.ho, s.wo, s.cin, k, 1, s.pad)
             .expect("a same-size convolution has a transposed one");
-        let g = Same::of(&t).expect("the transposed convolution keeps the size too");
-        return conv_same(
-            &t,
-            &g,
-            gy,
-            &tap_major(w, s.cin, s.cout, k, true),
-            Epilogue::NONE,
-        );
+        return conv_same(&t, gy, &row_taps(w, s.cin, s.cout, k, true), Epilogue::NONE);
     }
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     if s.pointwise() {

@@ -65,6 +65,8 @@ enum Cmd {
     Teacher(TeacherArgs),
     /// One picture: a row per (model, steps), a column per noise seed, the same noise in every row.
     Gallery(GalleryArgs),
+    /// A model file with its weights stored as f16 (half the bytes) or f32.
+    Convert(sample::ConvertArgs),
     /// Train the small CNN whose features `eval` uses for a classifier-feature FID on images.
     Classifier(ClassifierArgs),
     /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
@@ -92,6 +94,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::App(a)) => app::app(a),
         Some(Cmd::Teacher(a)) => train::teacher(a),
         Some(Cmd::Gallery(a)) => sample::gallery_cmd(a),
+        Some(Cmd::Convert(a)) => sample::convert_cmd(a),
         Some(Cmd::Classifier(a)) => eval::classifier_cmd(a),
         Some(Cmd::Report(a)) => experiments::report_cmd(a),
         Some(Cmd::Study(a)) => study::study_cmd(a),

@@ -171,3 +171,46 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub(super) struct ConvertArgs {
+    /// a model file (or asset:NAME)
+    #[arg(long)]
+    pub(super) model: String,
+    #[arg(long)]
+    pub(super) out: PathBuf,
+    /// how the weights are stored: f16 (half the bytes; read back as f32) or f32
+    #[arg(long, default_value = "f16")]
+    pub(super) dtype: String,
+}
+
+/// `convert`: a model file with its weights stored as f16 (or f32), the same metadata.
+pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
+    use crate::engine::checkpoint::{ModelFile, Storage};
+    let storage: Storage = a.dtype.parse()?;
+    let file = match a.model.strip_prefix("asset:") {
+        Some(name) => {
+            let b = crate::jobs::assets::bytes(name)
+                .ok_or_else(|| anyhow::anyhow!("no shipped model named '{name}'"))?;
+            ModelFile::from_bytes(name, b)?
+        }
+        None => ModelFile::load(std::path::Path::new(&a.model))?,
+    };
+    file.save_as(&a.out, storage)?;
+    let back = ModelFile::load(&a.out)?;
+    let (mut max_abs, mut max_rel) = (0f64, 0f64);
+    for (&x, &y) in file.flat.iter().zip(&back.flat) {
+        let d = (x as f64 - y as f64).abs();
+        max_abs = max_abs.max(d);
+        if x != 0.0 {
+            max_rel = max_rel.max(d / (x as f64).abs());
+        }
+    }
+    let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {} weights stored as {storage:?}, {size} bytes; largest change of a weight {max_abs:.3e} (relative {max_rel:.3e})",
+        a.out.display(),
+        file.flat.len()
+    );
+    Ok(())
+}
