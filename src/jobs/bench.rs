@@ -301,6 +301,7 @@ pub fn unet(
     use crate::engine::schedule::Grid;
     use crate::engine::tensors::{from_vec2, to_vec};
     let net = Net::new(&NetConfig::Unet(cfg.clone()));
+    let layout = net.layout();
     let dim = cfg.channels * cfg.height * cfg.width;
     let mut rng = crate::engine::rng::Rng::new(1);
     let mut flat = flat_from_host(net.init(&mut rng), device);
@@ -334,14 +335,15 @@ pub fn unet(
             };
             let work = |(x, tm): (Tensor<2>, Times)| {
                 if train {
-                    let leaf = flat.clone().autodiff().require_grad();
-                    let y = net.forward(&leaf, x.clone(), &tm);
+                    // as training runs it: the tensors as autodiff leaves (model::Params)
+                    let leaves = layout.leaves(&flat);
+                    let y = net.forward(&leaves, x.clone(), &tm);
                     let loss = ((y - x).powf_scalar(2.0)).mean();
                     #[cfg(feature = "train")]
-                    let g = leaf.grad(&loss.backward()).expect("gradient");
+                    let g = layout.backward(&leaves, &loss).expect("gradient");
                     // never run: without training there is no train row (above)
                     #[cfg(not(feature = "train"))]
-                    let g = (leaf, loss).0;
+                    let g = (flat.clone(), loss, leaves).0;
                     flat = adam.step(&acfg, flat.clone(), g);
                     let _ = to_vec(flat.clone().narrow(0, 0, 1));
                 } else {

@@ -81,13 +81,15 @@ impl Run {
             self.cfg.recipe.weights(&w, &at_top, last, d)
         };
         let times = Times::new(ct, dev);
-        let leaf = st.student.clone().autodiff().require_grad();
-        let g = self.net.forward(&leaf, xt.clone(), &times);
+        // the student's tensors as autodiff leaves (model::Params)
+        let layout = self.net.layout();
+        let leaves = layout.leaves(&st.student);
+        let g = self.net.forward(&leaves, xt.clone(), &times);
         let loss = kernels::tract_loss(g, xs, xt, &a, &bb, &w);
         // 6. Adam on the student, then the EMAs (Algorithm 1 line 21, A.7)
         #[cfg(feature = "train")]
-        let grad = leaf
-            .grad(&loss.backward())
+        let grad = layout
+            .backward(&leaves, &loss)
             .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         #[cfg(not(feature = "train"))]
         let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;

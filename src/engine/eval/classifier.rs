@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::checkpoint::{Reader, write_tensors};
 use crate::engine::data::ImageSet;
-use crate::engine::model::{Layout, flat_from_host, flat_to_host};
+use crate::engine::model::{Layout, Params, flat_from_host, flat_to_host};
 use crate::engine::optim::{Adam, AdamConfig};
 use crate::engine::rng::Rng;
 use crate::engine::tensors::{from_vec2, to_vec};
@@ -79,13 +79,13 @@ impl Classifier {
         }
     }
 
-    fn param(&self, p: &Tensor<1>, i: usize) -> Tensor<1> {
-        p.clone()
-            .narrow(0, self.layout.offsets[i], self.layout.len(i))
+    fn param(&self, p: Params, i: usize) -> Tensor<1> {
+        p.get(&self.layout, i)
     }
 
     /// (features [n, 128], logits [n, classes]) for images [n, C*H*W].
-    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    pub fn forward<'a>(&self, p: impl Into<Params<'a>>, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let p = p.into();
         let m = &self.meta;
         let n = x.dims()[0];
         let mut h: Tensor<4> = x.reshape([n, m.channels, m.height, m.width]);
@@ -184,8 +184,8 @@ impl Classifier {
             }
             let x = from_vec2(x, [batch, dim], &dev);
             let y = from_vec2(onehot, [batch, classes], &dev);
-            let leaf = self.flat.clone().autodiff().require_grad();
-            let (_, logits) = self.forward(&leaf, x);
+            let leaves = self.layout.leaves(&self.flat);
+            let (_, logits) = self.forward(&leaves, x);
             let loss = -(log_softmax(logits, 1) * y).sum().div_scalar(batch as f64);
             let lv = to_vec(loss.clone())[0];
             if !lv.is_finite() {
@@ -194,8 +194,9 @@ impl Classifier {
                 )));
             }
             #[cfg(feature = "train")]
-            let g = leaf
-                .grad(&loss.backward())
+            let g = self
+                .layout
+                .backward(&leaves, &loss)
                 .ok_or_else(|| Error::Device("no gradient for the classifier".into()))?;
             #[cfg(not(feature = "train"))]
             let g: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;

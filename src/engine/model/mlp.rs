@@ -6,7 +6,7 @@
 use burn::tensor::{Tensor, activation::silu};
 use serde::{Deserialize, Serialize};
 
-use super::Layout;
+use super::{Layout, Params};
 use crate::engine::diffusion::Times;
 use crate::engine::rng::Rng;
 use crate::engine::schedule::{Coef, Param};
@@ -108,7 +108,8 @@ impl Mlp {
     }
 
     /// x0_hat for x [N, D]; `p` is this model's flat parameter vector (plain or an autodiff leaf).
-    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+    pub fn forward<'a>(&self, p: impl Into<Params<'a>>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        let p = p.into();
         let (d, h, e) = (self.cfg.dim, self.cfg.hidden, self.cfg.emb_dim());
         let pc: Vec<(f64, f64, f64)> = times
             .coefs

@@ -43,23 +43,81 @@ impl Layout {
     pub fn len(&self, i: usize) -> usize {
         self.shapes[i].iter().product()
     }
-    /// Parameter i of `flat` as a matrix [rows, cols].
-    pub fn mat(&self, flat: &Tensor<1>, i: usize) -> Tensor<2> {
+    /// Parameter i as a matrix [rows, cols].
+    pub fn mat(&self, p: Params, i: usize) -> Tensor<2> {
         let s = &self.shapes[i];
         let (r, c) = if s.len() == 2 {
             (s[0], s[1])
         } else {
             (1, s[0])
         };
-        flat.clone()
-            .narrow(0, self.offsets[i], self.len(i))
-            .reshape([r, c])
+        p.get(self, i).reshape([r, c])
+    }
+    /// For training: the flat vector (not autodiff) split into its tensors, each an autodiff
+    /// leaf that keeps its gradient (see `Params`).
+    pub fn leaves(&self, flat: &Tensor<1>) -> Vec<Tensor<1>> {
+        (0..self.names.len())
+            .map(|i| {
+                flat.clone()
+                    .narrow(0, self.offsets[i], self.len(i))
+                    .autodiff()
+                    .require_grad()
+            })
+            .collect()
+    }
+    /// The gradient of `loss` with respect to the flat vector that `leaves` came from (0 for a
+    /// tensor the loss does not depend on); None when no leaf got a gradient.
+    #[cfg(feature = "train")]
+    pub fn backward(&self, leaves: &[Tensor<1>], loss: &Tensor<1>) -> Option<Tensor<1>> {
+        let grads = loss.backward();
+        let parts: Vec<Option<Tensor<1>>> = leaves.iter().map(|l| l.grad(&grads)).collect();
+        let dev = parts.iter().flatten().next()?.device();
+        let parts = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| g.unwrap_or_else(|| Tensor::zeros([self.len(i)], &dev)))
+            .collect();
+        Some(Tensor::cat(parts, 0))
     }
     /// Split a host copy of the flat vector into named pieces.
     pub fn split<'a>(&self, flat: &'a [f32]) -> Vec<&'a [f32]> {
         (0..self.names.len())
             .map(|i| &flat[self.offsets[i]..self.offsets[i] + self.len(i)])
             .collect()
+    }
+}
+
+/// A network's parameters as its forward pass reads them: the flat vector (each tensor a
+/// narrow of it) or split into its tensors. Training uses the split form, each tensor its own
+/// autodiff leaf (`Layout::leaves`, `Layout::backward`): burn-autodiff's backward of a narrow
+/// is a zero-filled tensor the size of the whole vector, which is then added to the vector's
+/// gradient, so a flat leaf costs two full-size passes per parameter tensor (about a hundred
+/// tensors in a UNet). The gradient is the same either way, value for value.
+#[derive(Clone, Copy)]
+pub enum Params<'a> {
+    Flat(&'a Tensor<1>),
+    Split(&'a [Tensor<1>]),
+}
+
+impl<'a> From<&'a Tensor<1>> for Params<'a> {
+    fn from(p: &'a Tensor<1>) -> Self {
+        Params::Flat(p)
+    }
+}
+
+impl<'a> From<&'a Vec<Tensor<1>>> for Params<'a> {
+    fn from(p: &'a Vec<Tensor<1>>) -> Self {
+        Params::Split(p)
+    }
+}
+
+impl Params<'_> {
+    /// Parameter i of the layout, as a flat tensor.
+    pub fn get(&self, lay: &Layout, i: usize) -> Tensor<1> {
+        match self {
+            Params::Flat(p) => (*p).clone().narrow(0, lay.offsets[i], lay.len(i)),
+            Params::Split(v) => v[i].clone(),
+        }
     }
 }
 
@@ -128,7 +186,8 @@ impl Net {
         }
     }
     /// x0_hat for flattened samples x [N, D].
-    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+    pub fn forward<'a>(&self, p: impl Into<Params<'a>>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        let p = p.into();
         match self {
             Net::Mlp(m) => m.forward(p, x, times),
             Net::Unet(u) => u.forward(p, x, times),

@@ -6,8 +6,8 @@
 use burn::tensor::{Tensor, activation::silu, activation::softmax};
 use serde::{Deserialize, Serialize};
 
-use super::Layout;
 use super::mlp::precond;
+use super::{Layout, Params};
 use crate::engine::diffusion::Times;
 use crate::engine::kernels::cpu;
 use crate::engine::rng::Rng;
@@ -134,16 +134,13 @@ impl Builder {
 /// Walks the flat vector in the same order as `Builder`.
 struct Cursor<'a> {
     lay: &'a Layout,
-    p: &'a Tensor<1>,
+    p: Params<'a>,
     i: usize,
 }
 
 impl Cursor<'_> {
     fn next(&mut self) -> Tensor<1> {
-        let t = self
-            .p
-            .clone()
-            .narrow(0, self.lay.offsets[self.i], self.lay.len(self.i));
+        let t = self.p.get(self.lay, self.i);
         self.i += 1;
         t
     }
@@ -304,7 +301,8 @@ impl Unet {
     }
 
     /// x0_hat for flattened images x [N, C*H*W].
-    pub fn forward(&self, p: &Tensor<1>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+    pub fn forward<'a>(&self, p: impl Into<Params<'a>>, x: Tensor<2>, times: &Times) -> Tensor<2> {
+        let p = p.into();
         let cfg = &self.cfg;
         let n = x.dims()[0];
         let pc = |i: usize| {
@@ -402,12 +400,18 @@ mod tests {
         for v in host.iter_mut() {
             *v += 0.01;
         }
-        let leaf = flat_from_host(host, &dev).autodiff().require_grad();
-        let y = u.forward(&leaf, x, &times);
+        let flat = flat_from_host(host, &dev);
+        let leaf = flat.clone().autodiff().require_grad();
+        let y = u.forward(&leaf, x.clone(), &times);
         let loss = (y.clone() * y).mean();
         let grads = loss.backward();
         let gv = to_vec(leaf.grad(&grads).unwrap());
         let lay = u.layout();
+        // the parameters split into leaves (how training runs) give the same gradient
+        let leaves = lay.leaves(&flat);
+        let y = u.forward(&leaves, x, &times);
+        let split = to_vec(lay.backward(&leaves, &(y.clone() * y).mean()).unwrap());
+        assert_eq!(split, gv);
         let i_in = lay.names.iter().position(|n| n == "in.w").unwrap();
         let gin = &gv[lay.offsets[i_in]..lay.offsets[i_in] + lay.len(i_in)];
         assert!(gin.iter().any(|g| g.abs() > 0.0) && gv.iter().all(|g| g.is_finite()));
