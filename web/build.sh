@@ -59,7 +59,7 @@ module() { # NAME FEATURES
 }
 module tract_studio gui,wgpu
 module tract_studio_cpu gui
-cp web/index.html web/dist/
+cp web/index.html web/worker.js web/dist/
 # the models: files beside the page, listed by the manifest
 cp assets/manifest.json web/dist/
 for f in $(python3 -c 'import json,sys; print(" ".join(e["path"] for e in json.load(open(sys.argv[1]))))' assets/manifest.json); do

@@ -217,8 +217,41 @@ async fn pick_device() -> (Device, String) {
     )
 }
 
+/// For the page's gallery workers (web/worker.js, which load the CPU-only build): `n`
+/// samples of the shipped model file `name` (its bytes) at `steps` DDIM steps from the noise
+/// of `seed`, on the CPU backend: what the page's own thread computes for a gallery cell.
+#[wasm_bindgen]
+pub async fn sample_cell(
+    name: String,
+    bytes: Vec<u8>,
+    seed: f64,
+    n: usize,
+    steps: usize,
+) -> Result<Vec<f32>, JsValue> {
+    use crate::engine::diffusion::Solver;
+    use crate::engine::schedule::Param;
+    use crate::jobs::generate::{Model, noise};
+    let err = |e: crate::Error| JsValue::from_str(&e.to_string());
+    if crate::jobs::assets::bytes(&name).is_none() {
+        crate::jobs::assets::insert(&name, Ok(bytes));
+    }
+    let device = Device::flex();
+    let model =
+        Model::load(&format!("asset:{name}"), Param::Vp, Some(1024), &device).map_err(err)?;
+    let z = noise(seed as u64, n, model.dim());
+    let (s, _) = model
+        .sample_traced_async(&z, steps, Solver::Ddim, 0, &device)
+        .await
+        .map_err(err)?;
+    Ok(s)
+}
+
 #[wasm_bindgen(start)]
 pub fn main_js() {
+    // a gallery worker (no window) only samples (`sample_cell`)
+    if web_sys::window().is_none() {
+        return;
+    }
     std::panic::set_hook(Box::new(|info| {
         set_status(&format!("internal error: {info}"), true)
     }));
@@ -244,6 +277,9 @@ fn query(key: &str) -> Option<String> {
 
 async fn start() -> Result<(), JsValue> {
     let (device, notice) = pick_device().await;
+    if crate::engine::kernels::is_flex(&device) {
+        crate::jobs::studio::page::warm_up();
+    }
     web_sys::console::log_1(&JsValue::from_str(&format!(
         "tract-studio compute: {notice}"
     )));

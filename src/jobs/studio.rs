@@ -347,14 +347,28 @@ async fn gallery(
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| jobs[j].1);
     let mut done: Vec<Option<GalleryCell>> = vec![None; jobs.len()];
+    // in the browser on the CPU, image cells go to the page's workers, all queued now in this
+    // order (cheapest first) and run as many at a time as there are workers
+    #[cfg(target_arch = "wasm32")]
+    let mut queued = page::queue_cells(&tag, images, device, &models, &jobs, &order, seed, n);
     for j in order {
         if !live() {
+            #[cfg(target_arch = "wasm32")]
+            page::pool_cancel(&tag);
             return Err(crate::Error::input("replaced by a newer gallery"));
         }
         let (i, k) = jobs[j];
         let (m, model) = (&models[i], &loaded[i]);
-        let (s, path, seconds) = match &reference {
-            Some(r) if m.spec == exact_spec && k == 1024 => r.clone(),
+        #[cfg(target_arch = "wasm32")]
+        let from_worker = match queued.remove(&j) {
+            Some(p) => page::cell_result(p).await,
+            None => None,
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let from_worker: Option<(Vec<f32>, f64)> = None;
+        let (s, path, seconds) = match (&reference, from_worker) {
+            (Some(r), _) if m.spec == exact_spec && k == 1024 => r.clone(),
+            (_, Some((s, secs))) => (s, vec![], secs),
             _ => {
                 let t = web_time::Instant::now();
                 let paths = if images { 0 } else { paths };
@@ -410,16 +424,146 @@ async fn let_the_page_draw() {
 }
 
 #[cfg(target_arch = "wasm32")]
-mod page {
+pub mod page {
+    use std::collections::HashMap;
+
+    use burn::tensor::Device;
+    use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
+
+    use super::ModelRef;
 
     #[wasm_bindgen(inline_js = r#"
 export function next_frame() {
   return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))));
 }
+// gallery workers (web/worker.js): one per core, up to 4, made on first use; jobs run in the
+// order they were queued. A worker that fails to start takes no more jobs (its job is
+// rejected, and the page computes that cell itself).
+let workers = null;
+let idle = [];
+let queue = [];
+function pump() {
+  while (idle.length && queue.length) {
+    const w = idle.shift();
+    const job = queue.shift();
+    w.job = job;
+    w.postMessage(job.msg);
+  }
+}
+export function pool_ready() {
+  if (workers === null) {
+    workers = [];
+    const k = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+    try {
+      for (let i = 0; i < k; i++) {
+        const w = new Worker(new URL("./worker.js", document.baseURI), { type: "module" });
+        w.onmessage = (e) => {
+          const job = w.job;
+          w.job = null;
+          idle.push(w);
+          pump();
+          if (!job) return;
+          if (e.data.error) job.reject(new Error(e.data.error));
+          else job.resolve(e.data);
+        };
+        w.onerror = (e) => {
+          e.preventDefault();
+          console.warn("gallery worker failed: " + (e.message || "could not start"));
+          idle = idle.filter((x) => x !== w);
+          workers = workers.filter((x) => x !== w);
+          if (w.job) { w.job.reject(new Error("worker failed")); w.job = null; }
+          if (workers.length === 0) { for (const j of queue) j.reject(new Error("no workers")); queue = []; }
+        };
+        workers.push(w);
+        idle.push(w);
+      }
+    } catch (e) {
+      console.warn("no gallery workers: " + e.message);
+    }
+  }
+  return workers.length > 0;
+}
+export function pool_sample(tag, name, bytes, seed, n, steps) {
+  // a copy: `bytes` is a view of the module's memory
+  const msg = { name, bytes: bytes.slice(), seed, n, steps };
+  return new Promise((resolve, reject) => { queue.push({ tag, msg, resolve, reject }); pump(); });
+}
+export function pool_cancel(tag) {
+  for (const j of queue) if (j.tag === tag) j.reject(new Error("cancelled"));
+  queue = queue.filter((j) => j.tag !== tag);
+}
 "#)]
     extern "C" {
         /// Resolves after the browser has drawn a frame (two animation frames, then a task).
         pub fn next_frame() -> js_sys::Promise;
+        /// Starts the gallery workers if need be; false when the page has none.
+        fn pool_ready() -> bool;
+        /// A cell for the workers: resolves to {out: Float32Array, seconds}.
+        fn pool_sample(
+            tag: &str,
+            name: &str,
+            bytes: &[u8],
+            seed: f64,
+            n: usize,
+            steps: usize,
+        ) -> js_sys::Promise;
+        /// Drops the cells of gallery `tag` that no worker has started.
+        pub fn pool_cancel(tag: &str);
+    }
+
+    /// Start the gallery workers now (the page calls this when it computes on the CPU, so the
+    /// workers load while the model files are fetched).
+    pub fn warm_up() {
+        let _ = pool_ready();
+    }
+
+    /// Queue the image cells of a CPU gallery for the workers (job index -> its promise): only
+    /// for images on the CPU backend, every model a fetched `asset:` file, and workers running.
+    #[allow(clippy::too_many_arguments)]
+    pub fn queue_cells(
+        tag: &str,
+        images: bool,
+        device: &Device,
+        models: &[ModelRef],
+        jobs: &[(usize, usize)],
+        order: &[usize],
+        seed: u64,
+        n: usize,
+    ) -> HashMap<usize, js_sys::Promise> {
+        let files: Vec<Option<(&str, &'static [u8])>> = models
+            .iter()
+            .map(|m| {
+                let name = m.spec.strip_prefix("asset:")?;
+                Some((name, crate::jobs::assets::bytes(name)?))
+            })
+            .collect();
+        if !images
+            || !crate::engine::kernels::is_flex(device)
+            || files.iter().any(|f| f.is_none())
+            || !pool_ready()
+        {
+            return HashMap::new();
+        }
+        order
+            .iter()
+            .map(|&j| {
+                let (i, k) = jobs[j];
+                let (name, bytes) = files[i].expect("checked");
+                (j, pool_sample(tag, name, bytes, seed as f64, n, k))
+            })
+            .collect()
+    }
+
+    /// A worker's cell: (samples, seconds of compute), or None when it failed (then the page
+    /// computes the cell itself).
+    pub async fn cell_result(p: js_sys::Promise) -> Option<(Vec<f32>, f64)> {
+        let v = wasm_bindgen_futures::JsFuture::from(p).await.ok()?;
+        let out = js_sys::Reflect::get(&v, &"out".into())
+            .ok()?
+            .dyn_into::<js_sys::Float32Array>()
+            .ok()?;
+        let secs = js_sys::Reflect::get(&v, &"seconds".into()).ok()?.as_f64()?;
+        Some((out.to_vec(), secs))
     }
 }

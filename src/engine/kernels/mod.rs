@@ -118,7 +118,6 @@ pub fn tract_loss(
     w: &[f64],
 ) -> Tensor<1> {
     let inner_dev = xs.device();
-    let [n, d] = g.dims();
     let (a, b, w) = (
         vec_f32(a, &inner_dev),
         vec_f32(b, &inner_dev),
@@ -126,6 +125,7 @@ pub fn tract_loss(
     );
     #[cfg(feature = "wgpu")]
     if use_kernel(&inner_dev) {
+        let [n, d] = g.dims();
         let auto = g.is_autodiff();
         let lift = |t: Tensor<1>| if auto { t.autodiff() } else { t };
         let lift2 = |t: Tensor<2>| {

@@ -819,6 +819,19 @@ impl StudioApp {
         }
     }
 
+    /// A spinner on the desktop; in the browser a still label: a spinner repaints every
+    /// frame, and on a software-rendered page (no GPU: the CPU module's case) those frames
+    /// take the cores the gallery workers need.
+    pub(crate) fn busy_sign(&self, ui: &mut egui::Ui, label: &str) {
+        if self.opts.web {
+            if !label.is_empty() {
+                ui.label(label);
+            }
+        } else {
+            ui.spinner();
+        }
+    }
+
     /// Mean and max of the recent UI build times (ms).
     pub fn frame_stats(&self) -> (f32, f32) {
         let n = self.frame_ms.len().max(1) as f32;

@@ -662,7 +662,7 @@ impl StudioApp {
                 changed = true;
             }
             if self.gallery_busy {
-                ui.spinner();
+                self.busy_sign(ui, "computing...");
             }
             if ui
                 .add_enabled(self.gallery.is_some(), egui::Button::new("Export PNG"))
@@ -679,7 +679,7 @@ impl StudioApp {
         }
         if self.gallery_wanted {
             ui.horizontal(|ui| {
-                ui.spinner();
+                self.busy_sign(ui, "");
                 ui.label("waiting for the model files...");
             });
         }
