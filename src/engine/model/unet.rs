@@ -408,7 +408,7 @@ mod tests {
         let gv = to_vec(leaf.grad(&grads).unwrap());
         let lay = u.layout();
         // the parameters split into leaves (how training runs) give the same gradient
-        let leaves = lay.leaves(&flat);
+        let leaves = lay.split_leaves(&flat);
         let y = u.forward(&leaves, x, &times);
         let split = to_vec(lay.backward(&leaves, &(y.clone() * y).mean()).unwrap());
         assert_eq!(split, gv);
