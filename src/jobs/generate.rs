@@ -29,6 +29,18 @@ pub enum Model {
     },
 }
 
+/// The model file behind a spec: `asset:NAME` (a shipped model) or a path.
+pub fn model_file(spec: &str) -> Result<ModelFile> {
+    match spec.strip_prefix("asset:") {
+        Some(name) => {
+            let b = crate::jobs::assets::bytes(name)
+                .ok_or_else(|| Error::input(format!("no shipped model '{name}'")))?;
+            ModelFile::from_bytes(name, b)
+        }
+        None => ModelFile::load(Path::new(spec)),
+    }
+}
+
 impl Model {
     /// `exact:DATA` (with `param` and `grid_steps`, default 1024 VP / 40 VE) or a model file.
     pub fn load(
@@ -53,14 +65,7 @@ impl Model {
                 grid: Grid::new(param, steps),
             });
         }
-        let file = match spec.strip_prefix("asset:") {
-            Some(name) => {
-                let b = crate::jobs::assets::bytes(name)
-                    .ok_or_else(|| Error::input(format!("no shipped model '{name}'")))?;
-                ModelFile::from_bytes(name, b)?
-            }
-            None => ModelFile::load(Path::new(spec))?,
-        };
+        let file = model_file(spec)?;
         let net = Net::new(
             &file
                 .meta

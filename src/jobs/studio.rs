@@ -531,25 +531,23 @@ export function pool_cancel(tag) {
         seed: u64,
         n: usize,
     ) -> HashMap<usize, js_sys::Promise> {
-        let files: Vec<Option<(&str, &'static [u8])>> = models
+        let files: Option<Vec<(&str, &'static [u8])>> = models
             .iter()
             .map(|m| {
                 let name = m.spec.strip_prefix("asset:")?;
                 Some((name, crate::jobs::assets::bytes(name)?))
             })
             .collect();
-        if !images
-            || !crate::engine::kernels::is_flex(device)
-            || files.iter().any(|f| f.is_none())
-            || !pool_ready()
-        {
+        let Some(files) =
+            files.filter(|_| images && crate::engine::kernels::is_flex(device) && pool_ready())
+        else {
             return HashMap::new();
-        }
+        };
         order
             .iter()
             .map(|&j| {
                 let (i, k) = jobs[j];
-                let (name, bytes) = files[i].expect("checked");
+                let (name, bytes) = files[i];
                 (j, pool_sample(tag, name, bytes, seed as f64, n, k))
             })
             .collect()

@@ -674,63 +674,38 @@ fn up_offset(g: &Same, a: usize, b: usize, ta: usize, tb: usize) -> usize {
     UP_TAPS[a][ta].0 * g.wp + UP_TAPS[b][tb].0
 }
 
-/// gyp[co, i wp + j] = gy[co, step i + a, step j + b] for one image gy [cout, step h, step w]
-/// (step 1: the gradient on the padded width; step 2: output phase (a, b) of an upsampled
-/// convolution), 0 in the wasted columns.
-#[allow(clippy::too_many_arguments)]
-fn gather_rows(
+/// Output phase (a, b) of one image's gradient gy [cout, 2h, 2w] of an upsampled
+/// convolution, on the padded width of the low resolution (0 in the wasted columns):
+/// out[co, i wp + j] = gy[co, 2i + a, 2j + b], or with `transposed` out[i wp + j, co], the
+/// weight gradient's left operand (column-major, m = cout contiguous: gemm reads it without
+/// re-packing it for each of its 16 GEMMs, see `mm`).
+fn gather_phase(
     s: &ConvShape,
     g: &Same,
     gyi: &[f32],
-    step: usize,
-    a: usize,
-    b: usize,
-    gyp: &mut [f32],
-) {
-    let (h, w) = (s.h, s.w);
-    let plane = step * step * h * w;
-    for co in 0..s.cout {
-        let src = &gyi[co * plane..(co + 1) * plane];
-        for i in 0..h {
-            let dst = &mut gyp[co * g.pp + i * g.wp..][..g.wp];
-            let row = &src[(step * i + a) * step * w..][..step * w];
-            if step == 1 {
-                dst[..w].copy_from_slice(row);
-            } else {
-                for (j, d) in dst[..w].iter_mut().enumerate() {
-                    *d = row[step * j + b];
-                }
-            }
-            dst[w..].fill(0.0);
-        }
-    }
-}
-
-/// `gather_rows` transposed: gyt[i wp + j, co] = gy[co, step i + a, step j + b], 0 in the
-/// wasted columns. The weight-gradient GEMMs take this as their left operand: it is then
-/// column-major with m = cout contiguous, which gemm reads without re-packing it for each tap
-/// (a row-major gy was packed again, with a transpose, by every one of the 9 or 16 GEMMs).
-#[allow(clippy::too_many_arguments)]
-fn gather_rows_t(
-    s: &ConvShape,
-    g: &Same,
-    gyi: &[f32],
-    step: usize,
-    a: usize,
-    b: usize,
-    gyt: &mut [f32],
+    (a, b): (usize, usize),
+    transposed: bool,
+    out: &mut [f32],
 ) {
     let (h, w, c) = (s.h, s.w, s.cout);
-    let plane = step * step * h * w;
+    let plane = 4 * h * w;
+    let at = |co: usize, p: usize| {
+        if transposed {
+            p * c + co
+        } else {
+            co * g.pp + p
+        }
+    };
     for i in 0..h {
-        let dst = &mut gyt[i * g.wp * c..(i + 1) * g.wp * c];
         for co in 0..c {
-            let row = &gyi[co * plane + (step * i + a) * step * w..][..step * w];
+            let row = &gyi[co * plane + (2 * i + a) * 2 * w..][..2 * w];
             for j in 0..w {
-                dst[j * c + co] = row[step * j + b];
+                out[at(co, i * g.wp + j)] = row[2 * j + b];
+            }
+            for j in w..g.wp {
+                out[at(co, i * g.wp + j)] = 0.0;
             }
         }
-        dst[w * c..].fill(0.0);
     }
 }
 
@@ -839,7 +814,7 @@ pub fn upconv_backward(
             with_col(s.cout * g.pp, |gyt| {
                 for a in 0..2 {
                     for bb in 0..2 {
-                        gather_rows_t(s, &g, gyi, 2, a, bb, gyt);
+                        gather_phase(s, &g, gyi, (a, bb), true, gyt);
                         for t in 0..4 {
                             let (ta, tb) = (t >> 1, t & 1);
                             let tap = ((a * 2 + bb) * 2 + ta) * 2 + tb;
@@ -885,7 +860,7 @@ pub fn upconv_backward(
                 with_col(s.cout * g.pp, |gyp| {
                     for a in 0..2 {
                         for bb in 0..2 {
-                            gather_rows(s, &g, gyi, 2, a, bb, gyp);
+                            gather_phase(s, &g, gyi, (a, bb), false, gyp);
                             for t in 0..4 {
                                 let (ta, tb) = (t >> 1, t & 1);
                                 let tap = ((a * 2 + bb) * 2 + ta) * 2 + tb;
@@ -962,7 +937,7 @@ pub fn conv2d_backward(
             *g += sum8(row);
         }
         let xi = &x[i * in_len..(i + 1) * in_len];
-        // gy transposed once ([pp, cout], see gather_rows_t): a column-major left operand
+        // gy transposed once ([pp, cout], see `mm`): a column-major left operand
         with_pad(s.cout * pp, |gyt| {
             transpose(gyi, s.cout, pp, gyt);
             let mut run = |col: &[f32]| {

@@ -121,12 +121,6 @@ impl<'a> From<&'a Tensor<1>> for Params<'a> {
     }
 }
 
-impl<'a> From<&'a Vec<Tensor<1>>> for Params<'a> {
-    fn from(p: &'a Vec<Tensor<1>>) -> Self {
-        Params::Split(p)
-    }
-}
-
 /// A training step's parameters as autodiff leaves (`Layout::leaves`).
 pub enum Leaves {
     Flat(Tensor<1>),

@@ -188,14 +188,7 @@ pub(super) struct ConvertArgs {
 pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
     use crate::engine::checkpoint::{ModelFile, Storage};
     let storage: Storage = a.dtype.parse()?;
-    let file = match a.model.strip_prefix("asset:") {
-        Some(name) => {
-            let b = crate::jobs::assets::bytes(name)
-                .ok_or_else(|| anyhow::anyhow!("no shipped model named '{name}'"))?;
-            ModelFile::from_bytes(name, b)?
-        }
-        None => ModelFile::load(std::path::Path::new(&a.model))?,
-    };
+    let file = crate::jobs::generate::model_file(&a.model)?;
     file.save_as(&a.out, storage)?;
     let back = ModelFile::load(&a.out)?;
     let (mut max_abs, mut max_rel) = (0f64, 0f64);
