@@ -1,5 +1,5 @@
 //! The CPU kernels (src/engine/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
-//! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input) and GroupNorm (+ SiLU), on odd
+//! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input), GroupNorm (+ SiLU) and SiLU, on odd
 //! sizes, 1 and prime channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|)
 //! at most 2e-5 for values and 1e-4 for gradients (different summation orders in f32).
 
@@ -269,5 +269,38 @@ fn group_norm_silu_matches_burn_values_and_gradients() {
             }
             close(&a.2, &e.2, 1e-4, &format!("{what} dbeta"));
         }
+    }
+}
+
+#[test]
+fn silu_matches_burn_values_and_gradients() {
+    on_flex();
+    let dev = Device::flex();
+    let ad = dev.clone().autodiff();
+    let mut rng = Rng::new(5);
+    // one value, a short odd length, and lengths on both sides of the parallel split (2^16)
+    for (rows, cols) in [(1, 1), (3, 7), (512, 128), (1031, 67)] {
+        let what = format!("silu {rows}x{cols}");
+        // wide inputs, so both tails of the sigmoid are exercised
+        let mut xv: Vec<f32> = rng.normals(rows * cols).iter().map(|v| 6.0 * v).collect();
+        if xv.len() > 4 {
+            xv[..4].copy_from_slice(&[-100.0, -20.0, 20.0, 100.0]);
+        }
+        let x: Tensor<2> = from_vec1(xv.clone(), &dev).reshape([rows, cols]);
+        let ours = cpu::silu(x.clone());
+        let theirs = burn::tensor::activation::silu(x);
+        close(&to_vec(ours), &to_vec(theirs), 2e-6, &what);
+        let r = rng.normals(rows * cols);
+        let grad = |f: &dyn Fn(Tensor<2>) -> Tensor<2>| {
+            let x: Tensor<2> = from_vec1(xv.clone(), &ad).reshape([rows, cols]);
+            let x = x.require_grad();
+            let y = f(x.clone());
+            let rt: Tensor<2> = from_vec1(r.clone(), &ad).reshape([rows, cols]);
+            let g = (y * rt).sum().backward();
+            to_vec(x.grad(&g).unwrap())
+        };
+        let a = grad(&|x| cpu::silu(x));
+        let e = grad(&|x| burn::tensor::activation::silu(x));
+        close(&a, &e, 1e-5, &format!("{what} dx"));
     }
 }

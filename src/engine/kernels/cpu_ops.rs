@@ -1096,6 +1096,56 @@ macro_rules! multiversion {
 }
 
 multiversion! {
+    fn silu_chunk(x: &[f32], y: &mut [f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v * sigmoid(v);
+        }
+    }
+}
+
+multiversion! {
+    fn silu_back_chunk(x: &[f32], gy: &[f32], gx: &mut [f32]) {
+        for ((o, &v), &g) in gx.iter_mut().zip(x).zip(gy) {
+            let s = sigmoid(v);
+            *o = g * s * (1.0 + v * (1.0 - s));
+        }
+    }
+}
+
+/// Elementwise work of at least this many values is split across the threads.
+const PAR_ELEMENTS: usize = 1 << 15;
+
+/// A new vector of `len` floats, written by `f(start, chunk)` over chunks of it (in parallel
+/// for long vectors, off wasm).
+fn elementwise(len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+    let mut out = vec![0f32; len];
+    #[cfg(not(target_arch = "wasm32"))]
+    if len >= 2 * PAR_ELEMENTS && threads() > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(PAR_ELEMENTS)
+            .enumerate()
+            .for_each(|(i, c)| f(i * PAR_ELEMENTS, c));
+        return out;
+    }
+    f(0, &mut out);
+    out
+}
+
+/// SiLU, x sigmoid(x), elementwise (the vectorised exp instead of libm's, one pass).
+pub fn silu(x: &[f32]) -> Vec<f32> {
+    elementwise(x.len(), |s, y| silu_chunk(&x[s..s + y.len()], y))
+}
+
+/// gy silu'(x) = gy s (1 + x (1 - s)) with s = sigmoid(x), elementwise.
+pub fn silu_backward(x: &[f32], gy: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), gy.len(), "silu_backward: x and gy lengths");
+    elementwise(x.len(), |s, g| {
+        let r = s..s + g.len();
+        silu_back_chunk(&x[r.clone()], &gy[r], g)
+    })
+}
+
+multiversion! {
     fn stats(x: &[f32]) -> (f32, f32) {
         let len = x.len().max(1) as f32;
         let mean = sum8(x) / len;

@@ -3,11 +3,12 @@
 //! VP: c_skip = alpha, c_out = -sigma, c_in = 1 (v-prediction, well conditioned at both ends);
 //! VE: EDM's c_skip, c_out, c_in with sigma_data (ALGORITHM.md section 1).
 
-use burn::tensor::{Tensor, activation::silu};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Params};
 use crate::engine::diffusion::Times;
+use crate::engine::kernels::cpu::silu;
 use crate::engine::rng::Rng;
 use crate::engine::schedule::{Coef, Param};
 use crate::engine::tensors::from_vec2;

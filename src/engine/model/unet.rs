@@ -3,13 +3,13 @@
 //! at the lowest resolution, channel multipliers and depth from the config. The same
 //! preconditioning as the MLP (VP: v-prediction form; VE: EDM's c_skip, c_out, c_in).
 
-use burn::tensor::{Tensor, activation::silu, activation::softmax};
+use burn::tensor::{Tensor, activation::softmax};
 use serde::{Deserialize, Serialize};
 
 use super::mlp::precond;
 use super::{Layout, Params};
 use crate::engine::diffusion::Times;
-use crate::engine::kernels::cpu;
+use crate::engine::kernels::cpu::{self, silu};
 use crate::engine::rng::Rng;
 use crate::engine::schedule::Param;
 use crate::engine::tensors::from_vec2;
