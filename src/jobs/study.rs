@@ -56,7 +56,10 @@ impl std::str::FromStr for TeacherKind {
 
 /// A method of the study: `tract`, `btd` (TRACT's recipe) or `btd-sh` (Salimans & Ho's:
 /// lr linearly to 0 in each phase, no inference EMA, fresh Adam), with optional diagnostic
-/// switches appended: `+flat`, `+top=W`, `+sum`, `+clip=C`, `+keep-adam`, `+anneal`, `+noema`.
+/// switches appended: `+flat`, `+top=W`, `+sum`, `+clip=C`, `+keep-adam`, `+anneal`, `+noema`;
+/// and for the paper's schedule tables `+s=A/B/C` (the schedule A,B,C instead of the
+/// method's default; Table 5 at a fixed total) and `+per-phase` (the budget is each phase's,
+/// split equally: Table 6).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StudyMethod {
     pub name: String,
@@ -72,7 +75,7 @@ impl StudyMethod {
             "btd" | "btd-sh" => Method::Btd,
             o => {
                 return Err(Error::input(format!(
-                    "unknown study method '{o}': expected tract, btd or btd-sh (then +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema)"
+                    "unknown study method '{o}': expected tract, btd or btd-sh (then +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema, +s=A/B/C, +per-phase)"
                 )));
             }
         };
@@ -88,7 +91,15 @@ impl StudyMethod {
 
     /// The file-name form of the name.
     pub fn key(&self) -> String {
-        self.name.replace(['+', '='], "_")
+        self.name.replace(['+', '=', '/'], "_")
+    }
+
+    /// The schedule a `+s=A/B/C` switch names, as "A,B,C".
+    fn schedule_switch(&self) -> Option<String> {
+        self.name
+            .split('+')
+            .skip(1)
+            .find_map(|p| p.strip_prefix("s=").map(|v| v.replace('/', ",")))
     }
 
     /// Apply the method and its switches to a config.
@@ -96,6 +107,7 @@ impl StudyMethod {
         let mut parts = self.name.split('+');
         let base = parts.next().unwrap_or("");
         c.method = self.base;
+        let mut per_phase = false;
         if base == "btd-sh" {
             c.recipe.lr_anneal = true;
             c.mu_i = Some(0.0);
@@ -116,6 +128,13 @@ impl StudyMethod {
                 "keep-adam" => c.recipe.keep_adam = true,
                 "anneal" => c.recipe.lr_anneal = true,
                 "noema" => c.mu_i = Some(0.0),
+                "s" => {
+                    let sched = v.replace('/', ",");
+                    crate::engine::schedule::Schedule::parse(&sched)
+                        .map_err(|e| Error::input(format!("'+{p}' in '{}': {e}", self.name)))?;
+                    c.schedule = sched;
+                }
+                "per-phase" => per_phase = true,
                 _ => {
                     return Err(Error::input(format!(
                         "unknown switch '+{p}' in '{}'",
@@ -125,11 +144,22 @@ impl StudyMethod {
             }
         }
         c.recipe.validate()?;
+        if per_phase {
+            let phases = crate::engine::distill::plan(&c)?
+                .iter()
+                .filter(|ph| ph.to_steps().is_some())
+                .count();
+            c.phase_split = Some(vec![1.0; phases]);
+            c.train_samples *= phases as u64;
+        }
         Ok(c)
     }
 
     /// The schedule for K sampling steps from the 1024-step teacher.
     pub fn schedule(&self, steps: usize) -> String {
+        if let Some(s) = self.schedule_switch() {
+            return s;
+        }
         match self.base {
             Method::Btd => format!("1024,{steps}"),
             _ => format!("1024,32,{steps}"),
@@ -584,6 +614,13 @@ fn run_job(cfg: &StudyConfig, p: &Prepared, job: &Job, device: &Device) -> Resul
         Some(f) => c.teacher = f.display().to_string(),
     }
     let c = job.method.configure(c)?;
+    let last_steps = crate::engine::schedule::Schedule::parse(&c.schedule)?.final_steps();
+    if last_steps != job.steps {
+        return Err(Error::input(format!(
+            "study method '{}' has the schedule {}, which ends at {last_steps} steps, but the students are sampled at {} (--steps)",
+            job.method.name, c.schedule, job.steps
+        )));
+    }
     let dir = cfg
         .work
         .join(cfg.tag())
@@ -1260,12 +1297,37 @@ mod tests {
         );
         assert_eq!(sh.schedule(2), "1024,2");
         let d = StudyMethod::parse("tract+flat+top=32+sum+clip=2.5+keep-adam").unwrap();
-        let c = d.configure(base).unwrap();
+        let c = d.configure(base.clone()).unwrap();
         assert!(c.recipe.flat_weight && c.recipe.loss_sum && c.recipe.keep_adam);
         assert_eq!(c.recipe.final_t_weight, 32.0);
         assert_eq!(c.recipe.clip_x0_range, Some(2.5));
         assert_eq!(d.key(), "tract_flat_top_32_sum_clip_2.5_keep-adam");
-        for bad in ["trct", "tract+top=0", "tract+wat", "btd+clip=x"] {
+        // the schedule tables: another schedule, and a budget per phase
+        let t5 = StudyMethod::parse("tract+s=4096/256/16/1").unwrap();
+        assert_eq!(t5.schedule(1), "4096,256,16,1");
+        assert_eq!(t5.key(), "tract_s_4096_256_16_1");
+        let mut b = base.clone();
+        b.train_samples = 1000;
+        b.schedule = t5.schedule(1);
+        let c = t5.configure(b.clone()).unwrap();
+        assert_eq!(
+            (c.schedule.as_str(), c.train_samples),
+            ("4096,256,16,1", 1000)
+        );
+        let t6 = StudyMethod::parse("btd+per-phase").unwrap();
+        b.schedule = t6.schedule(1);
+        let c = t6.configure(b).unwrap();
+        // 1024 -> 1 by halving: 10 phases of 1000 samples each
+        assert_eq!(c.train_samples, 10_000);
+        assert_eq!(c.phase_split, Some(vec![1.0; 10]));
+        for bad in [
+            "trct",
+            "tract+top=0",
+            "tract+wat",
+            "btd+clip=x",
+            "tract+s=1/32",
+            "tract+s=x",
+        ] {
             assert!(StudyMethod::parse(bad).is_err(), "{bad}");
         }
     }
