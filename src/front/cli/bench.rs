@@ -196,6 +196,16 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "  CPU backend (flex):  {:>10.0} samples/s  ({} steps)",
         cpu.samples_per_s, cpu.steps
     );
+    // the same with the project's CPU kernels off (Burn's own SiLU: libm's exp per value)
+    crate::engine::kernels::cpu::set_enabled(false);
+    let plain = distill_throughput(&device::cpu().device, "cpu-burn-ops", a.batch, 20, a.steps);
+    crate::engine::kernels::cpu::set_enabled(true);
+    let plain = plain?;
+    println!(
+        "  CPU backend, Burn's own ops (CPU kernels off):  {:>10.0} samples/s  (kernels on / off: {:.2})",
+        plain.samples_per_s,
+        cpu.samples_per_s / plain.samples_per_s
+    );
     if !a.cpu_only {
         match device::pick(Choice::Wgpu) {
             Ok(p) => {
