@@ -56,7 +56,8 @@ impl std::str::FromStr for TeacherKind {
 
 /// A method of the study: `tract`, `btd` (TRACT's recipe) or `btd-sh` (Salimans & Ho's:
 /// lr linearly to 0 in each phase, no inference EMA, fresh Adam), with optional diagnostic
-/// switches appended: `+flat`, `+top=W`, `+sum`, `+clip=C`, `+keep-adam`, `+anneal`, `+noema`;
+/// switches appended: `+flat`, `+top=W`, `+sum`, `+clip=C`, `+keep-adam`, `+anneal`, `+noema`, `+eps=E`
+/// (the inference EMA's eps, mu_I = eps^(1/N));
 /// and for the paper's schedule tables `+s=A/B/C` (the schedule A,B,C instead of the
 /// method's default; Table 5 at a fixed total) and `+per-phase` (the budget is each phase's,
 /// split equally: Table 6).
@@ -75,7 +76,7 @@ impl StudyMethod {
             "btd" | "btd-sh" => Method::Btd,
             o => {
                 return Err(Error::input(format!(
-                    "unknown study method '{o}': expected tract, btd or btd-sh (then +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema, +s=A/B/C, +per-phase)"
+                    "unknown study method '{o}': expected tract, btd or btd-sh (then +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema, +eps=E, +s=A/B/C, +per-phase)"
                 )));
             }
         };
@@ -128,6 +129,13 @@ impl StudyMethod {
                 "keep-adam" => c.recipe.keep_adam = true,
                 "anneal" => c.recipe.lr_anneal = true,
                 "noema" => c.mu_i = Some(0.0),
+                "eps" => {
+                    let e = num()?;
+                    if e >= 1.0 {
+                        return Err(Error::input(format!("'+{p}': expected 0 < E < 1")));
+                    }
+                    c.ema_eps = e;
+                }
                 "s" => {
                     let sched = v.replace('/', ",");
                     crate::engine::schedule::Schedule::parse(&sched)
@@ -1296,6 +1304,8 @@ mod tests {
             (Method::Btd, Some(0.0), true)
         );
         assert_eq!(sh.schedule(2), "1024,2");
+        let e = StudyMethod::parse("tract+eps=1e-3").unwrap();
+        assert_eq!(e.configure(base.clone()).unwrap().ema_eps, 1e-3);
         let d = StudyMethod::parse("tract+flat+top=32+sum+clip=2.5+keep-adam").unwrap();
         let c = d.configure(base.clone()).unwrap();
         assert!(c.recipe.flat_weight && c.recipe.loss_sum && c.recipe.keep_adam);

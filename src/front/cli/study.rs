@@ -16,7 +16,7 @@ pub struct StudyArgs {
     /// exact (the closed-form teacher) or learned (an MLP trained on the data; students start as its copy)
     #[arg(long, default_value = "exact")]
     pub teacher: String,
-    /// tract, btd, btd-sh, each with optional +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema
+    /// tract, btd, btd-sh, each with optional +flat, +top=W, +sum, +clip=C, +keep-adam, +anneal, +noema, +eps=E, +s=A/B/C (another schedule), +per-phase (the budget is per phase)
     #[arg(long, value_delimiter = ',', default_value = "tract,btd,btd-sh")]
     pub methods: Vec<String>,
     /// distillation budgets in samples
