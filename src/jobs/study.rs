@@ -1036,6 +1036,20 @@ fn color_of(name: &str, i: usize) -> [u8; 3] {
 
 /// A line plot: series of (x, y, ci) points, log10 x (and optionally log10 y), a legend.
 #[allow(clippy::type_complexity)]
+/// A tick value with 3 significant digits below 1 (0.000213, not 0.000), 3 decimals above,
+/// exponent form below 1e-4.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || a >= 1.0 {
+        format!("{v:.3}")
+    } else if a >= 1e-4 {
+        let digits = (2 - a.log10().floor() as i64).max(0) as usize;
+        format!("{v:.digits$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 fn line_plot(
     series: &[(String, Vec<(f64, f64, f64)>)],
     title: &str,
@@ -1095,7 +1109,7 @@ fn line_plot(
         let y = (t + ph) as f64 - (v - y0) / (y1 - y0) * ph as f64;
         cv.rect(l, y as i64, pw, 1, [236, 236, 240]);
         let shown = if log_y { 10f64.powf(v) } else { v };
-        cv.text(4, y as i64 - 3, &format!("{shown:.3}"), 1, [90, 90, 100]);
+        cv.text(4, y as i64 - 3, &tick_label(shown), 1, [90, 90, 100]);
     }
     if zero_line && !log_y {
         let y = sy(0.0);
@@ -1273,6 +1287,16 @@ mod tests {
         assert!((m - 4.5).abs() < 1e-12);
         assert!((h - 2.365 * (6.0f64 / 8.0).sqrt()).abs() < 1e-9, "{h}");
         assert!(mean_ci(&[1.0]).1.is_infinite());
+    }
+
+    #[test]
+    fn tick_labels_keep_small_values_visible() {
+        assert_eq!(tick_label(0.119), "0.119");
+        assert_eq!(tick_label(0.00021), "0.000210");
+        assert_eq!(tick_label(0.021), "0.0210");
+        assert_eq!(tick_label(12.5), "12.500");
+        assert_eq!(tick_label(3.2e-6), "3.20e-6");
+        assert_eq!(tick_label(0.0), "0.000");
     }
 
     #[test]
