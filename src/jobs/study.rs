@@ -236,6 +236,12 @@ pub struct RunRecord {
     pub final_loss: Vec<f64>,
     /// mean loss of the final phase's last quarter over its third quarter (near 1: plateaued)
     pub plateau: f64,
+    /// the run's 32-step stage (the model its later phases were distilled from: TRACT's
+    /// 1024 -> 32 student, BTD's 64 -> 32 one) sampled at 32 steps, RMSE to the teacher's
+    /// 1024-step samples: how much of the final error was there before the last jump.
+    /// None for a schedule without a 32-step stage, and in records of older versions.
+    #[serde(default)]
+    pub rmse_32: Option<f64>,
 }
 
 /// Baselines of one tag (the teacher's own samplers), cached.
@@ -654,6 +660,24 @@ fn run_job(cfg: &StudyConfig, p: &Prepared, job: &Job, device: &Device) -> Resul
     let m = Model::load(&student.display().to_string(), Param::Vp, None, device)?;
     let out = m.sample(&p.z, job.steps, Solver::Ddim, device)?;
     let d = p.data.dim();
+    let rmse_32 = match run.phases[..last]
+        .iter()
+        .position(|ph| ph.to_steps() == Some(32))
+    {
+        Some(i) => {
+            let mid = Model::load(
+                &run.phase_file(i).display().to_string(),
+                Param::Vp,
+                None,
+                device,
+            )?;
+            Some(rmse(
+                &mid.sample(&p.z, 32, Solver::Ddim, device)?,
+                &p.reference,
+            ))
+        }
+        None => None,
+    };
     let losses: Vec<f64> =
         crate::jobs::plot::read_loss_csv(&dir.join(crate::engine::distill::LOSS_FILE))
             .into_iter()
@@ -678,6 +702,7 @@ fn run_job(cfg: &StudyConfig, p: &Prepared, job: &Job, device: &Device) -> Resul
         final_steps: run.phases[last].steps,
         final_loss: bin_means(&losses, LOSS_BINS),
         plateau: plateau_ratio(&losses),
+        rmse_32,
     };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(rec)
@@ -784,6 +809,8 @@ pub struct Cell {
     pub sw2: (f64, f64),
     pub plateau: (f64, f64),
     pub final_steps: u64,
+    /// over the records that have it, when every record of the cell has it
+    pub rmse_32: Option<(f64, f64)>,
 }
 
 /// A paired difference `a - b` over the seeds both have.
@@ -845,6 +872,11 @@ pub fn summarize(recs: &[RunRecord], baselines: Vec<Baseline>) -> Summary {
                 sw2: col(&|r| r.sw2),
                 plateau: col(&|r| r.plateau),
                 final_steps: rs[0].final_steps,
+                rmse_32: rs
+                    .iter()
+                    .map(|r| r.rmse_32)
+                    .collect::<Option<Vec<f64>>>()
+                    .map(|v| mean_ci(&v)),
             });
         }
         // TRACT-based minus every BTD-based method; a variant (`m+switch`) minus its base
@@ -935,6 +967,8 @@ impl Summary {
              to the teacher's own 1024-step DDIM samples from the same noise (distillation error); \
              RMSE-exact: to the exact mixture's 1024-step DDIM; SW2: sliced W2 to fresh data. \
              Plateau: mean final-phase loss of its last quarter over its third quarter (1 = flat). \
+             32-step stage: the run's intermediate 32-step model at 32 steps, RMSE to the same \
+             reference (what the last phases started from; - where not recorded). \
              Paired differences are per seed (same teacher, start network and noise), \
              negative = A lower (better); variants (`tract+SWITCH`) are also compared with their base method.\n\n",
         );
@@ -956,14 +990,14 @@ impl Summary {
                     b.teacher_1024_sw2, b.exact_1024_sw2, b.teacher_1024_rmse_exact
                 );
             }
-            s += "| budget | method | n | final-phase steps | RMSE | RMSE-exact | SW2 | plateau |\n|---|---|---|---|---|---|---|---|\n";
+            s += "| budget | method | n | final-phase steps | RMSE | RMSE-exact | SW2 | plateau | 32-step stage |\n|---|---|---|---|---|---|---|---|---|\n";
             for c in self
                 .cells
                 .iter()
                 .filter(|c| c.tag == tag && c.steps == steps)
             {
                 s += &format!(
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} |\n",
                     budget_label(c.budget),
                     c.method,
                     c.n,
@@ -971,7 +1005,8 @@ impl Summary {
                     pm(c.rmse),
                     pm(c.rmse_exact),
                     pm(c.sw2),
-                    c.plateau.0
+                    c.plateau.0,
+                    c.rmse_32.map_or("-".to_string(), pm)
                 );
             }
             s += "\nPaired differences (A - B):\n\n| budget | A - B | n | Δ RMSE | verdict | Δ RMSE-exact | Δ SW2 | verdict (SW2) |\n|---|---|---|---|---|---|---|---|\n";
@@ -1385,6 +1420,7 @@ mod tests {
             final_steps: 1,
             final_loss: vec![1.0, 0.5],
             plateau: 1.0,
+            rmse_32: None,
         }
     }
 
@@ -1428,6 +1464,11 @@ mod tests {
 
     /// A whole (tiny) study: runs, caches, a rerun does nothing, outputs exist; the
     /// learned-teacher path trains a teacher and starts the students from it.
+    fn md_has_stage_column(out: &Path) -> bool {
+        let md = std::fs::read_to_string(out.join("tables.md")).unwrap();
+        md.contains("| 32-step stage |")
+    }
+
     #[test]
     fn tiny_study_runs_caches_and_resumes() {
         let dev = Device::flex();
@@ -1465,7 +1506,10 @@ mod tests {
             let want = if r.method == "tract" { 27 } else { 4 };
             assert_eq!(r.final_steps, want, "{}", r.method);
             assert_eq!(r.final_loss.len(), want as usize);
+            // both schedules pass through 32 steps (TRACT's first phase, BTD's 64 -> 32)
+            assert!(r.rmse_32.is_some_and(|v| v.is_finite() && v > 0.0), "{r:?}");
         }
+        assert!(md_has_stage_column(&cfg.out));
         // the same seed's start network is shared: the fit of seed 0 exists once
         assert!(
             cfg.work
