@@ -19,6 +19,17 @@ nice -n 19 $B study --data toy:ring8 --teacher learned --teacher-samples 4000000
 nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract+top=32,tract+flat --budgets 500000
 # 4. harder data
 nice -n 19 $B study --data toy:grid5 --teacher exact $S --methods tract,btd --budgets 500000
-# left for later sessions (same commands, more budget):
-#   --budgets 8000000,32000000 on ring8; toy:grid5 and toy:mix16 at 2M+; --teacher learned at 2M+;
-#   --steps 2 (TRACT 1024,32,2 vs BTD 1024->2)
+# session 7 (the SiLU kernel: a 2M ring8 run takes about 20 s on an idle core, 8M about 90 s)
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,btd-sh,tract+flat,tract+top=32,tract+sum,tract+keep-adam,tract+clip=3 --budgets 500000
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,btd-sh --budgets 8000000
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --steps 2 --methods tract,btd,btd-sh --budgets 500000,2000000
+# Table 5 (fixed total) and Table 6 (fixed budget per phase)
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,tract+s=1024/1,tract+s=4096/256/16/1,tract+s=4096/512/64/8/1,tract+s=1024/256/64/16/4/1 --budgets 2000000
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract+per-phase,btd+per-phase,tract+s=1024/1+per-phase,tract+s=4096/256/16/1+per-phase,tract+s=4096/512/64/8/1+per-phase,tract+s=1024/256/64/16/4/1+per-phase --budgets 250000
+nice -n 19 $B study --data toy:ring8 --teacher learned --teacher-samples 4000000 $S --methods tract,btd,btd-sh --budgets 2000000
+nice -n 19 $B study --data toy:grid5 --teacher exact $S --methods tract,btd,btd-sh --budgets 2000000
+# started, not finished in session 7 (the cache keeps what finished):
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,tract+eps=1e-3,tract+sum+keep-adam+eps=1e-3,tract+s=1024/512/256/128/64/32/16/8/4/2/1 --budgets 2000000
+nice -n 19 $B study --data toy:mix16 --teacher exact $S --methods tract,btd,btd-sh --budgets 500000,2000000
+nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd --budgets 32000000
+# next: --data toy:grid5 --budgets 8000000 (TRACT caught up with BTD there at 2M)
