@@ -11,7 +11,9 @@
 # recipe). Two run side by side, one thread each. Metrics: classifier-feature FID (shipped
 # classifier) from N_FID samples against the test set, and PSNR to the teacher's 1024-step DDIM
 # from the same noise (N_REF images). Writes OUT/results.jsonl and OUT/table.md (mean and 95%
-# interval over seeds, paired differences per seed).
+# interval over seeds, paired differences per seed) and OUT/gallery.png (the teacher and each
+# method's SEED-0 student from the same noise). EVAL_ONLY=1 skips training and scores the students
+# of SEEDS that are there (e.g. while other seeds still train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/tract-studio}
@@ -39,7 +41,7 @@ student() { # NAME SEED
   esac
   if [ -f "$dir/state.safetensors" ]; then
     RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" --out "$dir" \
-      --device "$DEVICE" --resume >> "$OUT/$1-s$2.log" 2>&1
+      --train-samples "$BUDGET" --device "$DEVICE" --resume >> "$OUT/$1-s$2.log" 2>&1
   else
     RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" "${args[@]}" \
       --train-samples "$BUDGET" --seed "$2" --ckpt-every 100 --out "$dir" --device "$DEVICE" \
@@ -47,8 +49,10 @@ student() { # NAME SEED
   fi
 }
 export -f student
-for s in $SEEDS; do for m in $METHODS; do echo "$m $s"; done; done |
-  xargs -P "$PAR" -L 1 bash -c 'student "$0" "$1" || { echo "student $0 seed $1 failed: see $OUT/$0-s$1.log" >&2; exit 255; }'
+if [ "${EVAL_ONLY:-0}" != 1 ]; then
+  for s in $SEEDS; do for m in $METHODS; do echo "$m $s"; done; done |
+    xargs -P "$PAR" -L 1 bash -c 'student "$0" "$1" || { echo "student $0 seed $1 failed: see $OUT/$0-s$1.log" >&2; exit 255; }'
+fi
 
 sample() { # MODEL STEPS N SEED OUT
   [ -f "$5" ] || "$BIN" sample --model "$1" --steps "$2" --n "$3" --seed "$4" --out "$5" --device "$DEVICE" >/dev/null
@@ -59,6 +63,7 @@ rows=("teacher:$TEACHER:1:-" "teacher:$TEACHER:2:-" "teacher:$TEACHER:64:-")
 for s in $SEEDS; do
   for m in $METHODS; do
     k=${m##*-}
+    [ -f "$OUT/$m-s$s/student.safetensors" ] || { echo "skipping $m seed $s: no student yet" >&2; continue; }
     rows+=("$m:$OUT/$m-s$s/student.safetensors:$k:$s")
   done
 done
@@ -115,3 +120,10 @@ for a, b in [("tract-1", "btd-1"), ("tract-1", "btd-sh-1")]:
         print(f"| {a} - {b} | {len(seeds)} | {ci(df)} | {ci(dp)} |")
 PY
 cat "$OUT/table.md"
+g=$TEACHER
+for m in $METHODS; do
+  f=$OUT/$m-s${SEEDS%% *}/student.safetensors
+  [ -f "$f" ] && g="$g,$f"
+done
+[ -f "$OUT/gallery.png" ] || "$BIN" gallery --models "$g" --steps 1,2 --seed 100 --cols 10 \
+  --out "$OUT/gallery.png" --device "$DEVICE"

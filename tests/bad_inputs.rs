@@ -513,6 +513,21 @@ const CASES: &[Case] = &[
         &["already holds a run", "--resume"],
     ),
     case(
+        "distill: a new run without a budget",
+        "distill --data toy:ring8 --out OUT",
+        &["--train-samples"],
+    ),
+    case(
+        "teacher: a new run without data",
+        "teacher --train-samples 8 --out OUT",
+        &["--data"],
+    ),
+    case(
+        "--resume on a missing run, named by --out alone",
+        "distill --resume --out OUT",
+        &["state.safetensors", "nothing to resume"],
+    ),
+    case(
         "--resume on a missing run",
         "distill D --resume --out OUT",
         &["state.safetensors", "nothing to resume"],

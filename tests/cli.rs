@@ -286,9 +286,15 @@ fn resume_after_interruption_gives_identical_weights() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("stopped after"));
         assert!(!b.join("student.safetensors").exists());
     }
-    let mut args = distill_args(&extra, b.to_str().unwrap());
-    args.push("--resume");
-    let o = run(&args);
+    // the last resume names only the run: its options come from its state
+    let o = run(&[
+        "distill",
+        "--resume",
+        "--out",
+        b.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (sa, sb) = (
         std::fs::read(a.join("student.safetensors")).unwrap(),

@@ -17,13 +17,15 @@ use crate::jobs::plot;
 #[derive(clap::Args)]
 pub(super) struct TeacherArgs {
     /// fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb], toy:ring8 or gmm:PATH
-    #[arg(long)]
-    pub(super) data: String,
+    /// (with --resume: the run's own, may be left out)
+    #[arg(long, required_unless_present = "resume")]
+    pub(super) data: Option<String>,
     #[arg(long)]
     pub(super) out: PathBuf,
-    /// training budget in samples (with --resume: a new budget, longer or shorter)
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(super) train_samples: u64,
+    /// training budget in samples (with --resume: left out keeps the run's; given, a new
+    /// budget, longer or shorter)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
+    pub(super) train_samples: Option<u64>,
     #[arg(long, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: Option<usize>,
     /// default 0
@@ -51,9 +53,9 @@ pub(super) struct TeacherArgs {
 
 #[derive(clap::Args)]
 pub(super) struct DistillArgs {
-    /// toy:ring8 or gmm:PATH
-    #[arg(long)]
-    pub(super) data: String,
+    /// toy:ring8 or gmm:PATH (with --resume: the run's own, may be left out)
+    #[arg(long, required_unless_present = "resume")]
+    pub(super) data: Option<String>,
     /// `exact` (closed-form mixture teacher, the default) or a model file
     #[arg(long)]
     pub(super) teacher: Option<String>,
@@ -66,9 +68,10 @@ pub(super) struct DistillArgs {
     /// step counts per phase, e.g. 1024,32,1
     #[arg(long)]
     pub(super) schedule: Option<String>,
-    /// the whole distillation budget in samples, across all phases
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(super) train_samples: u64,
+    /// the whole distillation budget in samples, across all phases (with --resume: the run's
+    /// own, may be left out)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
+    pub(super) train_samples: Option<u64>,
     /// samples for fitting a fresh student network to the exact teacher first
     #[arg(long)]
     pub(super) fit_samples: Option<u64>,
@@ -129,7 +132,7 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         );
         r
     } else {
-        let data = Data::parse(&a.data)?;
+        let data = Data::parse(required(&a.data, "--data")?)?;
         let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
         let mut cfg = DistillConfig::new(&data, param);
         cfg.teacher = a.teacher.clone().unwrap_or_else(|| "exact".into());
@@ -138,7 +141,7 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         if let Some(s) = &a.schedule {
             cfg.schedule = s.clone();
         }
-        cfg.train_samples = a.train_samples;
+        cfg.train_samples = *required(&a.train_samples, "--train-samples")?;
         if let Some(f) = a.fit_samples {
             cfg.fit_samples = f;
         }
@@ -171,6 +174,13 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         println!("loss curve: {}", a.out.join("loss.png").display());
     }
     Ok(())
+}
+
+/// A flag a new run needs (clap asks for it unless --resume is given).
+fn required<'a, T>(v: &'a Option<T>, flag: &str) -> anyhow::Result<&'a T> {
+    v.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("{flag} is required for a new run (only --resume may leave it out)")
+    })
 }
 
 pub(super) fn parse_split(s: &str) -> anyhow::Result<Vec<f64>> {
@@ -206,7 +216,7 @@ pub(super) fn differs<T: PartialEq + std::fmt::Display>(
 pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyhow::Result<()> {
     use crate::engine::schedule::Schedule;
     let mut d = vec![];
-    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(&mut d, "--data", a.data.as_deref(), cfg.data.as_str());
     differs(
         &mut d,
         "--teacher",
@@ -231,7 +241,7 @@ pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyh
     differs(
         &mut d,
         "--train-samples",
-        Some(a.train_samples),
+        a.train_samples,
         cfg.train_samples,
     );
     // a model teacher or --init sets the network and skips the fit
@@ -411,23 +421,23 @@ pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
     let mut run = if a.resume {
         let mut r = Run::open(&a.out, &dev.device)?;
         check_teacher_resume(&r.cfg, &a)?;
-        if r.cfg.fit_samples != a.train_samples {
+        if let Some(budget) = a.train_samples.filter(|&b| b != r.cfg.fit_samples) {
             eprintln!(
-                "budget: {} -> {} samples (changed on resume)",
-                r.cfg.fit_samples, a.train_samples
+                "budget: {} -> {budget} samples (changed on resume)",
+                r.cfg.fit_samples
             );
-            r = Run::open_with_budget(&a.out, &dev.device, a.train_samples)?;
+            r = Run::open_with_budget(&a.out, &dev.device, budget)?;
         }
         refuse_finished(&r, &a.out, crate::engine::distill::TEACHER_FILE)?;
         resume_changes(&mut r, a.lr, a.ckpt_every);
         r
     } else {
-        let data = Data::parse(&a.data)?;
+        let data = Data::parse(required(&a.data, "--data")?)?;
         let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
         let mut cfg = DistillConfig::new(&data, param);
         cfg.method = Method::Teacher;
         cfg.teacher = "data".into();
-        cfg.fit_samples = a.train_samples;
+        cfg.fit_samples = *required(&a.train_samples, "--train-samples")?;
         cfg.train_samples = 0;
         apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
         let size = a.size.as_deref().unwrap_or("small");
@@ -467,7 +477,7 @@ pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
 
 pub(super) fn check_teacher_resume(cfg: &DistillConfig, a: &TeacherArgs) -> anyhow::Result<()> {
     let mut d = vec![];
-    differs(&mut d, "--data", Some(a.data.as_str()), cfg.data.as_str());
+    differs(&mut d, "--data", a.data.as_deref(), cfg.data.as_str());
     differs(&mut d, "--batch", a.batch, cfg.batch);
     differs(&mut d, "--seed", a.seed, cfg.seed);
     if let Some(p) = &a.param {
