@@ -897,7 +897,15 @@ impl StudioApp {
         }
         let waited = self.started.elapsed().as_secs_f32();
         let ready = match self.tab {
-            Tab::Gallery | Tab::Compare => self.gallery.is_some(),
+            // the whole gallery drawn (a few frames after its last cell), not its first
+            // progressive cells
+            Tab::Gallery | Tab::Compare => {
+                !self.gallery_busy
+                    && !self.gallery_wanted
+                    && self
+                        .gallery_ready_at_frame
+                        .is_some_and(|f| self.frames > f + 3)
+            }
             Tab::Data => self.data_preview.is_some(),
             Tab::Teacher => self.teacher_preview.is_some(),
             Tab::Distill => {
