@@ -41,7 +41,7 @@ student() { # NAME SEED
   esac
   if [ -f "$dir/state.safetensors" ]; then
     RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" --out "$dir" \
-      --train-samples "$BUDGET" --device "$DEVICE" --resume >> "$OUT/$1-s$2.log" 2>&1
+      --device "$DEVICE" --resume >> "$OUT/$1-s$2.log" 2>&1
   else
     RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" "${args[@]}" \
       --train-samples "$BUDGET" --seed "$2" --ckpt-every 100 --out "$dir" --device "$DEVICE" \

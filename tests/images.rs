@@ -337,15 +337,7 @@ fn shipped_fashion_students_beat_their_teacher_at_their_step_count() {
     assert_eq!(teacher.shape(), vec![1, 32, 32]);
     let z = noise(7, 32, teacher.dim());
     let reference = teacher.sample(&z, 64, Solver::Ddim, &dev).unwrap();
-    let psnr = |x: &[f32]| {
-        let mse = x
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum::<f64>()
-            / x.len() as f64;
-        10.0 * (4.0 / mse).log10()
-    };
+    let psnr = |x: &[f32]| tract_studio::eval::psnr(x, &reference);
     for (name, steps) in [("tract-1step", 1), ("btd-1step", 1), ("tract-2step", 2)] {
         let own = psnr(&teacher.sample(&z, steps, Solver::Ddim, &dev).unwrap());
         let student = psnr(&load(name).sample(&z, steps, Solver::Ddim, &dev).unwrap());
