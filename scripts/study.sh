@@ -28,8 +28,9 @@ nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,trac
 nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract+per-phase,btd+per-phase,tract+s=1024/1+per-phase,tract+s=4096/256/16/1+per-phase,tract+s=4096/512/64/8/1+per-phase,tract+s=1024/256/64/16/4/1+per-phase --budgets 250000
 nice -n 19 $B study --data toy:ring8 --teacher learned --teacher-samples 4000000 $S --methods tract,btd,btd-sh --budgets 2000000
 nice -n 19 $B study --data toy:grid5 --teacher exact $S --methods tract,btd,btd-sh --budgets 2000000
-# started, not finished in session 7 (the cache keeps what finished):
+# started in session 7, finished in session 9 (the cache keeps what finished):
 nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,tract+eps=1e-3,tract+sum+keep-adam+eps=1e-3,tract+s=1024/512/256/128/64/32/16/8/4/2/1 --budgets 2000000
 nice -n 19 $B study --data toy:mix16 --teacher exact $S --methods tract,btd,btd-sh --budgets 500000,2000000
 nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd --budgets 32000000
-# next: --data toy:grid5 --budgets 8000000 (TRACT caught up with BTD there at 2M)
+# session 9: grid5 at 8M (TRACT tied BTD there at 2M)
+nice -n 19 $B study --data toy:grid5 --teacher exact $S --methods tract,btd,btd-sh --budgets 8000000
