@@ -9,8 +9,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{read_file, write_atomic};
-use crate::engine::model::{Layout, MlpConfig, NetConfig, UnetConfig};
-use crate::engine::schedule::Param;
+use crate::engine::model::{Layout, MlpConfig, NetConfig, Unet2dConfig, UnetConfig};
+use crate::engine::schedule::{Ddpm, Grid, Param};
 use crate::{Error, Result};
 
 pub const META_KEY: &str = "tract_studio";
@@ -24,6 +24,12 @@ pub struct ModelMeta {
     pub mlp: Option<MlpConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unet: Option<UnetConfig>,
+    /// A diffusers UNet2DModel (imported teachers and their students).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffusers: Option<Unet2dConfig>,
+    /// The diffusers scheduler's discrete grid (with `diffusers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddpm: Option<Ddpm>,
     pub param: Param,
     /// Base grid T the model samples on.
     pub grid_steps: usize,
@@ -39,17 +45,26 @@ pub struct ModelMeta {
 
 impl ModelMeta {
     pub fn net(&self) -> Option<NetConfig> {
-        match (&self.mlp, &self.unet) {
-            (Some(m), None) => Some(NetConfig::Mlp(m.clone())),
-            (None, Some(u)) => Some(NetConfig::Unet(u.clone())),
+        match (&self.mlp, &self.unet, &self.diffusers) {
+            (Some(m), None, None) => Some(NetConfig::Mlp(m.clone())),
+            (None, Some(u), None) => Some(NetConfig::Unet(u.clone())),
+            (None, None, Some(d)) => Some(NetConfig::Diffusers(d.clone())),
             _ => None,
         }
     }
     pub fn set_net(&mut self, net: &NetConfig) {
-        (self.mlp, self.unet) = match net {
-            NetConfig::Mlp(m) => (Some(m.clone()), None),
-            NetConfig::Unet(u) => (None, Some(u.clone())),
+        (self.mlp, self.unet, self.diffusers) = match net {
+            NetConfig::Mlp(m) => (Some(m.clone()), None, None),
+            NetConfig::Unet(u) => (None, Some(u.clone()), None),
+            NetConfig::Diffusers(d) => (None, None, Some(d.clone())),
         };
+    }
+    /// The noise grid the model samples on.
+    pub fn grid(&self) -> Grid {
+        match self.ddpm {
+            Some(d) => Grid::ddpm(d),
+            None => Grid::new(self.param, self.grid_steps),
+        }
     }
     pub fn dim(&self) -> usize {
         self.net().map(|n| n.dim()).unwrap_or(0)
@@ -504,6 +519,8 @@ mod tests {
             format: "tract-studio-model/1".into(),
             mlp: Some(cfg),
             unet: None,
+            diffusers: None,
+            ddpm: None,
             param: Param::Ve,
             grid_steps: 40,
             steps: 1,
@@ -543,6 +560,8 @@ mod tests {
             format: "tract-studio-model/1".into(),
             mlp: Some(cfg),
             unet: None,
+            diffusers: None,
+            ddpm: None,
             param: Param::Vp,
             grid_steps: 1024,
             steps: 1,

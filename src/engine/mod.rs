@@ -13,6 +13,7 @@ pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod optim;
+pub mod pipeline;
 pub mod rng;
 pub mod schedule;
 pub mod tensors;

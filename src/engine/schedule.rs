@@ -109,30 +109,252 @@ pub fn ve_coef_sigma(sigma: f64) -> Coef {
     }
 }
 
-/// A discrete T-step noise grid, t in 0..=T.
+/// A discrete T-step noise grid, t in 0..=T: the continuous VP cosine or VE Karras schedule,
+/// or a diffusers DDPM schedule (`ddpm`, see [`Ddpm`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
     pub param: Param,
     pub steps: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddpm: Option<Ddpm>,
 }
 
 impl Grid {
     pub fn new(param: Param, steps: usize) -> Self {
-        Grid { param, steps }
+        Grid {
+            param,
+            steps,
+            ddpm: None,
+        }
+    }
+    /// The grid of a diffusers scheduler: T = num_train_timesteps, VP.
+    pub fn ddpm(d: Ddpm) -> Self {
+        Grid {
+            param: Param::Vp,
+            steps: d.train_steps,
+            ddpm: Some(d),
+        }
     }
     pub fn coef(&self, t: usize) -> Coef {
         assert!(t <= self.steps);
+        if let Some(d) = &self.ddpm {
+            return d.coef(t);
+        }
         match self.param {
             Param::Vp => vp_coef(t as f64 / self.steps as f64),
             Param::Ve => ve_coef_sigma(karras_sigma(t, self.steps)),
         }
     }
     /// The K-step sampling path t_k = round(k T / K), k = K..0 (descending, ends at 0).
+    /// For a DDPM grid this is diffusers' trailing spacing (grid point g is timestep g - 1).
     pub fn path(&self, k_steps: usize) -> Vec<usize> {
         let k_steps = k_steps.clamp(1, self.steps);
         (0..=k_steps)
             .rev()
             .map(|k| ((k * self.steps) as f64 / k_steps as f64).round() as usize)
+            .collect()
+    }
+    /// The K steps a sampler takes, as (from, to) grid points: consecutive points of `path`,
+    /// or for a DDPM grid exactly the pairs diffusers' DDIMScheduler takes with its spacing
+    /// (which need not chain: with linspace spacing it evaluates at a timestep other than
+    /// the one the previous step landed on).
+    pub fn steps_of(&self, k_steps: usize) -> Vec<(usize, usize)> {
+        match &self.ddpm {
+            Some(d) => d.ddim_pairs(k_steps.clamp(1, self.steps)),
+            None => self
+                .path(k_steps)
+                .windows(2)
+                .map(|w| (w[0], w[1]))
+                .collect(),
+        }
+    }
+}
+
+/// diffusers' `beta_schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BetaSchedule {
+    Linear,
+    ScaledLinear,
+    SquaredcosCapV2,
+}
+
+/// diffusers' `timestep_spacing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spacing {
+    Leading,
+    Trailing,
+    Linspace,
+}
+
+impl std::str::FromStr for Spacing {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "leading" => Ok(Spacing::Leading),
+            "trailing" => Ok(Spacing::Trailing),
+            "linspace" => Ok(Spacing::Linspace),
+            o => Err(crate::Error::input(format!(
+                "unknown timestep spacing '{o}': expected trailing, leading or linspace"
+            ))),
+        }
+    }
+}
+
+/// A diffusers discrete-time VP schedule (DDPMScheduler / DDIMScheduler config), computed as
+/// diffusers computes it: betas in f32 (linspace like torch's), alphas_cumprod in f32.
+/// Grid point g in 1..=T is diffusers timestep g - 1; g = 0 is the end point, where
+/// alpha_bar is 1 (`set_alpha_to_one`) or alphas_cumprod[0]. docs/algorithm.md, "DDPM grids".
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ddpm {
+    pub train_steps: usize,
+    pub beta_schedule: BetaSchedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub set_alpha_to_one: bool,
+    pub spacing: Spacing,
+    pub steps_offset: usize,
+    /// `clip_sample_range` when `clip_sample` is on: DDIM clamps x0 (and keeps the
+    /// network's epsilon).
+    pub clip: Option<f64>,
+}
+
+/// torch.linspace(a, b, n) in f32 (both halves, as torch computes them).
+fn linspace_f32(a: f32, b: f32, n: usize) -> Vec<f32> {
+    if n == 1 {
+        return vec![a];
+    }
+    let step = (b - a) / (n - 1) as f32;
+    let half = n / 2;
+    (0..n)
+        .map(|i| {
+            if i < half {
+                a + step * i as f32
+            } else {
+                b - step * (n - i - 1) as f32
+            }
+        })
+        .collect()
+}
+
+impl Ddpm {
+    /// The betas, f32 like diffusers'.
+    pub fn betas(&self) -> Vec<f32> {
+        let n = self.train_steps;
+        match self.beta_schedule {
+            BetaSchedule::Linear => linspace_f32(self.beta_start as f32, self.beta_end as f32, n),
+            BetaSchedule::ScaledLinear => linspace_f32(
+                (self.beta_start.sqrt()) as f32,
+                (self.beta_end.sqrt()) as f32,
+                n,
+            )
+            .into_iter()
+            .map(|b| b * b)
+            .collect(),
+            BetaSchedule::SquaredcosCapV2 => {
+                let f = |t: f64| {
+                    ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0)
+                        .cos()
+                        .powi(2)
+                };
+                (0..n)
+                    .map(|i| {
+                        let (t1, t2) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
+                        (1.0 - f(t2) / f(t1)).min(0.999) as f32
+                    })
+                    .collect()
+            }
+        }
+    }
+    /// alphas_cumprod[i], i in 0..T (f32 values; the product accumulated in f64 as torch's
+    /// CPU cumprod does).
+    pub fn alphas_cumprod(&self) -> Vec<f32> {
+        let mut acc = 1.0f64;
+        self.betas()
+            .into_iter()
+            .map(|b| {
+                acc *= (1.0f32 - b) as f64;
+                acc as f32
+            })
+            .collect()
+    }
+    /// alpha_bar at grid point g (g = 0: the end point).
+    pub fn alpha_bar(&self, g: usize) -> f64 {
+        let ac = self.alphas_cumprod();
+        if g == 0 {
+            if self.set_alpha_to_one {
+                1.0
+            } else {
+                ac[0] as f64
+            }
+        } else {
+            ac[g - 1] as f64
+        }
+    }
+    /// The coefficients at grid point g; `tau` is the diffusers timestep g - 1 (-1 at g = 0,
+    /// where no network is evaluated).
+    pub fn coef(&self, g: usize) -> Coef {
+        let ab = self.alpha_bar(g);
+        let (alpha, sigma) = (ab.sqrt(), (1.0 - ab).max(0.0).sqrt());
+        Coef {
+            alpha,
+            sigma,
+            logsnr: if sigma > 0.0 {
+                (ab / (1.0 - ab)).ln()
+            } else {
+                f64::INFINITY
+            },
+            tau: g as f64 - 1.0,
+        }
+    }
+    /// The timesteps diffusers' DDIMScheduler.set_timesteps(K) gives.
+    pub fn timesteps(&self, k: usize) -> Vec<i64> {
+        let t = self.train_steps as i64;
+        let k = k as i64;
+        match self.spacing {
+            Spacing::Leading => {
+                let ratio = t / k;
+                (0..k)
+                    .rev()
+                    .map(|i| i * ratio + self.steps_offset as i64)
+                    .collect()
+            }
+            Spacing::Trailing => {
+                // np.round(np.arange(T, 0, -T / K)) - 1
+                let ratio = t as f64 / k as f64;
+                (0..k)
+                    .map(|i| (t as f64 - i as f64 * ratio).round_ties_even() as i64 - 1)
+                    .collect()
+            }
+            Spacing::Linspace => (0..k)
+                .rev()
+                .map(|i| {
+                    // np.linspace(0, T - 1, K).round()[::-1]
+                    let v = if k == 1 {
+                        0.0
+                    } else if i == k - 1 {
+                        (t - 1) as f64
+                    } else {
+                        i as f64 * ((t - 1) as f64 / (k - 1) as f64)
+                    };
+                    v.round_ties_even() as i64
+                })
+                .collect(),
+        }
+    }
+    /// DDIMScheduler's steps as (from, to) grid points: from the timestep t to
+    /// t - T // K (the end point when that is negative).
+    pub fn ddim_pairs(&self, k: usize) -> Vec<(usize, usize)> {
+        let ratio = (self.train_steps / k) as i64;
+        let last = self.train_steps as i64 - 1;
+        self.timesteps(k)
+            .into_iter()
+            .map(|t| {
+                let t = t.clamp(0, last);
+                let prev = t - ratio;
+                (t as usize + 1, if prev < 0 { 0 } else { prev as usize + 1 })
+            })
             .collect()
     }
 }
@@ -343,5 +565,72 @@ mod tests {
             Schedule::parse("1048576,1").unwrap().steps,
             vec![MAX_STEPS, 1]
         );
+    }
+
+    #[test]
+    fn ddpm_schedules_and_spacings_match_diffusers() {
+        let mut d = Ddpm {
+            train_steps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            set_alpha_to_one: true,
+            spacing: Spacing::Trailing,
+            steps_offset: 0,
+            clip: None,
+        };
+        // closed form of the linear schedule: prod_i (1 - beta_i) at 999, computed in f64
+        let want: f64 = (0..1000)
+            .map(|i| 1.0 - (1e-4 + (0.02 - 1e-4) * i as f64 / 999.0))
+            .product();
+        let ab = d.alphas_cumprod();
+        assert!(
+            (ab[999] as f64 / want - 1.0).abs() < 1e-4,
+            "{} {want}",
+            ab[999]
+        );
+        assert!((ab[999] as f64 - 4.04e-5).abs() < 0.01e-5);
+        let g = Grid::ddpm(d);
+        assert_eq!(g.coef(0).alpha, 1.0);
+        assert_eq!(g.coef(0).sigma, 0.0);
+        assert!((g.coef(1000).alpha - (ab[999] as f64).sqrt()).abs() < 1e-12);
+        assert_eq!(g.coef(1000).tau, 999.0);
+        // trailing: K = 1 is t = 999, K = 2 is 999, 499 (the tool's default)
+        assert_eq!(d.timesteps(1), vec![999]);
+        assert_eq!(d.timesteps(2), vec![999, 499]);
+        assert_eq!(g.steps_of(2), vec![(1000, 500), (500, 0)]);
+        assert_eq!(
+            g.steps_of(4),
+            vec![(1000, 750), (750, 500), (500, 250), (250, 0)]
+        );
+        d.spacing = Spacing::Leading;
+        d.steps_offset = 1;
+        assert_eq!(d.timesteps(4), vec![751, 501, 251, 1]);
+        assert_eq!(
+            d.ddim_pairs(4),
+            vec![(752, 502), (502, 252), (252, 2), (2, 0)]
+        );
+        d.spacing = Spacing::Linspace;
+        assert_eq!(d.timesteps(4), vec![999, 666, 333, 0]);
+        // DDIM's previous timestep is t - T // K, not the next timestep (the pairs do not chain)
+        assert_eq!(d.ddim_pairs(4)[1], (667, 417));
+        // set_alpha_to_one false: the end point is alphas_cumprod[0]
+        d.set_alpha_to_one = false;
+        assert!((d.alpha_bar(0) - (1.0 - 1e-4f32 as f64)).abs() < 1e-7);
+        // scaled_linear and the cosine schedule: first and last betas in closed form
+        d.beta_schedule = BetaSchedule::ScaledLinear;
+        d.beta_start = 0.00085;
+        d.beta_end = 0.012;
+        let b = d.betas();
+        assert!((b[0] as f64 - 0.00085).abs() < 1e-9 && (b[999] as f64 - 0.012).abs() < 1e-8);
+        d.beta_schedule = BetaSchedule::SquaredcosCapV2;
+        let b = d.betas();
+        let f = |t: f64| {
+            ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0)
+                .cos()
+                .powi(2)
+        };
+        assert!((b[0] as f64 - (1.0 - f(0.001) / f(0.0))).abs() < 1e-9);
+        assert_eq!(b[999], 0.999);
     }
 }

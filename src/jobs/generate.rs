@@ -29,8 +29,12 @@ pub enum Model {
     },
 }
 
-/// The model file behind a spec: `asset:NAME` (a shipped model) or a path.
+/// The model file behind a spec: `asset:NAME` (a shipped model), `diffusers:DIR` (a diffusers
+/// pipeline folder, see engine::pipeline) or a path.
 pub fn model_file(spec: &str) -> Result<ModelFile> {
+    if let Some(dir) = spec.strip_prefix("diffusers:") {
+        return crate::engine::pipeline::load(dir).map(|(f, _)| f);
+    }
     match spec.strip_prefix("asset:") {
         Some(name) => {
             let b = crate::jobs::assets::bytes(name)
@@ -73,13 +77,29 @@ impl Model {
                 .ok_or_else(|| Error::input(format!("{spec}: no network in the metadata")))?,
         );
         let flat = flat_from_host(file.flat.clone(), device);
-        let grid = Grid::new(file.meta.param, file.meta.grid_steps);
+        let grid = file.meta.grid();
         Ok(Model::Net {
             file,
             net,
             flat,
             grid,
         })
+    }
+
+    /// For a model on a diffusers grid: sample with this timestep spacing.
+    pub fn set_spacing(&mut self, spacing: crate::engine::schedule::Spacing) -> Result<()> {
+        match self {
+            Model::Net {
+                grid: Grid { ddpm: Some(d), .. },
+                ..
+            } => {
+                d.spacing = spacing;
+                Ok(())
+            }
+            _ => Err(Error::input(
+                "--spacing applies to diffusers models only (diffusers:DIR and their students)",
+            )),
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -93,8 +113,8 @@ impl Model {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Model::Exact { data, .. } => data.shape(),
-            Model::Net { file, .. } => match &file.meta.unet {
-                Some(u) => vec![u.channels, u.height, u.width],
+            Model::Net { file, .. } => match file.meta.net().and_then(|n| n.image_shape()) {
+                Some(s) => s.to_vec(),
                 None => vec![file.meta.dim()],
             },
         }

@@ -10,7 +10,7 @@ use super::state::{LOSS_FILE, RunState, STATE_FILE, STUDENT_FILE, TEACHER_FILE, 
 use super::step::TeacherNet;
 use super::{DistillConfig, Event, Method, Observer, Outcome, Phase, PhaseKind, PreviewSpec, plan};
 use crate::engine::checkpoint::{ModelFile, ModelMeta};
-use crate::engine::data::Data;
+use crate::engine::data::{Data, FASHION_MNIST_DIR};
 use crate::engine::diffusion::{self, Solver};
 use crate::engine::error;
 use crate::engine::model::{Bound, Net, NetConfig, flat_from_host, flat_to_host};
@@ -34,6 +34,17 @@ pub struct Run {
     pub(super) init: Vec<f32>,
     pub(super) pending_losses: Vec<String>,
     pub preview: Option<PreviewSpec>,
+    /// What the front end should tell the user before the run starts: choices the run
+    /// accepted that may not be what was meant (a teacher of other data, a fit as the teacher).
+    pub warnings: Vec<String>,
+}
+
+/// Opens the model files a run names (`--teacher`, `--init`) from their spec: a path for
+/// `Run::new`; a front end may resolve more (the CLI: `asset:NAME`, a shipped model).
+pub type ModelLoader<'a> = &'a dyn Fn(&str) -> Result<ModelFile>;
+
+fn load_path(spec: &str) -> Result<ModelFile> {
+    ModelFile::load(Path::new(spec))
 }
 
 /// What a diverged run says about where to go on from.
@@ -72,14 +83,127 @@ fn check_model_fits(m: &ModelFile, data: &Data, param: Param, what: &str) -> Res
     Ok(())
 }
 
+/// Whether a model was trained on the run's data: the same spec (up to a trailing slash or
+/// the default Fashion-MNIST folder), or two mixture specs of equal mixtures; `None` where it
+/// cannot tell (two image specs that differ may be the same images in another folder, a
+/// mixture spec that no longer opens).
+fn same_data(model: &str, run: &Data) -> Option<bool> {
+    let norm = |s: &str| {
+        if s == "fashion-mnist" {
+            format!("fashion-mnist:{FASHION_MNIST_DIR}")
+        } else {
+            s.trim_end_matches('/').to_string()
+        }
+    };
+    if norm(model) == norm(&run.spec) {
+        return Some(true);
+    }
+    match (Data::is_mixture_spec(model), run.mixture()) {
+        (true, Some(g)) => Data::parse(model).ok().map(|d| d.mixture() == Some(g)),
+        (false, None) => None,
+        _ => Some(false),
+    }
+}
+
+/// A teacher file: refuse a student that cannot take the run's first step count on its
+/// grid, and other data; say so where the user may mean it (a fit, images elsewhere).
+/// Returns whether it is a distilled student (it takes DDIM steps), and the warnings.
+fn check_teacher(
+    m: &ModelFile,
+    data: &Data,
+    sched: &Schedule,
+    what: &str,
+) -> Result<(bool, Vec<String>)> {
+    let (meta, t) = (&m.meta, sched.teacher_steps());
+    let mut warnings = vec![];
+    let distilled = match meta.kind.as_str() {
+        "tract" | "btd" => {
+            if meta.steps != t {
+                return Err(Error::file(
+                    what,
+                    format!(
+                        "a {}-step {} student (of a {}-step grid) cannot be the teacher of schedule {}, which starts at {t} steps; expected a teacher (kind teacher or fit) or a student distilled for {t} steps",
+                        meta.steps, meta.kind, meta.grid_steps, sched
+                    ),
+                ));
+            }
+            // its steps must be the run's grid: t_k = k G / t on a VP grid (any G that t
+            // divides); a Karras grid of t points is no subset of a finer one
+            let fits = match meta.param {
+                Param::Vp => meta.grid_steps % t == 0,
+                Param::Ve => meta.grid_steps == t,
+            };
+            if !fits {
+                return Err(Error::file(
+                    what,
+                    format!(
+                        "a {t}-step {} student of a {}-step {:?} grid: its steps are not the {t}-step grid of schedule {}; expected a teacher (kind teacher or fit) or a student whose steps are that grid",
+                        meta.kind, meta.grid_steps, meta.param, sched
+                    ),
+                ));
+            }
+            true
+        }
+        "fit" => {
+            warnings.push(format!(
+                "{what} is a fit (a network fit to the exact teacher of {}, the start of a distillation), used as the teacher; --teacher exact is the teacher it approximates",
+                meta.data
+            ));
+            false
+        }
+        _ => false,
+    };
+    match same_data(&meta.data, data) {
+        Some(true) => {}
+        Some(false) => {
+            return Err(Error::file(
+                what,
+                format!(
+                    "the model was trained on {}, a different mixture (or data) from {}, the run's data; expected a teacher of {}",
+                    meta.data, data.spec, data.spec
+                ),
+            ));
+        }
+        None => warnings.push(format!(
+            "{what} was trained on {}, the run's data is {}: using it as the teacher (same shape)",
+            meta.data, data.spec
+        )),
+    }
+    Ok((distilled, warnings))
+}
+
+/// A starting model (`--init`) of other data is allowed (the user may mean it), with a word.
+fn init_warnings(m: &ModelFile, data: &Data, what: &str) -> Vec<String> {
+    match same_data(&m.meta.data, data) {
+        Some(true) => vec![],
+        _ => vec![format!(
+            "--init {what} was trained on {}, the run's data is {}: starting from it anyway",
+            m.meta.data, data.spec
+        )],
+    }
+}
+
 impl Run {
     /// Validate everything before any file is written.
-    pub fn new(mut cfg: DistillConfig, dir: &Path, device: &Device) -> Result<Run> {
+    pub fn new(cfg: DistillConfig, dir: &Path, device: &Device) -> Result<Run> {
+        Self::new_with(cfg, dir, device, &load_path)
+    }
+
+    /// `new`, opening `--teacher` and `--init` with `load` (e.g. one that knows `asset:NAME`).
+    pub fn new_with(
+        mut cfg: DistillConfig,
+        dir: &Path,
+        device: &Device,
+        load: ModelLoader,
+    ) -> Result<Run> {
         let data = Data::parse(&cfg.data)?;
         let sched = Schedule::parse(&cfg.schedule)?;
         let mut init_rng = Rng::stream(cfg.seed, purpose::INIT);
         let original;
         let mut init: Option<Vec<f32>> = None;
+        let mut warnings = vec![];
+        // the file the network's configuration came from (None: the data's defaults)
+        let mut net_file: Option<String> = None;
         if cfg.method == Method::Teacher || cfg.teacher == "data" {
             cfg.method = Method::Teacher;
             cfg.teacher = "data".into();
@@ -87,19 +211,38 @@ impl Run {
         } else if cfg.teacher == "exact" {
             original = TeacherNet::Exact(data.exact()?.exact_denoiser(device));
         } else {
-            let m = ModelFile::load(Path::new(&cfg.teacher))?;
+            let m = load(&cfg.teacher)?;
             check_model_fits(&m, &data, cfg.param, &cfg.teacher)?;
+            let (distilled, w) = check_teacher(&m, &data, &sched, &cfg.teacher)?;
+            warnings.extend(w);
             cfg.net = m.meta.net().expect("validated on load");
+            net_file = Some(cfg.teacher.clone());
             cfg.fit_samples = 0;
             init = Some(m.flat.clone());
-            original = TeacherNet::Net(flat_from_host(m.flat, device));
+            original = TeacherNet::Net {
+                params: flat_from_host(m.flat, device),
+                distilled,
+            };
         }
         if let Some(p) = &cfg.init {
-            let m = ModelFile::load(Path::new(p))?;
+            let m = load(p)?;
             check_model_fits(&m, &data, cfg.param, p)?;
+            warnings.extend(init_warnings(&m, &data, p));
             cfg.net = m.meta.net().expect("validated on load");
+            net_file = Some(p.clone());
             cfg.fit_samples = 0;
             init = Some(m.flat);
+        }
+        // a network the run cannot take (image sizes its UNet cannot halve, GroupNorm groups
+        // that do not divide the channels) is refused here, before anything runs
+        if let NetConfig::Unet(u) = &cfg.net {
+            u.validate().map_err(|e| match &net_file {
+                Some(f) => Error::file(f, e.to_string()),
+                None => Error::input(format!(
+                    "{}: {e} (images:DIR,SIZE scales a folder of images to SIZE; --size tiny and small halve twice)",
+                    data.spec
+                )),
+            })?;
         }
         if cfg.net.dim() != data.dim() {
             return Err(Error::input(format!(
@@ -169,11 +312,17 @@ impl Run {
             init,
             pending_losses: vec![],
             preview: None,
+            warnings,
         })
     }
 
     /// Open a run directory to resume it: the config comes from its state file.
     pub fn open(dir: &Path, device: &Device) -> Result<Run> {
+        Self::open_with(dir, device, &load_path)
+    }
+
+    /// `open`, opening `--teacher` and `--init` with `load` (see `new_with`).
+    pub fn open_with(dir: &Path, device: &Device, load: ModelLoader) -> Result<Run> {
         let path = dir.join(STATE_FILE);
         if !path.exists() {
             return Err(Error::file(
@@ -182,7 +331,7 @@ impl Run {
             ));
         }
         let (_, meta) = read_state(&path)?;
-        Run::new(meta.config, dir, device)
+        Run::new_with(meta.config, dir, device, load)
     }
 
     /// Resume a teacher run with another budget (in samples): longer to keep training, or
@@ -222,6 +371,8 @@ impl Run {
             format: "tract-studio-model/1".into(),
             mlp: None,
             unet: None,
+            diffusers: None,
+            ddpm: None,
             param: self.cfg.param,
             grid_steps: self.grid.steps,
             steps,

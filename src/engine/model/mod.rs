@@ -2,9 +2,11 @@
 //! one Adam, one EMA and one checkpoint format serve every model, each a handful of
 //! fused tensor ops per step however many layers the model has.
 
+pub mod diffusers;
 pub mod mlp;
 pub mod unet;
 
+pub use diffusers::{DiffusersUnet, Prediction, Unet2dConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{Unet, UnetConfig};
 
@@ -160,6 +162,8 @@ pub fn flat_to_host(t: &Tensor<1>) -> Vec<f32> {
 pub enum NetConfig {
     Mlp(MlpConfig),
     Unet(UnetConfig),
+    /// diffusers' UNet2DModel (imported teachers and their students).
+    Diffusers(Unet2dConfig),
 }
 
 impl NetConfig {
@@ -168,18 +172,29 @@ impl NetConfig {
         match self {
             NetConfig::Mlp(c) => c.dim,
             NetConfig::Unet(c) => c.channels * c.height * c.width,
+            NetConfig::Diffusers(c) => c.in_channels * c.height * c.width,
         }
     }
     pub fn sigma_data(&self) -> f64 {
         match self {
             NetConfig::Mlp(c) => c.sigma_data,
             NetConfig::Unet(c) => c.sigma_data,
+            NetConfig::Diffusers(_) => 0.5,
         }
     }
     pub fn param(&self) -> crate::engine::schedule::Param {
         match self {
             NetConfig::Mlp(c) => c.param,
             NetConfig::Unet(c) => c.param,
+            NetConfig::Diffusers(_) => crate::engine::schedule::Param::Vp,
+        }
+    }
+    /// Image shape [C, H, W] of an image network.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self {
+            NetConfig::Mlp(_) => None,
+            NetConfig::Unet(c) => Some([c.channels, c.height, c.width]),
+            NetConfig::Diffusers(c) => Some([c.in_channels, c.height, c.width]),
         }
     }
 }
@@ -189,6 +204,7 @@ impl NetConfig {
 pub enum Net {
     Mlp(Mlp),
     Unet(Unet),
+    Diffusers(DiffusersUnet),
 }
 
 impl Net {
@@ -196,18 +212,21 @@ impl Net {
         match cfg {
             NetConfig::Mlp(c) => Net::Mlp(Mlp::new(c.clone())),
             NetConfig::Unet(c) => Net::Unet(Unet::new(c.clone())),
+            NetConfig::Diffusers(c) => Net::Diffusers(DiffusersUnet::new(c.clone())),
         }
     }
     pub fn layout(&self) -> Layout {
         match self {
             Net::Mlp(m) => m.layout(),
             Net::Unet(u) => u.layout(),
+            Net::Diffusers(u) => u.layout(),
         }
     }
     pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
         match self {
             Net::Mlp(m) => m.init(rng),
             Net::Unet(u) => u.init(rng),
+            Net::Diffusers(u) => u.init(rng),
         }
     }
     /// x0_hat for flattened samples x [N, D].
@@ -216,6 +235,7 @@ impl Net {
         match self {
             Net::Mlp(m) => m.forward(p, x, times),
             Net::Unet(u) => u.forward(p, x, times),
+            Net::Diffusers(u) => u.forward(p, x, times),
         }
     }
 }

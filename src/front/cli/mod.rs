@@ -67,6 +67,8 @@ enum Cmd {
     Gallery(GalleryArgs),
     /// A model file with its weights stored as f16 (half the bytes) or f32.
     Convert(sample::ConvertArgs),
+    /// Write a model as a diffusers DDIMPipeline folder (diffusers:DIR teachers and their students).
+    Export(sample::ExportArgs),
     /// Train the small CNN whose features `eval` uses for a classifier-feature FID on images.
     Classifier(ClassifierArgs),
     /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
@@ -95,6 +97,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Teacher(a)) => train::teacher(a),
         Some(Cmd::Gallery(a)) => sample::gallery_cmd(a),
         Some(Cmd::Convert(a)) => sample::convert_cmd(a),
+        Some(Cmd::Export(a)) => sample::export_cmd(a),
         Some(Cmd::Classifier(a)) => eval::classifier_cmd(a),
         Some(Cmd::Report(a)) => experiments::report_cmd(a),
         Some(Cmd::Study(a)) => study::study_cmd(a),

@@ -33,6 +33,10 @@ pub(super) struct SampleArgs {
     pub(super) grid: Option<usize>,
     #[arg(long, default_value = "ddim")]
     pub(super) solver: String,
+    /// for a diffusers model: trailing, leading or linspace timesteps (default: the
+    /// scheduler config's timestep_spacing; trailing when it has none)
+    #[arg(long)]
+    pub(super) spacing: Option<String>,
     /// also write a scatter plot here
     #[arg(long)]
     pub(super) png: Option<PathBuf>,
@@ -77,7 +81,10 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let dev = pick_device(&a.device)?;
     let param: Param = a.param.parse()?;
     let solver: Solver = a.solver.parse()?;
-    let m = Model::load(&a.model, param, a.grid, &dev.device)?;
+    let mut m = Model::load(&a.model, param, a.grid, &dev.device)?;
+    if let Some(sp) = &a.spacing {
+        m.set_spacing(sp.parse()?)?;
+    }
     if a.n
         .checked_mul(m.dim())
         .is_none_or(|v| v > MAX_SAMPLE_VALUES)
@@ -89,6 +96,15 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
         );
     }
     let steps = a.steps.unwrap_or(m.native_steps());
+    if let Some(d) = m.grid().ddpm {
+        if steps <= m.grid().steps {
+            eprintln!(
+                "diffusers DDIM (eta 0), {:?} spacing: timesteps {:?}",
+                d.spacing,
+                d.timesteps(steps)
+            );
+        }
+    }
     let z = noise(a.seed, a.n, m.dim());
     let t = std::time::Instant::now();
     let s = m.sample(&z, steps, solver, &dev.device)?;
@@ -204,6 +220,42 @@ pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
         "{}: {} weights stored as {storage:?}, {size} bytes; largest change of a weight {max_abs:.3e} (relative {max_rel:.3e})",
         a.out.display(),
         file.flat.len()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub(super) struct ExportArgs {
+    /// a model with a diffusers network: diffusers:DIR, or a student distilled from one
+    #[arg(long)]
+    pub(super) model: String,
+    /// the format to write: diffusers (a DDIMPipeline folder)
+    #[arg(long, default_value = "diffusers")]
+    pub(super) format: String,
+    /// the folder to write (model_index.json, unet/, scheduler/, README.md)
+    #[arg(long)]
+    pub(super) out: PathBuf,
+}
+
+pub(super) fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
+    if a.format != "diffusers" {
+        bail!("--format {}: expected diffusers", a.format);
+    }
+    let file = crate::jobs::generate::model_file(&a.model)?;
+    crate::engine::pipeline::export(&file, &a.out)?;
+    println!(
+        "{}: DDIMPipeline folder ({} {}, {} step{}); in Python: DDIMPipeline.from_pretrained(\"{}\")(num_inference_steps={}, eta=0.0)",
+        a.out.display(),
+        file.meta.kind,
+        file.meta
+            .diffusers
+            .as_ref()
+            .map(|c| c.prediction.name())
+            .unwrap_or("-"),
+        file.meta.steps,
+        if file.meta.steps == 1 { "" } else { "s" },
+        a.out.display(),
+        file.meta.steps
     );
     Ok(())
 }
