@@ -430,6 +430,44 @@ const CASES: &[Case] = &[
         &["model.safetensors", "the model is Vp but the run is Ve"],
     ),
     case(
+        "a 1-step student given as the teacher of a 1024-step schedule",
+        "distill D --teacher DIR/model.safetensors --out OUT",
+        &[
+            "model.safetensors",
+            "a 1-step tract student",
+            "expected a teacher (kind teacher or fit) or a student distilled for 1024 steps",
+        ],
+    ),
+    case(
+        "a shipped 1-step student given as the teacher (asset:)",
+        "distill D --teacher asset:ring8-tract-1step.safetensors --out OUT",
+        &["ring8-tract-1step.safetensors", "a 1-step tract student"],
+    ),
+    case(
+        "a shipped model that does not exist (asset:)",
+        "distill D --init asset:nope.safetensors --out OUT",
+        &[
+            "no shipped model 'nope.safetensors'",
+            "expected one of",
+            "ring8-fit.safetensors",
+        ],
+    ),
+    case(
+        "a teacher of other data with the same shape",
+        "distill --data gmm:DIR/ok.json --teacher DIR/ring-teacher/teacher.safetensors --train-samples 512 --batch 256 --out OUT",
+        &[
+            "teacher.safetensors",
+            "trained on toy:ring8",
+            "ok.json",
+            "a different mixture",
+        ],
+    ),
+    case(
+        "a model file whose GroupNorm groups do not divide its channels",
+        "distill --data mnist:DIR/idx8 --teacher DIR/groups3.safetensors --train-samples 16 --out OUT",
+        &["groups3.safetensors", "3 groups", "16 channels"],
+    ),
+    case(
         "--init with a flipped byte",
         "distill D --init DIR/flipped.safetensors --out OUT",
         &["flipped.safetensors is corrupt", "checksum mismatch"],
@@ -474,6 +512,16 @@ const CASES: &[Case] = &[
         "image size not a multiple of 4",
         "teacher T --data images:DIR/img-ok,33 --out OUT",
         &["'33' is not an option"],
+    ),
+    case(
+        "idx images of 10x10 (the UNet halves them twice)",
+        "teacher T --data mnist:DIR/idx10 --out OUT",
+        &["mnist:", "idx10", "10x10", "multiples of 4"],
+    ),
+    case(
+        "12x12 images for the large UNet (it halves them three times)",
+        "teacher --data images:DIR/img-ok,12 --train-samples 8 --batch 8 --size large --out OUT",
+        &["img-ok,12", "12x12", "multiples of 8"],
     ),
     case(
         "image folder missing",
@@ -571,6 +619,20 @@ const CASES: &[Case] = &[
         "--resume where the state is a model file",
         "distill D --resume --out DIR/run-model",
         &["state.safetensors", "not a training state"],
+    ),
+    case(
+        "a training state whose phase index is past the run's phases",
+        "distill D --resume --out DIR/run-phase99",
+        &["state.safetensors", "phase 99", "the run has 2 phases"],
+    ),
+    case(
+        "a training state whose step is past its phase's end",
+        "distill D --resume --out DIR/run-step",
+        &[
+            "state.safetensors",
+            "step 5000",
+            "phase 0 (fit), which has 2 steps",
+        ],
     ),
     case(
         "teacher --resume on a distillation run",
@@ -748,6 +810,90 @@ const CASES: &[Case] = &[
         "report --data mnist:DIR/idx8 --train-samples 512 --fit-samples 512 --seeds 0 --out OUT",
         &["has no exact teacher"],
     ),
+    // --- diffusers pipeline folders (diffusers:DIR; fixtures from tests/fixtures/diffusers)
+    case(
+        "diffusers: an unsupported block type",
+        "sample --model diffusers:DIR/d-block --n 1 --out OUT/s.safetensors",
+        &[
+            "config.json",
+            "down_block_types",
+            "CrossAttnDownBlock2D",
+            "AttnDownBlock2D",
+        ],
+    ),
+    case(
+        "diffusers: an unsupported time_embedding_type",
+        "sample --model diffusers:DIR/d-fourier --n 1 --out OUT/s.safetensors",
+        &[
+            "config.json",
+            "time_embedding_type",
+            "fourier",
+            "positional",
+        ],
+    ),
+    case(
+        "diffusers: a tensor missing from the weights",
+        "sample --model diffusers:DIR/d-missing --n 1 --out OUT/s.safetensors",
+        &["conv_out.bias", "missing"],
+    ),
+    case(
+        "diffusers: config.json and weights disagree on a shape",
+        "sample --model diffusers:DIR/d-shape --n 1 --out OUT/s.safetensors",
+        &[
+            "diffusion_pytorch_model.safetensors",
+            "has shape",
+            "config.json implies",
+        ],
+    ),
+    case(
+        "diffusers: the weights of another model",
+        "sample --model diffusers:DIR/d-other --n 1 --out OUT/s.safetensors",
+        &["diffusion_pytorch_model.safetensors", "another model"],
+    ),
+    case(
+        "diffusers: NaN in the weights",
+        "sample --model diffusers:DIR/d-nan --n 1 --out OUT/s.safetensors",
+        &["conv_in.weight", "NaN"],
+    ),
+    case(
+        "diffusers: a .bin-only folder",
+        "sample --model diffusers:DIR/d-bin --n 1 --out OUT/s.safetensors",
+        &[
+            "diffusion_pytorch_model.bin",
+            "safetensors",
+            "save_pretrained",
+        ],
+    ),
+    case(
+        "diffusers: an unknown beta_schedule",
+        "sample --model diffusers:DIR/d-beta --n 1 --out OUT/s.safetensors",
+        &[
+            "scheduler_config.json",
+            "beta_schedule",
+            "sigmoid",
+            "squaredcos_cap_v2",
+        ],
+    ),
+    case(
+        "diffusers: an unknown prediction_type",
+        "sample --model diffusers:DIR/d-pred --n 1 --out OUT/s.safetensors",
+        &[
+            "scheduler_config.json",
+            "prediction_type",
+            "x0",
+            "v_prediction",
+        ],
+    ),
+    case(
+        "diffusers: not a pipeline folder",
+        "sample --model diffusers:DIR/afolder --n 1 --out OUT/s.safetensors",
+        &["afolder", "not a diffusers folder"],
+    ),
+    case(
+        "export of a model without a diffusers network",
+        "export --model DIR/model.safetensors --out OUT/exported",
+        &["diffusers network"],
+    ),
 ];
 
 /// The command line of a case as argv: quotes group words, D and T expand.
@@ -801,7 +947,7 @@ fn argv(c: &Case, dir: &Path, out: &Path) -> Vec<String> {
         }
     }
     // every command that takes --device runs on the CPU unless the case says otherwise
-    let takes_device = !matches!(v[0].as_str(), "eval" | "bench");
+    let takes_device = !matches!(v[0].as_str(), "eval" | "bench" | "export");
     if takes_device && !v.iter().any(|a| a == "--device") {
         v.extend(["--device".into(), "cpu".into()]);
     }
@@ -868,11 +1014,29 @@ fn png_0x0() -> Vec<u8> {
 }
 
 fn idx_fixture(dir: &Path, n: usize, labels: bool) {
+    idx_fixture_sized(dir, n, 8, labels)
+}
+
+fn idx_fixture_sized(dir: &Path, n: usize, side: usize, labels: bool) {
     use tract_studio::data::idx::write_idx;
     std::fs::create_dir_all(dir).unwrap();
-    let px: Vec<u8> = (0..n * 64).map(|i| ((i * 37) % 256) as u8).collect();
-    write_idx(&dir.join("train-images-idx3-ubyte"), &[n, 8, 8], &px, false).unwrap();
-    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[n, 8, 8], &px, false).unwrap();
+    let px: Vec<u8> = (0..n * side * side)
+        .map(|i| ((i * 37) % 256) as u8)
+        .collect();
+    write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[n, side, side],
+        &px,
+        false,
+    )
+    .unwrap();
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[n, side, side],
+        &px,
+        false,
+    )
+    .unwrap();
     if labels {
         let l: Vec<u8> = (0..n).map(|k| (k % 10) as u8).collect();
         write_idx(&dir.join("train-labels-idx1-ubyte"), &[n], &l, false).unwrap();
@@ -1047,6 +1211,47 @@ fn make_fixtures(dir: &Path) {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("state.safetensors"), bytes).unwrap();
     }
+    // runs whose state says phase 99, or a step past its phase's end (checksums valid)
+    for (name, from, to) in [
+        ("run-phase99", "\"phase\":0,", "\"phase\":99,"),
+        ("run-step", "\"step\":1,", "\"step\":5000,"),
+    ] {
+        let st = safetensors::SafeTensors::deserialize(&state).unwrap();
+        let (_, md) = safetensors::SafeTensors::read_metadata(&state).unwrap();
+        let meta =
+            md.metadata().as_ref().unwrap()[tract_studio::engine::checkpoint::META_KEY].clone();
+        assert!(meta.contains(from), "{meta}");
+        let meta = meta.replacen(from, to, 1);
+        let ts: Vec<(String, Vec<usize>, Vec<f32>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let v = t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                (n, t.shape().to_vec(), v)
+            })
+            .collect();
+        let bytes = tract_studio::engine::checkpoint::serialize_tensors(&ts, &meta).unwrap();
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("state.safetensors"), bytes).unwrap();
+    }
+    // a 2-D teacher of toy:ring8 (a model of other data than ok.json, with the same shape)
+    run_ok(&[
+        "teacher",
+        "--data",
+        "toy:ring8",
+        "--train-samples",
+        "512",
+        "--batch",
+        "256",
+        "--device",
+        "cpu",
+        "--out",
+        dir.join("ring-teacher").to_str().unwrap(),
+    ]);
     // something in the way of an output folder
     w("blocker", b"a file, not a folder");
     // mixtures
@@ -1098,6 +1303,29 @@ fn make_fixtures(dir: &Path) {
     }
     // image data
     idx_fixture(&dir.join("idx8"), 24, true);
+    idx_fixture_sized(&dir.join("idx10"), 24, 10, true);
+    // a tiny 8x8 image teacher whose metadata says 3 GroupNorm groups (16 channels)
+    run_ok(&[
+        "teacher",
+        "--data",
+        &format!("mnist:{}", dir.join("idx8").display()),
+        "--train-samples",
+        "8",
+        "--batch",
+        "8",
+        "--size",
+        "tiny",
+        "--device",
+        "cpu",
+        "--out",
+        dir.join("idx8-teacher").to_str().unwrap(),
+    ]);
+    {
+        use tract_studio::checkpoint::ModelFile;
+        let mut m = ModelFile::load(&dir.join("idx8-teacher/teacher.safetensors")).unwrap();
+        m.meta.unet.as_mut().unwrap().groups = 3;
+        m.save(&dir.join("groups3.safetensors")).unwrap();
+    }
     idx_fixture(&dir.join("idx-nolabels"), 24, false);
     idx_fixture(&dir.join("idx-empty"), 0, true);
     idx_fixture(&dir.join("idx-cut"), 24, true);
@@ -1146,6 +1374,114 @@ fn make_fixtures(dir: &Path) {
         &meta,
     )
     .unwrap();
+    diffusers_fixtures(dir);
+}
+
+/// Broken copies of a diffusers fixture pipeline (tests/fixtures/diffusers/ddpm_legacy).
+fn diffusers_fixtures(dir: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers");
+    let copy = |case: &str, name: &str| -> PathBuf {
+        let to = dir.join(name);
+        for sub in ["unet", "scheduler"] {
+            std::fs::create_dir_all(to.join(sub)).unwrap();
+        }
+        for f in [
+            "model_index.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "scheduler/scheduler_config.json",
+        ] {
+            std::fs::copy(src.join(case).join(f), to.join(f)).unwrap();
+        }
+        to
+    };
+    let edit_json = |path: PathBuf, key: &str, v: serde_json::Value| {
+        let mut j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        j[key] = v;
+        std::fs::write(&path, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
+    };
+    // rewrite the weights: drop tensors, or change their values
+    let edit_weights = |path: PathBuf, drop: &str, nan: &str| {
+        let bytes = std::fs::read(&path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut kept: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = vec![];
+        for (n, t) in st.tensors() {
+            if n == drop {
+                continue;
+            }
+            let mut data = t.data().to_vec();
+            if n == nan {
+                data[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+            kept.push((n, t.dtype(), t.shape().to_vec(), data));
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = kept
+            .iter()
+            .map(|(n, d, s, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    };
+    let d = copy("ddpm_legacy", "d-block");
+    edit_json(
+        d.join("unet/config.json"),
+        "down_block_types",
+        serde_json::json!(["DownBlock2D", "CrossAttnDownBlock2D"]),
+    );
+    let d = copy("ddpm_legacy", "d-fourier");
+    edit_json(
+        d.join("unet/config.json"),
+        "time_embedding_type",
+        serde_json::json!("fourier"),
+    );
+    let d = copy("ddpm_legacy", "d-missing");
+    edit_weights(
+        d.join("unet/diffusion_pytorch_model.safetensors"),
+        "conv_out.bias",
+        "",
+    );
+    let d = copy("ddpm_legacy", "d-shape");
+    edit_json(
+        d.join("unet/config.json"),
+        "block_out_channels",
+        serde_json::json!([8, 12]),
+    );
+    let d = copy("ddpm_legacy", "d-other");
+    std::fs::copy(
+        src.join("trailing_eps_3level/unet/diffusion_pytorch_model.safetensors"),
+        d.join("unet/diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap();
+    let d = copy("ddpm_legacy", "d-nan");
+    edit_weights(
+        d.join("unet/diffusion_pytorch_model.safetensors"),
+        "",
+        "conv_in.weight",
+    );
+    let d = copy("ddpm_legacy", "d-bin");
+    std::fs::rename(
+        d.join("unet/diffusion_pytorch_model.safetensors"),
+        d.join("unet/diffusion_pytorch_model.bin"),
+    )
+    .unwrap();
+    let d = copy("ddpm_legacy", "d-beta");
+    edit_json(
+        d.join("scheduler/scheduler_config.json"),
+        "beta_schedule",
+        serde_json::json!("sigmoid"),
+    );
+    let d = copy("ddpm_legacy", "d-pred");
+    edit_json(
+        d.join("scheduler/scheduler_config.json"),
+        "prediction_type",
+        serde_json::json!("x0"),
+    );
+    copy("multihead_f16", "d-gray");
 }
 
 /// Every file under `dir` with its size, modification time and a hash of its bytes (hashes

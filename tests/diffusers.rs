@@ -215,3 +215,121 @@ fn a_ddpm_cifar10_sized_network_runs_forward_and_backward() {
     assert_eq!(y.len(), 3 * 32 * 32);
     assert!(y.iter().all(|v| v.is_finite()));
 }
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tract-studio"))
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{args:?} failed:\n{err}");
+    String::from_utf8_lossy(&out.stdout).to_string() + &err
+}
+
+/// 1x8x8 idx images (squares on black) as a `mnist:DIR` data set.
+fn idx_data(dir: &Path) {
+    use tract_studio::data::idx::write_idx;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut px = vec![0u8; 64 * 64];
+    for k in 0..64 {
+        let (y0, x0) = (k % 5, (k / 5) % 5);
+        for y in y0..y0 + 3 {
+            for x in x0..x0 + 3 {
+                px[k * 64 + y * 8 + x] = 255;
+            }
+        }
+    }
+    for f in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        write_idx(&dir.join(f), &[64, 8, 8], &px, false).unwrap();
+    }
+}
+
+#[test]
+fn distill_a_diffusers_teacher_export_the_student_and_sample_it() {
+    // a teacher nobody trained here (v-prediction, 1000 steps, f16 weights), distilled with
+    // TRACT 1000,10,1 on the discrete grid, exported, and read back
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("idx");
+    idx_data(&data);
+    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
+    let run = tmp.path().join("run");
+    let data_spec = format!("mnist:{}", data.display());
+    let common = [
+        "--data",
+        &data_spec,
+        "--teacher",
+        &teacher,
+        "--train-samples",
+        "128",
+        "--batch",
+        "16",
+        "--device",
+        "cpu",
+    ];
+    // a schedule that does not start at the teacher's num_train_timesteps is refused
+    let bad = bin()
+        .args(["distill"])
+        .args(common)
+        .args(["--schedule", "1024,32,1", "--out"])
+        .arg(tmp.path().join("bad"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("1024,32,1") && err.contains("num_train_timesteps 1000"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("bad").exists());
+    run_ok(
+        &[
+            &["distill"][..],
+            &common[..],
+            &["--schedule", "1000,10,1", "--out", run.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let student = run.join("student.safetensors");
+    let file = tract_studio::checkpoint::ModelFile::load(&student).unwrap();
+    assert_eq!(file.meta.steps, 1);
+    assert_eq!(file.meta.kind, "tract");
+    let d = file
+        .meta
+        .ddpm
+        .expect("the student keeps the teacher's grid");
+    assert_eq!(
+        (d.train_steps, d.spacing),
+        (1000, tract_studio::schedule::Spacing::Trailing)
+    );
+    let exp = tmp.path().join("exported");
+    run_ok(&[
+        "export",
+        "--model",
+        student.to_str().unwrap(),
+        "--out",
+        exp.to_str().unwrap(),
+    ]);
+    let sched: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(exp.join("scheduler/scheduler_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sched["prediction_type"], "v_prediction");
+    assert_eq!(sched["timestep_spacing"], "trailing");
+    // the exported folder is the student: same weights, same 1-step samples, same step count
+    let dev = Device::flex();
+    let a = Model::load(student.to_str().unwrap(), Param::Vp, None, &dev).unwrap();
+    let b = Model::load(
+        &format!("diffusers:{}", exp.display()),
+        Param::Vp,
+        None,
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(b.native_steps(), 1);
+    let z = tract_studio::generate::noise(1, 4, a.dim());
+    assert_eq!(
+        a.sample(&z, 1, Solver::Ddim, &dev).unwrap(),
+        b.sample(&z, 1, Solver::Ddim, &dev).unwrap()
+    );
+}

@@ -223,6 +223,8 @@ fn solver_step(
 ) -> Tensor<2> {
     let n = x.dims()[0];
     let (from, to) = (vec![grid.coef(from); n], vec![grid.coef(to); n]);
+    // on a DDPM grid the scheduler's clip_sample decides, as in diffusers
+    let clip_x0 = grid.ddpm.map_or(clip_x0, |d| d.clip.is_some());
     match (solver, grid.ddpm.and_then(|d| d.clip)) {
         (Solver::Ddim, Some(range)) => ddim_step_clip_eps(den, x, &from, &to, range),
         (Solver::Ddim, None) => ddim_step(den, x, &from, &to, clip_x0),

@@ -4,7 +4,8 @@
 //!
 //! - `config`: what defines a run (saved in every checkpoint), with the paper's defaults;
 //! - `plan`: the schedule string as phases and the sample budget split between them;
-//! - `step`: one optimizer step, Algorithm 1 / 2 as ALGORITHM.md section 3 writes it;
+//! - `step`: one optimizer step, Algorithm 1 / 2 as ALGORITHM.md section 3 writes it, its
+//!   target a pure function (`tract_target`);
 //! - `run`: the loop over the phases (events, checkpoints, previews, resume, divergence);
 //! - `state`: the training state's file and the loss log;
 //! - `events`: what the loop tells a front end.
@@ -22,6 +23,7 @@ pub use config::{DistillConfig, Method};
 pub use events::{Event, Observer, Outcome, PreviewSpec};
 pub use plan::{MAX_BATCH, Phase, PhaseKind, plan};
 pub use recipe::Recipe;
-pub use run::Run;
+pub use run::{ModelLoader, Run};
 use state::RunState;
 pub use state::{LOSS_FILE, STATE_FILE, STUDENT_FILE, TEACHER_FILE};
+pub use step::{Levels, Target, TargetRule, Teachers, loss_weight, teacher_solver, tract_target};

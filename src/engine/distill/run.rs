@@ -43,7 +43,11 @@ pub struct Run {
 /// `Run::new`; a front end may resolve more (the CLI: `asset:NAME`, a shipped model).
 pub type ModelLoader<'a> = &'a dyn Fn(&str) -> Result<ModelFile>;
 
+/// A model file by path, or a diffusers pipeline folder (`diffusers:DIR`).
 fn load_path(spec: &str) -> Result<ModelFile> {
+    if let Some(dir) = spec.strip_prefix("diffusers:") {
+        return crate::engine::pipeline::load(dir).map(|(f, _)| f);
+    }
     ModelFile::load(Path::new(spec))
 }
 
@@ -204,6 +208,8 @@ impl Run {
         let mut warnings = vec![];
         // the file the network's configuration came from (None: the data's defaults)
         let mut net_file: Option<String> = None;
+        // a diffusers teacher's discrete grid (its scheduler's), which the run distills on
+        let mut ddpm = None;
         if cfg.method == Method::Teacher || cfg.teacher == "data" {
             cfg.method = Method::Teacher;
             cfg.teacher = "data".into();
@@ -216,6 +222,7 @@ impl Run {
             let (distilled, w) = check_teacher(&m, &data, &sched, &cfg.teacher)?;
             warnings.extend(w);
             cfg.net = m.meta.net().expect("validated on load");
+            ddpm = m.meta.ddpm;
             net_file = Some(cfg.teacher.clone());
             cfg.fit_samples = 0;
             init = Some(m.flat.clone());
@@ -229,6 +236,7 @@ impl Run {
             check_model_fits(&m, &data, cfg.param, p)?;
             warnings.extend(init_warnings(&m, &data, p));
             cfg.net = m.meta.net().expect("validated on load");
+            ddpm = ddpm.or(m.meta.ddpm);
             net_file = Some(p.clone());
             cfg.fit_samples = 0;
             init = Some(m.flat);
@@ -299,7 +307,31 @@ impl Run {
         }
         cfg.recipe.validate()?;
         let phases = plan(&cfg)?;
-        let grid = Grid::new(cfg.param, sched.teacher_steps());
+        let grid = match ddpm {
+            Some(mut d) => {
+                // the teacher's own timesteps: the schedule starts at num_train_timesteps
+                if sched.teacher_steps() != d.train_steps {
+                    return Err(Error::input(format!(
+                        "--schedule {}: a diffusers teacher's grid has num_train_timesteps {} steps; expected a schedule that starts at {} (e.g. {},{},1), each count dividing the one before",
+                        cfg.schedule,
+                        d.train_steps,
+                        d.train_steps,
+                        d.train_steps,
+                        (1..=d.train_steps.min(64))
+                            .rev()
+                            .find(|k| d.train_steps % k == 0 && *k < d.train_steps)
+                            .unwrap_or(1)
+                    )));
+                }
+                // the teacher's steps clip x0 where its scheduler does (clip_sample)
+                cfg.clip_x0 = d.clip.is_some();
+                // students sample on the grid's own points: trailing spacing
+                d.spacing = crate::engine::schedule::Spacing::Trailing;
+                d.steps_offset = 0;
+                Grid::ddpm(d)
+            }
+            None => Grid::new(cfg.param, sched.teacher_steps()),
+        };
         Ok(Run {
             cfg,
             dir: dir.to_path_buf(),
@@ -372,7 +404,7 @@ impl Run {
             mlp: None,
             unet: None,
             diffusers: None,
-            ddpm: None,
+            ddpm: self.grid.ddpm,
             param: self.cfg.param,
             grid_steps: self.grid.steps,
             steps,

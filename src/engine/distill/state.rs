@@ -75,6 +75,33 @@ impl Run {
     pub(super) fn load_state(&self) -> Result<RunState> {
         let path = self.dir.join(STATE_FILE);
         let (r, meta) = read_state(&path)?;
+        // a state names its place in the run; one past the run's phases (or a phase's steps)
+        // is not this run's, or is damaged: the loop would index past its plan
+        let damaged = "the state does not belong to this run or is damaged (start again without --resume, or into another --out)";
+        let count = self.phases.len();
+        if meta.phase > count {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "the state is at phase {} but the run has {count} phases; {damaged}",
+                    meta.phase
+                ),
+            ));
+        }
+        if let Some(p) = self.phases.get(meta.phase) {
+            if meta.step > p.steps {
+                return Err(Error::file(
+                    &path,
+                    format!(
+                        "the state is at step {} of phase {} ({}), which has {} steps; {damaged}",
+                        meta.step,
+                        meta.phase,
+                        p.name(),
+                        p.steps
+                    ),
+                ));
+            }
+        }
         let n = self.net.layout().total;
         let get = |name: &str| -> Result<Tensor<1>> {
             Ok(flat_from_host(r.tensor(name, &[n])?, &self.device))

@@ -4,17 +4,21 @@
 //! teacher's x0, or the clean sample itself).
 //!
 //! 1. `x_t` from data and fresh noise (eq 1; VE eq 10)               [`noisify`]
-//! 2. the teacher's step t -> t-1: DDIM for VP, Heun for VE (eq 11)  [`Run::teacher_step`]
+//! 2. the teacher's step t -> t-1: DDIM for VP, Heun for VE (eq 11)  [`teacher_solver`]
 //! 3. the self-teacher's DDIM step t-1 -> s, unless s = t-1          (EMA weights, no grad)
 //! 4. the target `x_hat = a x_s + b x_t` (eq 8; VE eq 14)            [`target_coefs`]
-//! 5. the weighted squared error (A.2; VE eq 15)                      [`Run::loss_weight`]
+//! 5. the weighted squared error (A.2; VE eq 15)                      [`loss_weight`]
 //! 6. Adam, then the self-teacher and inference EMAs (eq 16, A.7)    [`Run::train_step`]
+//!
+//! Steps 1-5 are [`tract_target`], a pure function of the data, the noise, the per-sample
+//! noise levels and the two denoisers (as NVlabs/edm keeps its loss apart from its training
+//! loop); `Run` draws the levels from its RNG and picks the denoisers of the phase.
 
 use burn::tensor::Tensor;
 
 use super::{Phase, PhaseKind, Run, RunState, recipe};
 use crate::engine::data::gmm::ExactDenoiser;
-use crate::engine::diffusion::{Denoiser, Times, ddim_step, heun_step, target_coefs};
+use crate::engine::diffusion::{Denoiser, Solver, Times, ddim_step, heun_step, target_coefs};
 use crate::engine::kernels;
 use crate::engine::model::Bound;
 use crate::engine::optim::{AdamConfig, ema_weight};
@@ -26,19 +30,127 @@ use crate::{Error, Result};
 /// The teacher of a run's first phase (later phases learn from the previous phase's EMA).
 pub(super) enum TeacherNet {
     Exact(ExactDenoiser),
-    Net(Tensor<1>),
+    /// A model file: a teacher (or fit), or a student distilled by an earlier run
+    /// (`distilled`: it takes DDIM steps, see [`teacher_solver`]).
+    Net {
+        params: Tensor<1>,
+        distilled: bool,
+    },
     /// Teacher training: the target is the clean sample itself.
     Data,
 }
 
-/// What the student is trained towards at noise levels `ct`: `a x_s + b x_t` per sample,
-/// with `x_t` also the student's input.
-struct Target {
-    ct: Vec<Coef>,
-    xt: Tensor<2>,
-    xs: Tensor<2>,
-    a: Vec<f64>,
-    b: Vec<f64>,
+/// The step a teacher takes from t to t-1. VP: DDIM (Algorithm 1). VE: Heun (Algorithm 2,
+/// eq 11) for a denoiser of the continuous noise levels, the original teacher (the exact
+/// one, a trained teacher or a fit); but a student of an earlier phase (`distilled`) was
+/// trained so that one DDIM-VE jump from t lands where the teacher's steps land, and only
+/// DDIM-VE steps reproduce that: Heun with its x0 overshoots (on ring8, 40,8,1 reached a mean
+/// radius of 1.86 against the data's 1.51).
+pub fn teacher_solver(param: Param, distilled: bool) -> Solver {
+    match (param, distilled) {
+        (Param::Ve, false) => Solver::Heun,
+        _ => Solver::Ddim,
+    }
+}
+
+/// The loss weight at level `c`: VP max(1, SNR) (A.2); VE EDM's (sigma^2 + sd^2) /
+/// (sigma sd)^2 (eq 15), sd = sigma_data.
+pub fn loss_weight(param: Param, sigma_data: f64, c: &Coef) -> f64 {
+    match param {
+        Param::Vp => c.snr().max(1.0),
+        Param::Ve => {
+            let sd = sigma_data;
+            (c.sigma * c.sigma + sd * sd) / (c.sigma * sd).powi(2)
+        }
+    }
+}
+
+/// One sample's noise levels in a TRACT / BTD target: the student's input level `t`, the end
+/// of the teacher's step `t1` (t-1) and the target's level `s` (s = t-1 or below; BTD: t-2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Levels {
+    pub t: Coef,
+    pub t1: Coef,
+    pub s: Coef,
+}
+
+/// How a target is formed: the parametrisation (teacher step and loss weight), EDM's
+/// sigma_data (VE weight), BTD (two teacher steps, no self-teacher) or TRACT, and whether the
+/// teachers' x0 is clipped to [-1, 1] (images).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetRule {
+    pub param: Param,
+    pub sigma_data: f64,
+    pub btd: bool,
+    pub clip_x0: bool,
+}
+
+/// The denoisers a target comes from: the phase's teacher (`distilled` when it is a student of
+/// an earlier phase or run, see [`teacher_solver`]) and the self-teacher (the student's EMA).
+#[derive(Clone, Copy)]
+pub struct Teachers<'a> {
+    pub teacher: &'a dyn Denoiser,
+    pub distilled: bool,
+    pub self_teacher: &'a dyn Denoiser,
+}
+
+/// What the student is trained towards: `g(x_t, t)` should be `a x_s + b x_t` per sample,
+/// with weight `w` in the mean squared error (before any recipe switch).
+pub struct Target {
+    pub ct: Vec<Coef>,
+    pub xt: Tensor<2>,
+    pub xs: Tensor<2>,
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub w: Vec<f64>,
+}
+
+/// Steps 1-5 of one TRACT (or BTD) update, per sample, as a pure function: x_t = alpha_t x0 +
+/// sigma_t eps; the teacher's step t -> t-1; the self-teacher's DDIM step t-1 -> s (BTD: the
+/// teacher's second step; none when every s = t-1); the target coefficients of eq 8 / 14 and
+/// the loss weight of A.2 / eq 15.
+pub fn tract_target(
+    rule: &TargetRule,
+    teachers: Teachers,
+    x0: Tensor<2>,
+    eps: Tensor<2>,
+    levels: &[Levels],
+) -> Target {
+    let ct: Vec<Coef> = levels.iter().map(|l| l.t).collect();
+    let ct1: Vec<Coef> = levels.iter().map(|l| l.t1).collect();
+    let cs: Vec<Coef> = levels.iter().map(|l| l.s).collect();
+    let solver = teacher_solver(rule.param, teachers.distilled);
+    let teacher_step = |x: Tensor<2>, from: &[Coef], to: &[Coef]| match solver {
+        Solver::Ddim => ddim_step(teachers.teacher, x, from, to, rule.clip_x0),
+        Solver::Heun => heun_step(teachers.teacher, x, from, to, rule.clip_x0),
+    };
+    // 1. x_t
+    let xt = noisify(x0, eps, &ct);
+    // 2. the teacher: t -> t-1
+    let xt1 = teacher_step(xt.clone(), &ct, &ct1);
+    // 3. t-1 -> s: BTD's second teacher step, else the self-teacher (if s < t-1)
+    let xs = if rule.btd {
+        teacher_step(xt1, &ct1, &cs)
+    } else if levels.iter().all(|l| l.t1 == l.s) {
+        xt1
+    } else {
+        ddim_step(teachers.self_teacher, xt1, &ct1, &cs, rule.clip_x0)
+    };
+    // 4. the x0 whose DDIM step t -> s lands on x_s
+    let (a, b): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
+    // 5. the weight
+    let w = ct
+        .iter()
+        .map(|c| loss_weight(rule.param, rule.sigma_data, c))
+        .collect();
+    Target {
+        ct,
+        xt,
+        xs,
+        a,
+        b,
+        w,
+    }
 }
 
 impl Run {
@@ -68,8 +180,8 @@ impl Run {
             xs,
             a,
             b: bb,
+            w,
         } = target;
-        let w: Vec<f64> = ct.iter().map(|c| self.loss_weight(c)).collect();
         // the recipe switches act on distillation phases only (a fit or a teacher is as before)
         let distilling = phase.kind != PhaseKind::Fit;
         let w = if self.cfg.recipe.is_default() || !distilling {
@@ -111,8 +223,9 @@ impl Run {
         Ok(loss.inner())
     }
 
-    /// Steps 1-4 of a TRACT phase `from` -> `to` steps (group S = from / to), or of BTD
-    /// (`btd`: S = 2, two teacher steps).
+    /// Steps 1-5 of a TRACT phase `from` -> `to` steps (group S = from / to), or of BTD
+    /// (`btd`: S = 2, two teacher steps): the levels drawn from the run's RNG, the target
+    /// from [`tract_target`] with this phase's teacher and self-teacher.
     fn tract_target(
         &self,
         x0: Tensor<2>,
@@ -126,7 +239,8 @@ impl Run {
         let stride = self.grid.steps / from;
         let group = from / to;
         // per sample: s ~ {0, S, ..., T-S}, p ~ {1..S}, t = s + p (BTD: t = s + 2)
-        let mut idx = Vec::with_capacity(b);
+        let c = |i: usize| self.grid.coef(i * stride);
+        let mut levels = Vec::with_capacity(b);
         for _ in 0..b {
             let s = group * st.rng.below(to);
             let t = if btd {
@@ -134,15 +248,13 @@ impl Run {
             } else {
                 s + 1 + st.rng.below(group)
             };
-            idx.push((t, s));
+            levels.push(Levels {
+                t: c(t),
+                t1: c(t - 1),
+                s: c(s),
+            });
         }
-        let c = |i: usize| self.grid.coef(i * stride);
-        let ct: Vec<Coef> = idx.iter().map(|&(t, _)| c(t)).collect();
-        let ct1: Vec<Coef> = idx.iter().map(|&(t, _)| c(t - 1)).collect();
-        let cs: Vec<Coef> = idx.iter().map(|&(_, s)| c(s)).collect();
-        // 1. x_t
-        let xt = noisify(x0, eps, &ct);
-        // 2. the teacher: t -> t-1 (with the recipe's x0 clip, both teachers are clipped)
+        // the teacher and the self-teacher (with the recipe's x0 clip, both are clipped)
         let teacher_box = self.teacher_den(st);
         let self_teacher = Bound {
             model: &self.net,
@@ -164,25 +276,18 @@ impl Run {
                 }
                 None => (teacher_box.as_ref(), &self_teacher),
             };
-        let xt1 = self.teacher_step(teacher, xt.clone(), &ct, &ct1);
-        // 3. t-1 -> s: BTD's second teacher step, else the self-teacher (if s < t-1)
-        let xs = if btd {
-            self.teacher_step(teacher, xt1, &ct1, &cs)
-        } else if idx.iter().all(|&(t, s)| t - 1 == s) {
-            xt1
-        } else {
-            ddim_step(self_teacher, xt1, &ct1, &cs, self.cfg.clip_x0)
+        let rule = TargetRule {
+            param: self.cfg.param,
+            sigma_data: self.cfg.net.sigma_data(),
+            btd,
+            clip_x0: self.cfg.clip_x0,
         };
-        // 4. the x0 whose DDIM step t -> s lands on x_s
-        let (a, bb): (Vec<f64>, Vec<f64>) =
-            ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
-        Target {
-            ct,
-            xt,
-            xs,
-            a,
-            b: bb,
-        }
+        let teachers = Teachers {
+            teacher,
+            distilled: self.teacher_is_distilled(st),
+            self_teacher,
+        };
+        tract_target(&rule, teachers, x0, eps, &levels)
     }
 
     /// The fit / teacher phase at continuous noise levels: the target is the teacher's x0
@@ -196,12 +301,17 @@ impl Run {
             TeacherNet::Data => x0,
             _ => self.teacher_den(st).denoise(xt.clone(), &times),
         };
+        let w = ct
+            .iter()
+            .map(|c| loss_weight(self.cfg.param, self.cfg.net.sigma_data(), c))
+            .collect();
         Target {
             ct,
             xt,
             xs,
             a: vec![1.0; b],
             b: vec![0.0; b],
+            w,
         }
     }
 
@@ -213,9 +323,9 @@ impl Run {
                 params: t,
             }),
             (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
-            (None, TeacherNet::Net(t)) => Box::new(Bound {
+            (None, TeacherNet::Net { params, .. }) => Box::new(Bound {
                 model: &self.net,
-                params: t,
+                params,
             }),
             (None, TeacherNet::Data) => {
                 unreachable!("a data teacher has no denoiser; train_step uses x0")
@@ -223,29 +333,17 @@ impl Run {
         }
     }
 
-    /// Teacher step t -> t-1: DDIM for VP, Heun for VE (Algorithms 1 and 2).
-    fn teacher_step(
-        &self,
-        den: &dyn Denoiser,
-        x: Tensor<2>,
-        from: &[Coef],
-        to: &[Coef],
-    ) -> Tensor<2> {
-        match self.cfg.param {
-            Param::Vp => ddim_step(den, x, from, to, self.cfg.clip_x0),
-            Param::Ve => heun_step(den, x, from, to, self.cfg.clip_x0),
-        }
-    }
-
-    /// The loss weight: VP max(1, SNR) (A.2); VE EDM's (sigma^2 + sd^2) / (sigma sd)^2 (eq 15).
-    fn loss_weight(&self, c: &Coef) -> f64 {
-        match self.cfg.param {
-            Param::Vp => c.snr().max(1.0),
-            Param::Ve => {
-                let sd = self.cfg.net.sigma_data();
-                (c.sigma * c.sigma + sd * sd) / (c.sigma * sd).powi(2)
-            }
-        }
+    /// Whether the current phase's teacher is a distilled student (of an earlier phase, or
+    /// given as the run's teacher), which takes DDIM steps (see [`teacher_solver`]).
+    fn teacher_is_distilled(&self, st: &RunState) -> bool {
+        st.teacher.is_some()
+            || matches!(
+                self.original,
+                TeacherNet::Net {
+                    distilled: true,
+                    ..
+                }
+            )
     }
 
     /// A continuous noise level for the fit phase: u ~ U(0, 1] (VP), or a uniform position

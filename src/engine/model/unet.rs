@@ -80,6 +80,78 @@ impl UnetConfig {
             ..Self::small(channels, height, width, param)
         }
     }
+    /// Whether the network can run on its own images: every count at least 1, the image
+    /// halved `mults.len() - 1` times by stride-2 convolutions and doubled back (so the height
+    /// and width must be multiples of 2^(levels - 1), or the skip connections do not line up),
+    /// and a GroupNorm group count that divides the channels of every normalised layer.
+    /// Checked wherever a configuration comes from data or a file, before anything runs.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::input(m));
+        for (what, v) in [
+            ("channels", self.channels),
+            ("height", self.height),
+            ("width", self.width),
+            ("base width", self.base),
+            ("blocks per level", self.blocks),
+        ] {
+            if v == 0 {
+                return bad(format!("the UNet's {what} is 0; expected at least 1"));
+            }
+        }
+        if self.mults.is_empty() || self.mults.contains(&0) {
+            return bad(format!(
+                "the UNet's channel multipliers are {:?}; expected one positive multiplier per resolution level",
+                self.mults
+            ));
+        }
+        // far beyond any network that trains here; keeps the arithmetic below in range
+        if self.mults.len() > 16
+            || self.blocks > 64
+            || self.freqs > 4096
+            || self
+                .base
+                .saturating_mul(*self.mults.iter().max().unwrap_or(&1))
+                > 1 << 16
+        {
+            return bad(format!(
+                "the UNet's size (base {}, multipliers {:?}, {} blocks, {} frequencies) is beyond what this program builds",
+                self.base, self.mults, self.blocks, self.freqs
+            ));
+        }
+        if !(self.sigma_data.is_finite() && self.sigma_data > 0.0) {
+            return bad(format!(
+                "the UNet's sigma_data is {}; expected a positive number",
+                self.sigma_data
+            ));
+        }
+        let levels = self.mults.len();
+        let f = 1usize << (levels - 1);
+        if self.height % f != 0 || self.width % f != 0 {
+            return bad(format!(
+                "a UNet with {levels} resolution levels halves the image {} times, so its height and width must be multiples of {f}, but the images are {}x{}",
+                levels - 1,
+                self.height,
+                self.width
+            ));
+        }
+        // every GroupNorm of the network: its channels are the shape of its scale ("NAME.g")
+        let layout = Unet::build(self);
+        for (n, s) in layout.names.iter().zip(&layout.shapes) {
+            if !n.ends_with(".g") {
+                continue;
+            }
+            let c = s[0];
+            let g = self.groups.min(c).max(1);
+            if c % g != 0 {
+                return bad(format!(
+                    "GroupNorm with {} groups cannot split the {c} channels of layer {}; expected a group count that divides every layer's channels",
+                    self.groups,
+                    n.trim_end_matches(".g")
+                ));
+            }
+        }
+        Ok(())
+    }
     fn emb_in(&self) -> usize {
         2 * self.freqs + 1
     }
@@ -368,6 +440,48 @@ mod tests {
     use crate::engine::schedule::Grid;
     use crate::engine::tensors::to_vec;
     use burn::tensor::Device;
+
+    #[test]
+    fn validate_names_what_the_network_cannot_take() {
+        // the presets at the sizes they are made for
+        for (c, h, w) in [(1, 32, 32), (3, 64, 64), (1, 8, 8)] {
+            UnetConfig::small(c, h, w, Param::Vp).validate().unwrap();
+            UnetConfig::tiny(c, h, w, Param::Ve).validate().unwrap();
+        }
+        UnetConfig::large(1, 32, 32, Param::Vp).validate().unwrap();
+        // 12x12 halved three times (large), 10x10 twice (small): the skips would not line up
+        let e = UnetConfig::large(1, 12, 12, Param::Vp)
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("multiples of 8") && e.to_string().contains("12x12"),
+            "{e}"
+        );
+        let e = UnetConfig::small(1, 10, 10, Param::Vp)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("multiples of 4"), "{e}");
+        // groups that do not divide the channels (16 in the tiny preset's first level)
+        let mut u = UnetConfig::tiny(1, 8, 8, Param::Vp);
+        u.groups = 3;
+        let e = u.validate().unwrap_err().to_string();
+        assert!(e.contains("3 groups") && e.contains("16 channels"), "{e}");
+        // more groups than channels is what the forward pass clamps (one channel a group)
+        u.groups = 64;
+        u.validate().unwrap();
+        for f in [
+            |u: &mut UnetConfig| u.mults.clear(),
+            |u: &mut UnetConfig| u.mults[1] = 0,
+            |u: &mut UnetConfig| u.base = 0,
+            |u: &mut UnetConfig| u.channels = 0,
+            |u: &mut UnetConfig| u.sigma_data = f64::NAN,
+            |u: &mut UnetConfig| u.base = usize::MAX / 2,
+        ] {
+            let mut u = UnetConfig::tiny(1, 8, 8, Param::Vp);
+            f(&mut u);
+            assert!(u.validate().is_err(), "{u:?}");
+        }
+    }
 
     #[test]
     fn unet_shapes_identity_init_and_gradients() {

@@ -9,6 +9,10 @@ use anyhow::bail;
 use super::pick_device;
 
 #[derive(clap::Args, Default)]
+#[command(after_help = super::examples(&[
+    ("the app on the gallery panel", "tract-studio app --panel gallery"),
+    ("on the CPU, with Fashion-MNIST", "tract-studio app --device cpu --data fashion-mnist"),
+]))]
 pub(super) struct AppArgs {
     /// panel to open: data, teacher, schedule, distill, gallery, compare
     #[arg(long)]
@@ -28,8 +32,8 @@ pub(super) struct AppArgs {
     /// where runs started in the app go; an unfinished one there is offered for resuming
     #[arg(long, default_value = "studio-runs")]
     pub(super) runs: PathBuf,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = super::choices::pick::<super::choices::DeviceArg>())]
+    pub(super) device: super::choices::DeviceArg,
 }
 
 #[cfg(feature = "gui")]
@@ -43,7 +47,7 @@ pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     run_app(
         AppOptions {
             tab,
@@ -62,6 +66,6 @@ pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
 #[cfg(not(feature = "gui"))]
 pub(super) fn app(_a: AppArgs) -> anyhow::Result<()> {
     use clap::CommandFactory;
-    let _ = Cli::command().print_help();
+    let _ = super::Cli::command().print_help();
     bail!("this build has no desktop app (built without the 'gui' feature); use a subcommand")
 }

@@ -3,11 +3,16 @@
 
 use anyhow::{Context, bail};
 
-use super::{MAX_BATCH, count, pick_device};
+use super::choices::{DeviceArg, SizeArg, pick};
+use super::{MAX_BATCH, count, examples, pick_device};
 use crate::engine::device::{self, Choice};
 use crate::engine::schedule::Param;
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("distillation throughput on the CPU backend only", "tract-studio bench --cpu-only"),
+    ("the UNet with the CPU kernels on and off, without the PyTorch peer", "tract-studio bench --unet --size tiny --no-peer --cpu-only"),
+]))]
 pub(super) struct BenchArgs {
     #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: usize,
@@ -20,14 +25,16 @@ pub(super) struct BenchArgs {
     /// with kernels on and off
     #[arg(long)]
     pub(super) kernels: bool,
-    #[arg(long, default_value = "wgpu")]
-    pub(super) device: String,
+    /// --kernels: where they run (auto means wgpu here, software adapters included: the
+    /// WGSL kernels run only there); the throughput runs measure the CPU and wgpu both
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
     /// UNet (images) training and sampling throughput instead
     #[arg(long)]
     pub(super) unet: bool,
-    /// the UNet presets for --unet, comma-separated: tiny, small, large
-    #[arg(long, default_value = "tiny,small")]
-    pub(super) size: String,
+    /// the UNet presets for --unet, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "tiny,small", value_parser = pick::<SizeArg>())]
+    pub(super) size: Vec<SizeArg>,
     /// --unet: measurements per point (median after a warm-up)
     #[arg(long, default_value_t = 3)]
     pub(super) reps: usize,
@@ -47,7 +54,7 @@ pub(super) struct BenchArgs {
 /// then wgpu unless --cpu-only.
 pub(super) fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
     use crate::jobs::bench::{UnetThroughput, peer_unet, unet_child};
-    let sizes: Vec<&str> = a.size.split(',').map(str::trim).collect();
+    let sizes: Vec<&str> = a.size.iter().map(|s| s.name()).collect();
     let mut cfgs = vec![];
     for s in &sizes {
         let Some(cfg) = crate::engine::model::UnetConfig::preset(s, 1, 32, 32, Param::Vp) else {
@@ -151,7 +158,12 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
         return bench_unet(&a);
     }
     if a.kernels {
-        let p = pick_device(&a.device)?;
+        // the WGSL kernels run on wgpu only: there `auto` takes any adapter
+        let d = match a.device {
+            DeviceArg::Auto => DeviceArg::Wgpu,
+            d => d,
+        };
+        let p = pick_device(d)?;
         println!(
             "kernels on {} (median of 30 calls, each followed by a device sync)",
             p.label

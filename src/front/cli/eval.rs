@@ -5,23 +5,32 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
+use super::choices::{DeviceArg, pick};
 use super::progress::Progress;
-use super::{MAX_BATCH, count, pick_device};
+use super::{MAX_BATCH, count, examples, pick_device};
 use crate::engine::data::Data;
 use crate::engine::device;
 use crate::engine::eval;
 use crate::jobs::generate::read_samples;
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("metrics of samples against their data (recorded in the file by `sample`)", "tract-studio eval --samples s.safetensors"),
+    ("and the RMSE to a reference model's samples from the same noise", "tract-studio eval --samples s.safetensors --reference ref.safetensors"),
+]))]
 pub(super) struct EvalArgs {
+    /// a samples file written by `tract-studio sample`
     #[arg(long)]
     pub(super) samples: PathBuf,
+    /// the data to compare with (default: the data the samples file records, i.e. the
+    /// sampled model's)
     #[arg(long)]
-    pub(super) data: String,
+    pub(super) data: Option<String>,
     /// samples of a reference model from the same noise (RMSE; PSNR for images)
     #[arg(long)]
     pub(super) reference: Option<PathBuf>,
-    /// images: the classifier for the feature FID (default: the shipped Fashion-MNIST one)
+    /// images: the classifier for the feature FID (default: the shipped Fashion-MNIST one,
+    /// for Fashion-MNIST only; other image data needs one of its own, see `classifier`)
     #[arg(long)]
     pub(super) classifier: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
@@ -29,6 +38,9 @@ pub(super) struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("a classifier for MNIST-format data, for `eval --classifier`", "tract-studio classifier --data mnist:data/mnist --out mnist-classifier.safetensors"),
+]))]
 pub(super) struct ClassifierArgs {
     /// labelled image data: fashion-mnist[:DIR] or mnist:DIR
     #[arg(long, default_value = "fashion-mnist")]
@@ -41,18 +53,38 @@ pub(super) struct ClassifierArgs {
     pub(super) batch: usize,
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
-    #[arg(long, default_value = "cpu")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
 }
 
-pub(super) fn eval_cmd(a: EvalArgs) -> anyhow::Result<()> {
-    let data = Data::parse(&a.data)?;
+/// `--data`, or the data the samples file records (`sample` writes it).
+fn data_of(a: &EvalArgs) -> anyhow::Result<String> {
+    if let Some(d) = &a.data {
+        return Ok(d.clone());
+    }
+    let meta = crate::jobs::inspect::samples_meta(&a.samples)?;
+    match meta.get("data").and_then(|d| d.as_str()) {
+        Some(d) if !d.is_empty() => {
+            eprintln!("data: {d} (recorded in {})", a.samples.display());
+            Ok(d.to_string())
+        }
+        _ => bail!(
+            "{}: the file does not record its data; give --data DATA (e.g. toy:ring8 or fashion-mnist)",
+            a.samples.display()
+        ),
+    }
+}
+
+pub(super) fn eval_cmd(mut a: EvalArgs) -> anyhow::Result<()> {
     let (s, _, dim) = read_samples(&a.samples)?;
+    let spec = data_of(&a)?;
+    a.data = Some(spec.clone());
+    let data = Data::parse(&spec)?;
     if dim != data.dim() {
         bail!(
             "{}: samples are {dim}-dimensional but {} is {}-dimensional",
             a.samples.display(),
-            a.data,
+            spec,
             data.dim()
         );
     }
@@ -114,15 +146,30 @@ pub(super) fn eval_images(
         }
     };
     let m = &clf.meta;
+    let spec = a.data.as_deref().unwrap_or(&data.spec);
     if m.channels * m.height * m.width != data.dim() {
         bail!(
             "{clf_name} takes {}x{}x{} images but {} has {:?}; train one for this data with `tract-studio classifier --data {}`",
             m.channels,
             m.height,
             m.width,
-            a.data,
+            spec,
             data.shape(),
-            a.data
+            spec
+        );
+    }
+    // the shipped classifier knows Fashion-MNIST's classes only: its features say little
+    // about other images of the same shape
+    let family = |d: &str| d.split(':').next().unwrap_or("").to_string();
+    if a.classifier.is_none() && family(spec) != "fashion-mnist" {
+        bail!(
+            "{spec}: the shipped classifier ({clf_name}) is trained on Fashion-MNIST, so its FID would say little about this data; train one for it with `tract-studio classifier --data {spec} --out C.safetensors` and give --classifier C.safetensors"
+        );
+    }
+    if a.classifier.is_some() && family(&m.data) != family(spec) {
+        eprintln!(
+            "warning: {clf_name} was trained on {}, the samples are of {spec}: its FID compares features learnt on other data",
+            m.data
         );
     }
     let held = data.held_out()?;
@@ -149,7 +196,7 @@ pub(super) fn classifier_cmd(a: ClassifierArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let data = Data::parse(&a.data)?;
     let crate::engine::data::Source::Images(set) = &data.source else {
         bail!(

@@ -5,12 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
+use super::choices::{DeviceArg, pick};
 use super::progress::{Progress, say};
-use super::{MAX_BATCH, count, pick_device};
+use super::{MAX_BATCH, count, examples, pick_device};
 use crate::engine::distill::Event;
 use crate::jobs::demo;
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("TRACT vs BTD on toy:ring8 with the exact teacher (about 2 minutes on 2 cores)", "tract-studio demo"),
+    ("a quicker run without the 2-step student", "tract-studio demo --no-two-step --train-samples 200000 --out demo-quick"),
+]))]
 pub(super) struct DemoArgs {
     /// the data (default toy:ring8; any gmm:PATH works)
     #[arg(long, default_value = "toy:ring8")]
@@ -28,16 +33,21 @@ pub(super) struct DemoArgs {
     pub(super) batch: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("the ablations on toy:ring8, 3 seeds", "tract-studio report --out report-out"),
+    ("one seed at a smaller budget", "tract-studio report --seeds 0 --train-samples 100000 --out report-quick"),
+]))]
 pub(super) struct ReportArgs {
     /// a mixture with an exact teacher: toy:ring8 or gmm:PATH
     #[arg(long, default_value = "toy:ring8")]
     pub(super) data: String,
-    #[arg(long, default_value = "docs/results")]
+    /// tables and plots (the published ones are in docs/results)
+    #[arg(long, default_value = "report-out")]
     pub(super) out: PathBuf,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub(super) seeds: Vec<u64>,
@@ -51,12 +61,12 @@ pub(super) struct ReportArgs {
     /// samples per model for the metrics
     #[arg(long, default_value_t = 4000, value_parser = count(1, 1_000_000))]
     pub(super) n_eval: usize,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
 }
 
 pub(super) fn demo_cmd(a: DemoArgs) -> anyhow::Result<()> {
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let mut cfg = demo::DemoConfig {
         data: a.data.clone(),
         out: a.out.clone(),
@@ -118,7 +128,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
     if a.seeds.is_empty() || a.batch == 0 || a.n_eval == 0 || a.train_samples == 0 {
         bail!("--seeds, --batch, --n-eval and --train-samples must be non-empty / at least 1");
     }
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let cfg = report::ReportConfig {
         data: a.data.clone(),
         out: a.out.clone(),

@@ -4,9 +4,12 @@
 
 mod app;
 mod bench;
+mod choices;
+pub mod docs;
 mod eval;
 mod experiments;
 pub mod flags;
+mod info;
 mod progress;
 mod sample;
 mod study;
@@ -14,11 +17,12 @@ mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::engine::device;
 use app::AppArgs;
 use bench::BenchArgs;
+use choices::DeviceArg;
 use eval::{ClassifierArgs, EvalArgs};
 use experiments::{DemoArgs, ReportArgs};
 use sample::{GalleryArgs, SampleArgs};
@@ -40,11 +44,26 @@ pub(super) const MAX_SAMPLE_VALUES: usize = 1 << 28;
 #[command(
     name = "tract-studio",
     version,
-    about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference"
+    about = "TRACT: distill diffusion models to 1 or 2 sampling steps, and see the difference",
+    after_help = examples(&[
+        ("the main job on a toy mixture (about 2 minutes on 2 cores)", "tract-studio demo"),
+        ("the shipped models and what each is", "tract-studio list"),
+    ])
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// A command's `after_help`: "Examples:", then per example a comment saying what it does and
+/// the command line. docs/cli.md shows the same (it is rendered from the help), and
+/// tests/cli.rs parses every example with the command line's own parser.
+pub(super) fn examples(list: &[(&str, &str)]) -> String {
+    let mut s = String::from("Examples:\n");
+    for (what, cmd) in list {
+        s.push_str(&format!("  # {what}\n  {cmd}\n"));
+    }
+    s
 }
 
 #[derive(Subcommand)]
@@ -73,12 +92,33 @@ enum Cmd {
     Classifier(ClassifierArgs),
     /// The paper's ablations in small on a 2-D mixture (several seeds): tables and plots.
     Report(ReportArgs),
-    /// When does TRACT beat BTD? Paired-seed budget sweeps, cached and resumable (issue #18).
+    /// When does TRACT beat BTD? Paired-seed budget sweeps, cached and resumable.
     Study(study::StudyArgs),
+    /// What a model file is: kind, data, schedule, steps, network, parameters, dtype, checksum, budget.
+    Inspect(info::InspectArgs),
+    /// The shipped models (asset:NAME) and what each is.
+    List(info::ListArgs),
+    /// A shell completion script on stdout (bash, zsh, fish, elvish, powershell).
+    Completions(info::CompletionsArgs),
 }
 
-pub(super) fn pick_device(s: &str) -> anyhow::Result<device::Picked> {
-    let p = device::pick(s.parse()?)?;
+/// The command line as clap sees it (for docs/cli.md and the completion scripts).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parse a command line without running it: `Err` with clap's message when clap refuses it
+/// (docs/cli.md's examples are checked with this).
+pub fn parses<I: IntoIterator<Item = T>, T: Into<std::ffi::OsString> + Clone>(
+    args: I,
+) -> Result<(), String> {
+    Cli::try_parse_from(args)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn pick_device(d: DeviceArg) -> anyhow::Result<device::Picked> {
+    let p = device::pick(d.into())?;
     eprintln!("device: {}", p.label);
     Ok(p)
 }
@@ -101,8 +141,11 @@ pub fn main() -> ExitCode {
         Some(Cmd::Classifier(a)) => eval::classifier_cmd(a),
         Some(Cmd::Report(a)) => experiments::report_cmd(a),
         Some(Cmd::Study(a)) => study::study_cmd(a),
+        Some(Cmd::Inspect(a)) => info::inspect_cmd(a),
+        Some(Cmd::List(a)) => info::list_cmd(a),
+        Some(Cmd::Completions(a)) => info::completions_cmd(a),
         None => app::app(AppArgs {
-            device: "auto".into(),
+            device: DeviceArg::Auto,
             runs: "studio-runs".into(),
             ..Default::default()
         }),

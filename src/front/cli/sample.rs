@@ -5,46 +5,61 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use super::{MAX_N, MAX_SAMPLE_VALUES, MAX_STEPS, count, pick_device};
+use super::choices::{DeviceArg, DtypeArg, FormatArg, ParamArg, SolverArg, SpacingArg, pick};
+use super::{MAX_N, MAX_SAMPLE_VALUES, MAX_STEPS, count, examples, pick_device};
 use crate::engine::diffusion::Solver;
 use crate::engine::schedule::Param;
 use crate::jobs::generate::{Model, noise, write_samples};
 use crate::jobs::plot;
 
+/// `sample --n` without the flag: a grid's worth of images, enough 2-D points for the metrics.
+pub(super) const DEFAULT_N_IMAGES: usize = 64;
+pub(super) const DEFAULT_N_POINTS: usize = 10_000;
+
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("64 images from the shipped 1-step student, and a picture of them", "tract-studio sample --model asset:fashion-mnist-tract-1step.safetensors --out s.safetensors --png s.png"),
+    ("the exact mixture teacher at 32 steps, 2,000 points", "tract-studio sample --model exact:toy:ring8 --steps 32 --n 2000 --out ref.safetensors"),
+]))]
 pub(super) struct SampleArgs {
-    /// a model file, or exact:DATA for the closed-form mixture teacher
+    /// a model file, asset:NAME (a shipped model, see `list`), diffusers:DIR, or exact:DATA
+    /// for the closed-form mixture teacher
     #[arg(long)]
     pub(super) model: String,
-    /// sampling steps (default: what the model was distilled for)
+    /// sampling steps (default: what the model was distilled for; a teacher's whole grid)
     #[arg(long, value_parser = count(1, MAX_STEPS))]
     pub(super) steps: Option<usize>,
-    #[arg(long, default_value_t = 10_000, value_parser = count(1, MAX_N))]
-    pub(super) n: usize,
+    /// how many samples (default: 64 for image models, 10000 for 2-D data)
+    #[arg(long, value_parser = count(1, MAX_N))]
+    pub(super) n: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
     #[arg(long)]
     pub(super) out: PathBuf,
-    /// for exact:DATA: vp or ve
-    #[arg(long, default_value = "vp")]
-    pub(super) param: String,
+    /// for exact:DATA: the parametrisation
+    #[arg(long, default_value = "vp", value_parser = pick::<ParamArg>())]
+    pub(super) param: ParamArg,
     /// for exact:DATA: the T-step grid (default 1024 for vp, 40 for ve)
     #[arg(long, value_parser = count(1, MAX_STEPS))]
     pub(super) grid: Option<usize>,
-    #[arg(long, default_value = "ddim")]
-    pub(super) solver: String,
-    /// for a diffusers model: trailing, leading or linspace timesteps (default: the
-    /// scheduler config's timestep_spacing; trailing when it has none)
-    #[arg(long)]
-    pub(super) spacing: Option<String>,
-    /// also write a scatter plot here
+    #[arg(long, default_value = "ddim", value_parser = pick::<SolverArg>())]
+    pub(super) solver: SolverArg,
+    /// for a diffusers model: the timestep spacing (default: the scheduler config's
+    /// timestep_spacing; trailing when it has none)
+    #[arg(long, value_parser = pick::<SpacingArg>())]
+    pub(super) spacing: Option<SpacingArg>,
+    /// also write a picture here: an image grid (the first 64 images) or a scatter plot
     #[arg(long)]
     pub(super) png: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("every shipped Fashion-MNIST model at 1, 2 and 4 steps", "tract-studio gallery --data fashion-mnist --steps 1,2,4 --out gallery.png"),
+    ("two students side by side", "tract-studio gallery --models run1/student.safetensors,run2/student.safetensors --steps 1,2 --out compare.png"),
+]))]
 pub(super) struct GalleryArgs {
     /// model files or asset:NAME, comma separated (a teacher also gets a row at its full grid, on top)
     #[arg(long, value_delimiter = ',')]
@@ -64,8 +79,8 @@ pub(super) struct GalleryArgs {
     pub(super) scale: usize,
     #[arg(long)]
     pub(super) out: PathBuf,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
 }
 
 pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
@@ -75,23 +90,23 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
             a.out.display()
         );
     }
-    if a.n == 0 {
-        bail!("--n must be at least 1");
-    }
-    let dev = pick_device(&a.device)?;
-    let param: Param = a.param.parse()?;
-    let solver: Solver = a.solver.parse()?;
+    let dev = pick_device(a.device)?;
+    let param: Param = a.param.into();
+    let solver: Solver = a.solver.into();
     let mut m = Model::load(&a.model, param, a.grid, &dev.device)?;
-    if let Some(sp) = &a.spacing {
-        m.set_spacing(sp.parse()?)?;
+    if let Some(sp) = a.spacing {
+        m.set_spacing(sp.into())?;
     }
-    if a.n
-        .checked_mul(m.dim())
-        .is_none_or(|v| v > MAX_SAMPLE_VALUES)
-    {
+    let images = m.shape().len() == 3;
+    let n = a.n.unwrap_or(if images {
+        DEFAULT_N_IMAGES
+    } else {
+        DEFAULT_N_POINTS
+    });
+    if n.checked_mul(m.dim()).is_none_or(|v| v > MAX_SAMPLE_VALUES) {
         bail!(
             "--n {}: that many samples of dimension {} is more than {MAX_SAMPLE_VALUES} values; sample in parts (--seed S gives other noise)",
-            a.n,
+            n,
             m.dim()
         );
     }
@@ -105,21 +120,22 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let z = noise(a.seed, a.n, m.dim());
+    let z = noise(a.seed, n, m.dim());
+    say_plan(&m, n, steps, solver, a.n.is_none(), &dev)?;
     let t = std::time::Instant::now();
     let s = m.sample(&z, steps, solver, &dev.device)?;
     let secs = t.elapsed().as_secs_f64();
-    let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": a.n, "data": m.data_spec()});
+    let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": n, "data": m.data_spec()});
     write_samples(&a.out, &s, &z, &m.shape(), &meta)?;
     println!(
         "{} samples at {steps} steps in {secs:.2}s -> {}",
-        a.n,
+        n,
         a.out.display()
     );
     if let Some(png) = a.png {
         let shape = m.shape();
         if shape.len() == 3 {
-            let n = a.n.min(64);
+            let n = n.min(64);
             plot::image_grid(
                 &s[..n * m.dim()],
                 [shape[0], shape[1], shape[2]],
@@ -146,6 +162,63 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A duration in words: seconds, minutes or hours.
+pub(super) fn duration(secs: f64) -> String {
+    if secs < 90.0 {
+        format!("{secs:.0} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+/// Say what `sample` is about to do: samples, steps, network evaluations, and before long work
+/// a time estimate from one step on a small batch (timed here, so it is this machine's).
+fn say_plan(
+    m: &Model,
+    n: usize,
+    steps: usize,
+    solver: Solver,
+    default_n: bool,
+    dev: &crate::engine::device::Picked,
+) -> anyhow::Result<()> {
+    // Heun: two evaluations a step, one on the last (to sigma = 0)
+    let per = match solver {
+        Solver::Ddim => steps,
+        Solver::Heun => 2 * steps - 1,
+    };
+    let evals = n as u64 * per as u64;
+    let mut line = format!(
+        "sampling {n} samples{} at {steps} step{} ({}): {evals} network evaluations",
+        if default_n { " (the default --n)" } else { "" },
+        if steps == 1 { "" } else { "s" },
+        format!("{solver:?}").to_uppercase()
+    );
+    let rows = n.min(if m.shape().len() == 3 { 64 } else { 4096 });
+    if evals >= 10 * rows as u64 {
+        let z = noise(u64::MAX, rows, m.dim());
+        if dev.is_wgpu {
+            m.sample(&z, 1, Solver::Ddim, &dev.device)?; // compiles the shaders
+        }
+        let t = std::time::Instant::now();
+        m.sample(&z, 1, Solver::Ddim, &dev.device)?;
+        let one = t.elapsed().as_secs_f64();
+        let est = one * per as f64 * n.div_ceil(rows) as f64;
+        line.push_str(&format!(
+            "; about {} on {} (one step on {rows} samples took {:.0} ms)",
+            duration(est),
+            dev.label,
+            one * 1e3
+        ));
+        if est > 600.0 {
+            line.push_str("; fewer samples (--n) or steps (--steps) take less");
+        }
+    }
+    eprintln!("{line}");
+    Ok(())
+}
+
 pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("--out {}: expected a .png file name", a.out.display());
@@ -169,7 +242,7 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     } else {
         a.models.clone()
     };
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let t = std::time::Instant::now();
     let (rows, shape) = crate::jobs::gallery::rows(&models, &a.steps, a.seed, a.cols, &dev.device)?;
     crate::jobs::gallery::draw(&rows, &shape, a.scale, &a.out)?;
@@ -189,21 +262,24 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("a student with f16 weights (half the bytes)", "tract-studio convert --model run1/student.safetensors --out student-f16.safetensors"),
+]))]
 pub(super) struct ConvertArgs {
     /// a model file (or asset:NAME)
     #[arg(long)]
     pub(super) model: String,
     #[arg(long)]
     pub(super) out: PathBuf,
-    /// how the weights are stored: f16 (half the bytes; read back as f32) or f32
-    #[arg(long, default_value = "f16")]
-    pub(super) dtype: String,
+    /// how the weights are stored
+    #[arg(long, default_value = "f16", value_parser = pick::<DtypeArg>())]
+    pub(super) dtype: DtypeArg,
 }
 
 /// `convert`: a model file with its weights stored as f16 (or f32), the same metadata.
 pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
     use crate::engine::checkpoint::{ModelFile, Storage};
-    let storage: Storage = a.dtype.parse()?;
+    let storage: Storage = a.dtype.into();
     let file = crate::jobs::generate::model_file(&a.model)?;
     file.save_as(&a.out, storage)?;
     let back = ModelFile::load(&a.out)?;
@@ -225,22 +301,23 @@ pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("a student of a diffusers teacher as a DDIMPipeline folder", "tract-studio export --model run1/student.safetensors --out student-pipeline"),
+]))]
 pub(super) struct ExportArgs {
     /// a model with a diffusers network: diffusers:DIR, or a student distilled from one
     #[arg(long)]
     pub(super) model: String,
-    /// the format to write: diffusers (a DDIMPipeline folder)
-    #[arg(long, default_value = "diffusers")]
-    pub(super) format: String,
+    /// the format to write
+    #[arg(long, default_value = "diffusers", value_parser = pick::<FormatArg>())]
+    pub(super) format: FormatArg,
     /// the folder to write (model_index.json, unet/, scheduler/, README.md)
     #[arg(long)]
     pub(super) out: PathBuf,
 }
 
 pub(super) fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
-    if a.format != "diffusers" {
-        bail!("--format {}: expected diffusers", a.format);
-    }
+    let FormatArg::Diffusers = a.format;
     let file = crate::jobs::generate::model_file(&a.model)?;
     crate::engine::pipeline::export(&file, &a.out)?;
     println!(

@@ -9,6 +9,10 @@ use crate::jobs::study::{self, StudyConfig, StudyMethod};
 
 /// The command line of `tract-studio study`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = super::examples(&[
+    ("TRACT vs BTD on toy:ring8 at one budget, 2 paired seeds", "tract-studio study --methods tract,btd --budgets 500000 --seeds 0,1 --out study-out"),
+    ("only the tables and plots again, from the cache", "tract-studio study --out study-out --aggregate-only"),
+]))]
 pub struct StudyArgs {
     /// a mixture with an exact teacher: toy:ring8, toy:grid5, toy:mix16 or gmm:PATH
     #[arg(long, default_value = "toy:ring8")]
@@ -37,7 +41,9 @@ pub struct StudyArgs {
     pub teacher_samples: u64,
     #[arg(long, default_value_t = 512)]
     pub batch: usize,
-    #[arg(long, default_value = "docs/results/study")]
+    /// tables, plots and the cache of finished runs (scripts/study.sh writes the published
+    /// study into docs/results/study)
+    #[arg(long, default_value = "study-out")]
     pub out: PathBuf,
     /// start networks, reference samples and run folders (outside the repository)
     #[arg(long, default_value = "/tmp/tract-study-work")]
@@ -48,8 +54,8 @@ pub struct StudyArgs {
     /// only rewrite tables and plots from the cache
     #[arg(long)]
     pub aggregate_only: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value = "auto", value_parser = super::choices::pick::<super::choices::DeviceArg>())]
+    pub(super) device: super::choices::DeviceArg,
 }
 
 impl StudyArgs {
@@ -151,7 +157,7 @@ pub(super) fn study_cmd(a: StudyArgs) -> anyhow::Result<()> {
         println!("{}", s.markdown());
         return Ok(());
     }
-    let dev = super::pick_device(&a.device)?;
+    let dev = super::pick_device(a.device)?;
     let t = std::time::Instant::now();
     let n = study::run(&cfg, &dev.device, &mut |line: &str| {
         eprintln!("[{:>6.0}s] {line}", t.elapsed().as_secs_f64())

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
+use super::choices::{DeviceArg, MethodArg, ParamArg, SizeArg, pick};
 use super::flags::{momentum, open_unit, positive_f64};
 use super::progress::Progress;
-use super::{MAX_BATCH, count, pick_device};
+use super::{MAX_BATCH, count, examples, pick_device};
+use crate::engine::checkpoint::ModelFile;
 use crate::engine::data::Data;
 use crate::engine::distill::{DistillConfig, Event, Method, Observer, Outcome, Run};
 use crate::engine::schedule::Param;
@@ -15,6 +17,10 @@ use crate::jobs::generate::noise;
 use crate::jobs::plot;
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("a tiny UNet teacher on Fashion-MNIST (a quick CPU run)", "tract-studio teacher --data fashion-mnist --size tiny --train-samples 64000 --out teacher1"),
+    ("continue it after an interruption, or with a larger budget", "tract-studio teacher --out teacher1 --resume --train-samples 128000"),
+]))]
 pub(super) struct TeacherArgs {
     /// fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb], toy:ring8 or gmm:PATH
     /// (with --resume: the run's own, may be left out)
@@ -34,37 +40,44 @@ pub(super) struct TeacherArgs {
     /// may change on --resume (e.g. lower, after a run diverged)
     #[arg(long, value_parser = positive_f64)]
     pub(super) lr: Option<f64>,
-    /// vp (the default) or ve
-    #[arg(long)]
-    pub(super) param: Option<String>,
-    /// UNet size for images: tiny (0.27M, quick CPU runs), small (1.06M, the default) or large (GPU)
-    #[arg(long)]
-    pub(super) size: Option<String>,
+    /// the parametrisation (default vp)
+    #[arg(long, value_parser = pick::<ParamArg>())]
+    pub(super) param: Option<ParamArg>,
+    /// UNet size for images (default small)
+    #[arg(long, value_parser = pick::<SizeArg>())]
+    pub(super) size: Option<SizeArg>,
     /// optimizer steps between checkpoints (and sample grids)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) ckpt_every: Option<u64>,
     #[arg(long)]
     pub(super) resume: bool,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
     #[arg(long, hide = true)]
     pub(super) stop_after: Option<u64>,
 }
 
 #[derive(clap::Args)]
+#[command(after_help = examples(&[
+    ("TRACT 1024 -> 32 -> 1 on a toy mixture with its exact teacher", "tract-studio distill --data toy:ring8 --train-samples 500000 --out run1"),
+    ("a 1-step student of the shipped Fashion-MNIST teacher", "tract-studio distill --data fashion-mnist --teacher asset:fashion-mnist-teacher.safetensors --train-samples 256000 --out fm-tract"),
+]))]
 pub(super) struct DistillArgs {
-    /// toy:ring8 or gmm:PATH (with --resume: the run's own, may be left out)
+    /// toy:ring8, toy:grid5, toy:mix16, gmm:PATH, fashion-mnist[:DIR], mnist:DIR or
+    /// images:DIR[,SIZE][,grey|rgb] (images need a model --teacher; with --resume: the run's
+    /// own, may be left out)
     #[arg(long, required_unless_present = "resume")]
     pub(super) data: Option<String>,
-    /// `exact` (closed-form mixture teacher, the default) or a model file
+    /// `exact` (closed-form mixture teacher, the default), a model file or asset:NAME (a
+    /// shipped model): a teacher, or a student distilled for the schedule's first step count
     #[arg(long)]
     pub(super) teacher: Option<String>,
-    /// start the student from this model file instead of fitting a fresh network
+    /// start the student from this model file (or asset:NAME) instead of fitting a fresh network
     #[arg(long)]
     pub(super) init: Option<String>,
-    /// tract (the default) or btd
-    #[arg(long)]
-    pub(super) method: Option<String>,
+    /// the distillation method (default tract)
+    #[arg(long, value_parser = pick::<MethodArg>())]
+    pub(super) method: Option<MethodArg>,
     /// step counts per phase, e.g. 1024,32,1
     #[arg(long)]
     pub(super) schedule: Option<String>,
@@ -72,7 +85,8 @@ pub(super) struct DistillArgs {
     /// own, may be left out)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
     pub(super) train_samples: Option<u64>,
-    /// samples for fitting a fresh student network to the exact teacher first
+    /// with the exact teacher and no --init: samples for fitting a fresh student network to
+    /// the teacher first, before and beyond --train-samples (default 1000000; 0 skips it)
     #[arg(long)]
     pub(super) fit_samples: Option<u64>,
     #[arg(long, value_parser = count(1, MAX_BATCH))]
@@ -80,9 +94,9 @@ pub(super) struct DistillArgs {
     /// default 0
     #[arg(long)]
     pub(super) seed: Option<u64>,
-    /// vp (the default) or ve
-    #[arg(long)]
-    pub(super) param: Option<String>,
+    /// the parametrisation (default vp)
+    #[arg(long, value_parser = pick::<ParamArg>())]
+    pub(super) param: Option<ParamArg>,
     /// may change on --resume (e.g. lower, after a run diverged)
     #[arg(long, value_parser = positive_f64)]
     pub(super) lr: Option<f64>,
@@ -108,8 +122,8 @@ pub(super) struct DistillArgs {
     /// continue the run in --out from its last checkpoint
     #[arg(long)]
     pub(super) resume: bool,
-    #[arg(long, default_value = "auto")]
-    pub(super) device: String,
+    #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
+    pub(super) device: DeviceArg,
     /// stop (with a checkpoint) after this many optimizer steps in total, as an interruption would
     #[arg(long, hide = true)]
     pub(super) stop_after: Option<u64>,
@@ -117,10 +131,34 @@ pub(super) struct DistillArgs {
     pub(super) recipe: super::study::RecipeArgs,
 }
 
+/// A model file for `--teacher` / `--init`: a path, `asset:NAME`, a shipped model (as
+/// `sample --model asset:NAME` takes it), or `diffusers:DIR`, a diffusers pipeline folder.
+fn open_model(spec: &str) -> crate::Result<ModelFile> {
+    if spec.starts_with("diffusers:") {
+        return crate::jobs::generate::model_file(spec);
+    }
+    let Some(name) = spec.strip_prefix("asset:") else {
+        return ModelFile::load(std::path::Path::new(spec));
+    };
+    match crate::jobs::assets::bytes(name) {
+        Some(b) => ModelFile::from_bytes(name, b),
+        None => {
+            let names: Vec<String> = crate::jobs::assets::manifest()
+                .into_iter()
+                .map(|e| e.path.trim_start_matches("asset:").to_string())
+                .collect();
+            Err(crate::Error::input(format!(
+                "no shipped model '{name}'; expected one of {}",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
 pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let mut run = if a.resume {
-        let mut r = Run::open(&a.out, &dev.device)?;
+        let mut r = Run::open_with(&a.out, &dev.device, &open_model)?;
         check_distill_resume(&r.cfg, &a)?;
         refuse_finished(&r, &a.out, crate::engine::distill::STUDENT_FILE)?;
         resume_changes(&mut r, a.lr, a.ckpt_every);
@@ -133,11 +171,11 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         r
     } else {
         let data = Data::parse(required(&a.data, "--data")?)?;
-        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
+        let param: Param = a.param.unwrap_or(ParamArg::Vp).into();
         let mut cfg = DistillConfig::new(&data, param);
         cfg.teacher = a.teacher.clone().unwrap_or_else(|| "exact".into());
         cfg.init = a.init.clone();
-        cfg.method = a.method.as_deref().unwrap_or("tract").parse::<Method>()?;
+        cfg.method = a.method.unwrap_or(MethodArg::Tract).into();
         if let Some(s) = &a.schedule {
             cfg.schedule = s.clone();
         }
@@ -163,8 +201,13 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
             cfg.phase_split = Some(parse_split(s)?);
         }
         a.recipe.apply(&mut cfg)?;
-        new_run(cfg, &a.out, &dev.device)?
+        let r = new_run(cfg, &a.out, &dev.device)?;
+        say_phases(&r);
+        r
     };
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
+    }
     let label = format!("{:?}", run.cfg.method).to_lowercase();
     let mut prog = Progress::new(&label);
     let outcome = run.run(a.resume, &mut prog, a.stop_after);
@@ -174,6 +217,29 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         println!("loss curve: {}", a.out.join("loss.png").display());
     }
     Ok(())
+}
+
+/// Say the phases of a new run before it starts, the fit to the exact teacher first (its
+/// samples come before and beyond --train-samples).
+fn say_phases(run: &Run) {
+    use crate::engine::distill::PhaseKind;
+    let total: u64 = run.phases.iter().map(|p| p.samples).sum();
+    let parts: Vec<String> = run
+        .phases
+        .iter()
+        .map(|p| match p.kind {
+            PhaseKind::Fit => format!(
+                "fit a fresh student to the exact teacher: {} samples (--fit-samples)",
+                p.samples
+            ),
+            _ => format!("{}: {} samples", p.name(), p.samples),
+        })
+        .collect();
+    eprintln!(
+        "plan: {}; {total} samples in all, batch {}",
+        parts.join(", then "),
+        run.cfg.batch
+    );
 }
 
 /// A flag a new run needs (clap asks for it unless --resume is given).
@@ -227,8 +293,8 @@ pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyh
         let has = cfg.init.clone().unwrap_or_else(|| "none".into());
         differs(&mut d, "--init", a.init.as_deref(), has.as_str());
     }
-    if let Some(m) = &a.method {
-        let m: Method = m.parse()?;
+    if let Some(m) = a.method {
+        let m: Method = m.into();
         if m != cfg.method {
             d.push(format!("--method {m:?} (the run has {:?})", cfg.method).to_lowercase());
         }
@@ -254,8 +320,8 @@ pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyh
     }
     differs(&mut d, "--batch", a.batch, cfg.batch);
     differs(&mut d, "--seed", a.seed, cfg.seed);
-    if let Some(p) = &a.param {
-        let p: Param = p.parse()?;
+    if let Some(p) = a.param {
+        let p: Param = p.into();
         if p != cfg.param {
             d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
         }
@@ -350,7 +416,7 @@ pub(super) fn new_run(
             out.display()
         );
     }
-    Ok(Run::new(cfg, out, device)?)
+    Ok(Run::new_with(cfg, out, device, &open_model)?)
 }
 
 /// Draw the loss curve of a finished run and return its model; report an interruption.
@@ -417,7 +483,7 @@ impl Observer for TeacherProgress {
 }
 
 pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
-    let dev = pick_device(&a.device)?;
+    let dev = pick_device(a.device)?;
     let mut run = if a.resume {
         let mut r = Run::open(&a.out, &dev.device)?;
         check_teacher_resume(&r.cfg, &a)?;
@@ -433,14 +499,14 @@ pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         r
     } else {
         let data = Data::parse(required(&a.data, "--data")?)?;
-        let param: Param = a.param.as_deref().unwrap_or("vp").parse()?;
+        let param: Param = a.param.unwrap_or(ParamArg::Vp).into();
         let mut cfg = DistillConfig::new(&data, param);
         cfg.method = Method::Teacher;
         cfg.teacher = "data".into();
         cfg.fit_samples = *required(&a.train_samples, "--train-samples")?;
         cfg.train_samples = 0;
         apply_common(&mut cfg, a.seed.unwrap_or(0), a.batch, a.lr, a.ckpt_every)?;
-        let size = a.size.as_deref().unwrap_or("small");
+        let size = a.size.unwrap_or(SizeArg::Small).name();
         if let crate::engine::model::NetConfig::Unet(u) = &cfg.net {
             let Some(u) = crate::engine::model::UnetConfig::preset(
                 size, u.channels, u.height, u.width, param,
@@ -480,13 +546,14 @@ pub(super) fn check_teacher_resume(cfg: &DistillConfig, a: &TeacherArgs) -> anyh
     differs(&mut d, "--data", a.data.as_deref(), cfg.data.as_str());
     differs(&mut d, "--batch", a.batch, cfg.batch);
     differs(&mut d, "--seed", a.seed, cfg.seed);
-    if let Some(p) = &a.param {
-        let p: Param = p.parse()?;
+    if let Some(p) = a.param {
+        let p: Param = p.into();
         if p != cfg.param {
             d.push(format!("--param {p:?} (the run has {:?})", cfg.param).to_lowercase());
         }
     }
-    if let (Some(size), crate::engine::model::NetConfig::Unet(u)) = (&a.size, &cfg.net) {
+    if let (Some(size), crate::engine::model::NetConfig::Unet(u)) = (a.size, &cfg.net) {
+        let size = size.name();
         let want =
             crate::engine::model::UnetConfig::preset(size, u.channels, u.height, u.width, u.param);
         if want.as_ref() != Some(u) {
