@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Recipe;
 use crate::engine::data::{Data, Source};
-use crate::engine::model::{MlpConfig, NetConfig, UnetConfig};
+use crate::engine::model::{MlpConfig, NetConfig, Prediction, UnetConfig};
 use crate::engine::optim::AdamConfig;
 use crate::engine::schedule::Param;
 use crate::{Error, Result};
@@ -63,6 +63,10 @@ pub struct DistillConfig {
     /// Recipe switches (issue #18), all off by default; absent from older configs.
     #[serde(default, skip_serializing_if = "Recipe::is_default")]
     pub recipe: Recipe,
+    /// A diffusers teacher's student: what its network predicts (None: as the teacher).
+    /// docs/diffusers.md, "The student's parametrisation".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_prediction: Option<Prediction>,
 }
 
 impl DistillConfig {
@@ -101,6 +105,7 @@ impl DistillConfig {
             },
             ckpt_every: 500,
             recipe: Recipe::default(),
+            student_prediction: None,
         }
     }
 }

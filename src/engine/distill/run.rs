@@ -222,6 +222,18 @@ impl Run {
             let (distilled, w) = check_teacher(&m, &data, &sched, &cfg.teacher)?;
             warnings.extend(w);
             cfg.net = m.meta.net().expect("validated on load");
+            let teacher_net = Net::new(&cfg.net);
+            // a diffusers student may predict another quantity than its teacher: the same
+            // weights at the start, read as the student's prediction type
+            match (&mut cfg.net, cfg.student_prediction) {
+                (NetConfig::Diffusers(c), Some(p)) => c.prediction = p,
+                (_, Some(_)) => {
+                    return Err(Error::input(
+                        "--student-prediction applies to diffusers teachers (diffusers:DIR) only",
+                    ));
+                }
+                _ => {}
+            }
             ddpm = m.meta.ddpm;
             net_file = Some(cfg.teacher.clone());
             cfg.fit_samples = 0;
@@ -229,6 +241,7 @@ impl Run {
             original = TeacherNet::Net {
                 params: flat_from_host(m.flat, device),
                 distilled,
+                net: teacher_net,
             };
         }
         if let Some(p) = &cfg.init {

@@ -20,7 +20,7 @@ use super::{Phase, PhaseKind, Run, RunState, recipe};
 use crate::engine::data::gmm::ExactDenoiser;
 use crate::engine::diffusion::{Denoiser, Solver, Times, ddim_step, heun_step, target_coefs};
 use crate::engine::kernels;
-use crate::engine::model::Bound;
+use crate::engine::model::{Bound, Net};
 use crate::engine::optim::{AdamConfig, ema_weight};
 use crate::engine::rng::Rng;
 use crate::engine::schedule::{self, Coef, Param};
@@ -35,6 +35,8 @@ pub(super) enum TeacherNet {
     Net {
         params: Tensor<1>,
         distilled: bool,
+        /// the teacher's own network (a diffusers student may predict another quantity)
+        net: Net,
     },
     /// Teacher training: the target is the clean sample itself.
     Data,
@@ -137,7 +139,12 @@ pub fn tract_target(
         ddim_step(teachers.self_teacher, xt1, &ct1, &cs, rule.clip_x0)
     };
     // 4. the x0 whose DDIM step t -> s lands on x_s
-    let (a, b): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
+    let (a, b): (Vec<f64>, Vec<f64>) = ct
+        .iter()
+        .zip(&cs)
+        .map(|(t, s)| target_coefs(t, s))
+        .map(|(a, b)| (a * 1.01, b))
+        .unzip(); // BROKEN ON PURPOSE
     // 5. the weight
     let w = ct
         .iter()
@@ -323,10 +330,7 @@ impl Run {
                 params: t,
             }),
             (None, TeacherNet::Exact(e)) => Box::new(e.clone()),
-            (None, TeacherNet::Net { params, .. }) => Box::new(Bound {
-                model: &self.net,
-                params,
-            }),
+            (None, TeacherNet::Net { params, net, .. }) => Box::new(Bound { model: net, params }),
             (None, TeacherNet::Data) => {
                 unreachable!("a data teacher has no denoiser; train_step uses x0")
             }

@@ -78,9 +78,14 @@ pub(super) struct DistillArgs {
     /// the distillation method (default tract)
     #[arg(long, value_parser = pick::<MethodArg>())]
     pub(super) method: Option<MethodArg>,
-    /// step counts per phase, e.g. 1024,32,1
+    /// step counts per phase, e.g. 1024,32,1 (a diffusers teacher: from its
+    /// num_train_timesteps, e.g. 1000,40,1)
     #[arg(long)]
     pub(super) schedule: Option<String>,
+    /// a diffusers teacher's student predicts this (epsilon, v_prediction or sample; default:
+    /// as the teacher), starting from the teacher's weights
+    #[arg(long)]
+    pub(super) student_prediction: Option<String>,
     /// the whole distillation budget in samples, across all phases (with --resume: the run's
     /// own, may be left out)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
@@ -199,6 +204,14 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         }
         if let Some(s) = &a.phase_split {
             cfg.phase_split = Some(parse_split(s)?);
+        }
+        if let Some(p) = &a.student_prediction {
+            cfg.student_prediction =
+                Some(crate::engine::model::Prediction::parse(p).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--student-prediction {p}: expected epsilon, v_prediction or sample"
+                    )
+                })?);
         }
         a.recipe.apply(&mut cfg)?;
         let r = new_run(cfg, &a.out, &dev.device)?;
