@@ -1,4 +1,4 @@
-//! Noise schedules (ALGORITHM.md section 1) and distillation schedule strings.
+//! Noise schedules (docs/algorithm.md, "Noise schedules") and distillation schedule strings.
 //!
 //! All schedule arithmetic is f64; tensors get f32 coefficients computed from it.
 
@@ -481,7 +481,7 @@ mod tests {
         }
         let c0 = vp_coef(0.0);
         assert!((c0.sigma - (1.0 / (1.0 + 20f64.exp())).sqrt()).abs() < 1e-15);
-        // gamma_T ~ 2e-9 (ALGORITHM.md section 5).
+        // gamma_T ~ 2e-9 (docs/algorithm.md, "Sampling").
         let gt = vp_coef(1.0).alpha.powi(2);
         assert!((gt - 2.06e-9).abs() < 0.01e-9, "{gt}");
     }

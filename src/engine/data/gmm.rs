@@ -1,5 +1,6 @@
 //! Isotropic Gaussian mixtures: sampling, JSON specs, and the exact denoiser
-//! E[x0 | x_t] of ALGORITHM.md section 6, in tensors (any device) and in f64 on the host.
+//! E[x0 | x_t] of docs/algorithm.md, "The exact mixture denoiser", in tensors (any device)
+//! and in f64 on the host.
 
 use burn::tensor::{Device, Tensor, activation::softmax};
 use serde::{Deserialize, Serialize};

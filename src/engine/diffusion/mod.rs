@@ -371,7 +371,8 @@ mod tests {
 
     #[test]
     fn f32_target_is_accurate_at_t1() {
-        // ALGORITHM.md asks for f64 or a proof that f32 suffices at t = 1: compare the f32
+        // docs/algorithm.md, "One TRACT step": f64, or a proof that f32 suffices at t = 1;
+        // compare the f32
         // tensor target with the f64 host target where the denominator is smallest.
         let dev = Device::flex();
         let g = Grid::new(Param::Vp, 1024);

@@ -15,7 +15,8 @@ use crate::{Error, Result};
 pub enum Method {
     Tract,
     Btd,
-    /// Train a teacher on the data (ALGORITHM.md section 4): one `fit` phase, target x0.
+    /// Train a teacher on the data (docs/algorithm.md, "Teacher training"): one `fit` phase,
+    /// target x0.
     Teacher,
 }
 

@@ -4,8 +4,8 @@
 //!
 //! - `config`: what defines a run (saved in every checkpoint), with the paper's defaults;
 //! - `plan`: the schedule string as phases and the sample budget split between them;
-//! - `step`: one optimizer step, Algorithm 1 / 2 as ALGORITHM.md section 3 writes it, its
-//!   target a pure function (`tract_target`);
+//! - `step`: one optimizer step, Algorithm 1 / 2 as docs/algorithm.md, "One TRACT step",
+//!   writes it, its target a pure function (`tract_target`);
 //! - `run`: the loop over the phases (events, checkpoints, previews, resume, divergence);
 //! - `state`: the training state's file and the loss log;
 //! - `events`: what the loop tells a front end.

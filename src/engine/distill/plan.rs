@@ -1,6 +1,6 @@
 //! The plan of a run: the schedule string ("1024,32,1") as phases, and the sample budget
-//! split between them (ALGORITHM.md section 3: the paper gives 1/6 to 1024 -> 32 and 5/6 to
-//! 32 -> 1), each phase's optimizer steps from the batch.
+//! split between them (docs/algorithm.md, "One TRACT step": the paper gives 1/6 to
+//! 1024 -> 32 and 5/6 to 32 -> 1), each phase's optimizer steps from the batch.
 
 use super::{DistillConfig, Method};
 use crate::engine::schedule::Schedule;

@@ -1,7 +1,7 @@
-//! One optimizer step of a phase, as ALGORITHM.md section 3 writes it (the paper's
-//! Algorithm 1 for VP, Algorithm 2 for VE), and its two relatives: BTD (eqs 3-5: two
-//! teacher steps, no self-teacher) and the fit / teacher phase (section 4: the target is the
-//! teacher's x0, or the clean sample itself).
+//! One optimizer step of a phase, as docs/algorithm.md, "One TRACT step", writes it (the
+//! paper's Algorithm 1 for VP, Algorithm 2 for VE), and its two relatives: BTD (eqs 3-5: two
+//! teacher steps, no self-teacher) and the fit / teacher phase ("Teacher training": the
+//! target is the teacher's x0, or the clean sample itself).
 //!
 //! 1. `x_t` from data and fresh noise (eq 1; VE eq 10)               [`noisify`]
 //! 2. the teacher's step t -> t-1: DDIM for VP, Heun for VE (eq 11)  [`teacher_solver`]

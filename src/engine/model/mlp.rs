@@ -1,7 +1,7 @@
 //! Time-conditioned residual MLP for low-dimensional data, with the preconditioning
 //! x0_hat = c_skip x + c_out F(c_in x, t):
 //! VP: c_skip = alpha, c_out = -sigma, c_in = 1 (v-prediction, well conditioned at both ends);
-//! VE: EDM's c_skip, c_out, c_in with sigma_data (ALGORITHM.md section 1).
+//! VE: EDM's c_skip, c_out, c_in with sigma_data (docs/algorithm.md, "Noise schedules").
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
