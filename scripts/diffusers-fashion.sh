@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End to end with a teacher nobody trained with this tool: a diffusers UNet2DModel trained by
+# diffusers' own recipe (benches/peer/train_diffusers_teacher.py, PyTorch on the CPU), then
+# distilled here with TRACT to 1 step, exported back to diffusers, checked in diffusers, and
+# scored (docs/diffusers.md, "End to end"). Resumable: every stage skips what is done, and a
+# distillation interrupted anywhere continues with the same command.
+#
+#   TEACHER=/path/to/pipeline bash scripts/diffusers-fashion.sh     (default: the shipped one)
+#   N=2000 BUDGET=32000 STAGES="distill export eval" bash scripts/diffusers-fashion.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/tract-studio}
+[ -x "$BIN" ] || BIN=${CARGO_TARGET_DIR:-target}/release/tract-studio
+OUT=${OUT:-runs/diffusers-fashion}
+BUDGET=${BUDGET:-32000}   # distillation samples per student
+N=${N:-2000}              # samples for FID
+NREF=${NREF:-256}         # images for PSNR to the teacher's many-step samples
+REFSTEPS=${REFSTEPS:-50}  # the teacher's many-step reference
+STAGES=${STAGES:-"teacher distill export eval"}
+mkdir -p "$OUT"
+TEACHER=${TEACHER:-$OUT/teacher-pipeline}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+if has teacher && [ ! -f "$TEACHER/model_index.json" ]; then
+  # the shipped teacher (f16) as a diffusers pipeline folder
+  "$BIN" export --model asset:fashion-mnist-diffusers-teacher.safetensors --out "$TEACHER"
+fi
+
+# students: TRACT 1000,40,1 with the teacher's parametrisation (epsilon) and re-read as x0
+# ("sample"), same budget, seed and batch
+declare -A PRED=([tract-eps]=epsilon [tract-x0]=sample)
+if has distill; then
+  for s in "${!PRED[@]}"; do
+    [ -f "$OUT/$s/student.safetensors" ] && continue
+    if [ -f "$OUT/$s/state.safetensors" ]; then
+      "$BIN" distill --out "$OUT/$s" --resume --device cpu
+    else
+      "$BIN" distill --data fashion-mnist --teacher "diffusers:$TEACHER" --schedule 1000,40,1 \
+        --student-prediction "${PRED[$s]}" --train-samples "$BUDGET" --batch 32 --seed 0 \
+        --out "$OUT/$s" --device cpu
+    fi
+  done
+fi
+
+if has export; then
+  for s in "${!PRED[@]}"; do
+    "$BIN" export --model "$OUT/$s/student.safetensors" --out "$OUT/$s/diffusers"
+  done
+fi
+
+if has eval; then
+  ev() { "$BIN" eval --samples "$1" --data fashion-mnist ${2:+--reference "$2"}; }
+  S="$BIN sample --device cpu --seed 0"
+  [ -f "$OUT/ref.safetensors" ] || $S --model "diffusers:$TEACHER" --steps "$REFSTEPS" --n "$NREF" --out "$OUT/ref.safetensors"
+  : > "$OUT/scores.jsonl"
+  for k in 1 2 "$REFSTEPS"; do
+    n=$N; [ "$k" -gt 2 ] && n=${NFID_MANY:-1000}
+    $S --model "diffusers:$TEACHER" --steps "$k" --n "$n" --out "$OUT/teacher-$k.safetensors" --png "$OUT/teacher-$k.png"
+    $S --model "diffusers:$TEACHER" --steps "$k" --n "$NREF" --out "$OUT/teacher-$k-ref.safetensors"
+    echo "{\"model\": \"teacher\", \"steps\": $k, \"fid\": $(ev "$OUT/teacher-$k.safetensors"), \"vs_ref\": $(ev "$OUT/teacher-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
+  done
+  for s in "${!PRED[@]}"; do
+    $S --model "$OUT/$s/student.safetensors" --n "$N" --out "$OUT/$s-1.safetensors" --png "$OUT/$s-1.png"
+    $S --model "$OUT/$s/student.safetensors" --n "$NREF" --out "$OUT/$s-1-ref.safetensors"
+    echo "{\"model\": \"$s\", \"steps\": 1, \"fid\": $(ev "$OUT/$s-1.safetensors"), \"vs_ref\": $(ev "$OUT/$s-1-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
+    # the exported folder in diffusers itself, from the same noise (where diffusers is here)
+    if python3 -c "import diffusers" 2>/dev/null; then
+      python3 benches/peer/check_export.py "$OUT/$s/diffusers" "$OUT/$s-1-ref.safetensors" --steps 1 --tol 1e-3
+    fi
+  done
+  cat "$OUT/scores.jsonl"
+fi
