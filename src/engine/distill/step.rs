@@ -139,12 +139,7 @@ pub fn tract_target(
         ddim_step(teachers.self_teacher, xt1, &ct1, &cs, rule.clip_x0)
     };
     // 4. the x0 whose DDIM step t -> s lands on x_s
-    let (a, b): (Vec<f64>, Vec<f64>) = ct
-        .iter()
-        .zip(&cs)
-        .map(|(t, s)| target_coefs(t, s))
-        .map(|(a, b)| (a * 1.01, b))
-        .unzip(); // BROKEN ON PURPOSE
+    let (a, b): (Vec<f64>, Vec<f64>) = ct.iter().zip(&cs).map(|(t, s)| target_coefs(t, s)).unzip();
     // 5. the weight
     let w = ct
         .iter()
