@@ -1,5 +1,6 @@
 //! The wgpu backend (lavapipe here, a real GPU elsewhere) computes what the CPU backend
-//! computes: sampling with the exact teacher and distillation steps.
+//! computes: sampling with the exact teacher, distillation steps, and the image networks
+//! (the project's UNet and a diffusers UNet2DModel, forward and gradient).
 //! Skips with a message when no adapter exists, unless TRACT_REQUIRE_WGPU=1 (the test
 //! script sets it after installing lavapipe) makes a missing adapter a failure.
 
@@ -76,4 +77,103 @@ fn wgpu_matches_cpu() {
     eprintln!("6 distillation steps: max |cpu - wgpu| weight difference = {d:e}");
     assert!(d < 1e-3, "{d}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Forward and gradient of a network on `dev`: (output, d mean(out^2) / d params).
+fn forward_backward(
+    net: &tract_studio::model::Net,
+    flat: &[f32],
+    x: &[f32],
+    n: usize,
+    coefs: &[tract_studio::schedule::Coef],
+    dev: &burn::tensor::Device,
+) -> (Vec<f32>, Vec<f32>) {
+    use tract_studio::diffusion::Times;
+    use tract_studio::model::flat_from_host;
+    use tract_studio::tensors::{from_vec2, to_vec};
+    let p = flat_from_host(flat.to_vec(), dev);
+    let times = Times::new(coefs.to_vec(), dev);
+    let d = x.len() / n;
+    let xt = from_vec2(x.to_vec(), [n, d], dev);
+    let y = to_vec(net.forward(&p, xt.clone(), &times));
+    let lay = net.layout();
+    let leaves = lay.split_leaves(&p);
+    let out = net.forward(&leaves, xt, &times);
+    let g = to_vec(lay.backward(&leaves, &(out.clone() * out).mean()).unwrap());
+    (y, g)
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-12);
+    max_diff(a, b) / scale
+}
+
+#[test]
+fn image_networks_match_on_wgpu_and_cpu() {
+    // the image networks run the project's CPU kernels on the CPU backend and Burn's ops on
+    // wgpu: forward and gradient must agree (max difference relative to the largest value)
+    let Some(gpu) = wgpu_or_skip() else { return };
+    let cpu = device::cpu();
+    use tract_studio::model::{Net, NetConfig, UnetConfig};
+    use tract_studio::schedule::Grid;
+    // the project's tiny UNet, VP and VE, with perturbed weights (its init zeroes the last convs)
+    for param in [Param::Vp, Param::Ve] {
+        let cfg = NetConfig::Unet(UnetConfig::tiny(1, 16, 16, param));
+        let net = Net::new(&cfg);
+        let mut flat = net.init(&mut tract_studio::rng::Rng::new(3));
+        let pert = tract_studio::rng::Rng::new(4).normals(flat.len());
+        for (w, p) in flat.iter_mut().zip(pert) {
+            *w += 0.02 * p;
+        }
+        let n = 3;
+        let x = tract_studio::rng::Rng::new(5).normals(n * 256);
+        let g = Grid::new(param, if param == Param::Vp { 1024 } else { 40 });
+        let coefs = [g.coef(g.steps), g.coef(g.steps / 2), g.coef(1)];
+        let (yc, gc) = forward_backward(&net, &flat, &x, n, &coefs, &cpu.device);
+        let (yw, gw) = forward_backward(&net, &flat, &x, n, &coefs, &gpu.device);
+        let (ey, eg) = (rel(&yw, &yc), rel(&gw, &gc));
+        eprintln!("tiny UNet {param:?}: forward rel diff {ey:.2e}, gradient {eg:.2e}");
+        assert!(
+            ey < 1e-4 && eg < 1e-3,
+            "{param:?}: forward {ey:e}, gradient {eg:e}"
+        );
+    }
+    // a diffusers pipeline (legacy names, one head, padding 0, eps 1e-6) against diffusers'
+    // own output on wgpu, and the gradient against the CPU's
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/diffusers/ddpm_legacy");
+    let (file, _) = tract_studio::pipeline::load(&dir.display().to_string()).unwrap();
+    let net = Net::new(&file.meta.net().unwrap());
+    let grid = file.meta.grid();
+    let bytes = std::fs::read(dir.join("golden.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f = |name: &str| -> Vec<f32> {
+        st.tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (x, ts) = (f("x"), f("timesteps"));
+    let coefs: Vec<_> = ts.iter().map(|&t| grid.coef(t as usize + 1)).collect();
+    let n = ts.len();
+    let (yc, gc) = forward_backward(&net, &file.flat, &x, n, &coefs, &cpu.device);
+    let (yw, gw) = forward_backward(&net, &file.flat, &x, n, &coefs, &gpu.device);
+    // the network's own output (epsilon) on wgpu against diffusers'
+    let Net::Diffusers(u) = &net else {
+        unreachable!()
+    };
+    let raw = tract_studio::tensors::to_vec(u.raw(
+        &tract_studio::model::flat_from_host(file.flat.clone(), &gpu.device),
+        tract_studio::tensors::from_vec2(x.clone(), [n, x.len() / n], &gpu.device),
+        &tract_studio::diffusion::Times::new(coefs.clone(), &gpu.device),
+    ));
+    let e_gold = max_diff(&raw, &f("unet_out"));
+    let (ey, eg) = (rel(&yw, &yc), rel(&gw, &gc));
+    eprintln!(
+        "diffusers UNet on wgpu: max |output - diffusers| {e_gold:.2e}; x0 vs CPU rel {ey:.2e}, gradient {eg:.2e}"
+    );
+    assert!(e_gold < 2e-5, "{e_gold:e}");
+    assert!(ey < 1e-5 && eg < 2e-5, "forward {ey:e}, gradient {eg:e}");
 }
