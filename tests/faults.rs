@@ -99,6 +99,78 @@ fn temp_files(dir: &Path) -> usize {
     temp_files_of(dir, None)
 }
 
+/// A trap for the child's next checkpoint write: a FIFO where the temp file of its state will
+/// be (`state.safetensors.tmpPID`, as engine::error::write_atomic names it). The child's
+/// `File::create` opens the FIFO; a reader thread reads one byte, and from then on the
+/// writer is inside `write_all` with the pipe full (a state is far larger than a pipe's
+/// 64 KiB), so a kill lands mid-write whatever the machine's load. `fired` says when the byte
+/// came; dropping the trap closes the read end (after the kill) and removes an unused FIFO.
+struct Trap {
+    fifo: PathBuf,
+    fired: std::sync::mpsc::Receiver<()>,
+    /// the child was caught in the write
+    hit: bool,
+    done: std::sync::mpsc::Sender<()>,
+}
+
+impl Trap {
+    fn set(dir: &Path, pid: u32) -> Trap {
+        let fifo = dir.join(format!("state.safetensors.tmp{pid}"));
+        // the name is taken while a write is in progress (a regular temp file): wait for its rename
+        for _ in 0..100_000 {
+            let made = Command::new("mkfifo")
+                .arg(&fifo)
+                .stderr(Stdio::null())
+                .status()
+                .expect("mkfifo runs");
+            if made.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let (fire, fired) = std::sync::mpsc::channel();
+        let (done, wait_done) = std::sync::mpsc::channel::<()>();
+        let f = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            // blocks until the child opens the FIFO to write its state
+            let Ok(mut r) = std::fs::File::open(&f) else {
+                return;
+            };
+            let mut b = [0u8; 1];
+            if r.read(&mut b).unwrap_or(0) == 1 {
+                let _ = fire.send(());
+            }
+            // keep the read end open until the writer is dead (closing it would fail the write)
+            let _ = wait_done.recv();
+        });
+        Trap {
+            fifo,
+            fired,
+            hit: false,
+            done,
+        }
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        let _ = self.done.send(());
+        if self.hit {
+            // the FIFO stays, as a killed write's temp file: the resumed run must clear it
+            return;
+        }
+        // never written (the child finished first): let the reader thread go (a writer that
+        // does not block, O_NONBLOCK) and remove the FIFO, which would count as a temp file
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000)
+            .open(&self.fifo);
+        let _ = std::fs::remove_file(&self.fifo);
+    }
+}
+
 struct KillReport {
     kills: usize,
     during_write: usize,
@@ -106,9 +178,9 @@ struct KillReport {
 }
 
 /// Run `args` (fresh, or `--resume` once a state exists) and SIGKILL it at pseudo-random
-/// moments until it finishes: at least `min_kills` kills, every other one as soon as a
-/// checkpoint write is seen in progress (its temp file exists). After every kill, every file
-/// must load. `model` is the finished run's model file name.
+/// moments until it finishes: at least `min_kills` kills, every other one inside the first
+/// checkpoint write after its moment (held there by a [`Trap`], so it lands on a busy machine
+/// too). After every kill, every file must load. `model` is the finished run's model file name.
 fn kill_until_done(
     args: &[String],
     dir: &Path,
@@ -146,19 +218,35 @@ fn kill_until_done(
         let deadline = floor + work.mul_f64(m.next() / 8.0);
         let at_write = kills % 2 == 1 && kills < min_kills + 4;
         let mut exited = None;
+        let mut trap = None;
         loop {
             if let Some(s) = child.try_wait().unwrap() {
                 exited = Some(s);
                 break;
             }
             let el = t.elapsed();
-            if el >= deadline && (!at_write || temp_files_of(dir, pid) > 0 || el >= deadline * 3) {
+            if el >= deadline && !at_write {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(if at_write { 200 } else { 2000 }));
+            if el >= deadline && at_write {
+                // a resuming child clears temp files of its own pid at start: set it again
+                if trap
+                    .as_ref()
+                    .is_some_and(|t: &Trap| std::fs::symlink_metadata(&t.fifo).is_err())
+                {
+                    trap = None;
+                }
+                let tr = trap.get_or_insert_with(|| Trap::set(dir, child.id()));
+                if tr.fired.try_recv().is_ok() {
+                    tr.hit = true;
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
         }
         match exited {
             Some(s) => {
+                drop(trap);
                 let mut e = String::new();
                 use std::io::Read;
                 child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
@@ -195,6 +283,7 @@ fn kill_until_done(
                 if temp_files_of(dir, pid) > 0 {
                     during_write += 1;
                 }
+                drop(trap);
                 check_files(dir, &format!("after kill {kills}"));
                 if dir.join(model).exists() {
                     // killed after the last file was written: the run is complete
