@@ -353,3 +353,294 @@ fn sample_and_eval_end_to_end() {
     let r = v["rmse_to_reference"].as_f64().unwrap();
     assert!((r - 1.5 / 2f64.sqrt()).abs() < 0.1, "{v}");
 }
+
+// --- the command line as people meet it (issue 28 items 11-13, issue 29 item 3)
+
+const CLI_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md");
+
+/// docs/cli.md is every command's `--help`, rendered from the clap definition;
+/// `TRACT_UPDATE_DOCS=1 cargo test --release --test cli -- cli_md` rewrites it.
+#[test]
+fn cli_md_is_the_help_of_every_command() {
+    let md = tract_studio::front::cli::docs::markdown();
+    if std::env::var("TRACT_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::write(CLI_MD, &md).unwrap();
+    }
+    let doc = std::fs::read_to_string(CLI_MD).unwrap_or_default();
+    assert!(
+        doc == md,
+        "docs/cli.md differs from the command line's help; rewrite it with TRACT_UPDATE_DOCS=1 cargo test --release --locked --test cli -- cli_md"
+    );
+    // every command has its section and at least one example
+    for c in tract_studio::front::cli::command().get_subcommands() {
+        let name = c.get_name();
+        if name == "help" {
+            continue;
+        }
+        let section = md
+            .split(&format!("\n## {name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for {name}"));
+        let section = section.split("\n## ").next().unwrap();
+        assert!(
+            section.contains("Examples:") && section.contains(&format!("tract-studio {name}")),
+            "{name} has no example:\n{section}"
+        );
+    }
+}
+
+/// Every example in the help (and so in docs/cli.md) is accepted by the command line's parser.
+#[test]
+fn every_example_parses() {
+    use tract_studio::front::cli::docs::{example_lines, words};
+    let lines = example_lines();
+    assert!(lines.len() >= 30, "{lines:?}");
+    for l in &lines {
+        if let Err(e) = tract_studio::front::cli::parses(words(l)) {
+            panic!("{l}\n{e}");
+        }
+    }
+    // and the parser is strict: a typo is refused
+    assert!(
+        tract_studio::front::cli::parses(words("tract-studio sample --modle x --out y")).is_err()
+    );
+}
+
+#[test]
+fn choices_are_listed_and_completed() {
+    let o = run(&["sample", "--help"]);
+    let h = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "ddim",
+        "heun",
+        "auto",
+        "wgpu",
+        "trailing",
+        "linspace",
+        "Examples:",
+    ] {
+        assert!(h.contains(want), "sample --help lacks {want}:\n{h}");
+    }
+    let o = run(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "tract-studio",
+        "distill",
+        "inspect",
+        "ddim heun",
+        "auto cpu wgpu",
+        "tiny small large",
+    ] {
+        assert!(s.contains(want), "bash completions lack '{want}'");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = run(&["completions", shell]);
+        assert!(
+            o.status.success() && !o.stdout.is_empty(),
+            "{shell}: {}",
+            stderr(&o)
+        );
+    }
+    fails_with(&["completions", "tcsh"], "tcsh", None);
+    // a wrong choice names the flag, the value and the choices
+    fails_with(
+        &[
+            "distill",
+            "--data",
+            "toy:ring8",
+            "--train-samples",
+            "8",
+            "--method",
+            "magic",
+            "--out",
+            "/nonexistent/x",
+        ],
+        "--method magic: unknown method 'magic'",
+        None,
+    );
+    fails_with(
+        &[
+            "convert",
+            "--model",
+            "asset:ring8-fit.safetensors",
+            "--dtype",
+            "f8",
+            "--out",
+            "/nonexistent/x",
+        ],
+        "expected f32 or f16",
+        None,
+    );
+    // `gpu` is another name for wgpu, as before
+    assert!(tract_studio::front::cli::parses(["tract-studio", "bench", "--device", "gpu"]).is_ok());
+}
+
+#[test]
+fn list_and_inspect_describe_the_shipped_models() {
+    let o = run(&["list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let l = String::from_utf8_lossy(&o.stdout);
+    for e in tract_studio::assets::manifest() {
+        let spec = format!("asset:{}", e.path.trim_start_matches("asset:"));
+        assert!(l.contains(&spec), "list lacks {spec}:\n{l}");
+        assert!(l.contains(&e.name), "list lacks {}:\n{l}", e.name);
+    }
+    let o = run(&["list", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        tract_studio::assets::manifest().len()
+    );
+    let o = run(&["inspect", "asset:fashion-mnist-tract-1step.safetensors"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "kind             tract",
+        "fashion-mnist",
+        "parametrisation  vp",
+        "grid             1024 steps",
+        "steps            1\n",
+        "UNet",
+        "1x32x32",
+        "268,401",
+        "F16",
+        "checksum",
+        "training budget",
+    ] {
+        assert!(t.contains(want), "inspect lacks '{want}':\n{t}");
+    }
+    // a file written here: the JSON agrees with the file's own metadata
+    let d = tmp("inspect");
+    let f = d.join("fit32.safetensors");
+    let o = run(&[
+        "convert",
+        "--model",
+        "asset:ring8-tract-2step.safetensors",
+        "--dtype",
+        "f32",
+        "--out",
+        f.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["inspect", f.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = tract_studio::checkpoint::ModelFile::load(&f).unwrap();
+    assert_eq!(v["kind"], "tract");
+    assert_eq!(v["steps"], 2);
+    assert_eq!(v["schedule"], m.meta.schedule.as_str());
+    assert_eq!(v["train_samples"], m.meta.train_samples);
+    assert_eq!(v["parameters"], m.flat.len());
+    assert_eq!(v["dtype"], "F32");
+    assert_eq!(v["checksum"].as_str().unwrap().len(), 16);
+    assert_eq!(v["bytes"], std::fs::metadata(&f).unwrap().len());
+    fails_with(
+        &["inspect", d.join("missing.safetensors").to_str().unwrap()],
+        "file not found",
+        None,
+    );
+    fails_with(
+        &["inspect", "asset:nope.safetensors"],
+        "no shipped model 'nope.safetensors'",
+        None,
+    );
+}
+
+#[test]
+fn sample_says_what_it_does_and_eval_reads_the_data_from_the_file() {
+    let d = tmp("defaults");
+    // 2-D: 10,000 points by default, said before the work
+    let s = d.join("s.safetensors");
+    let o = run(&[
+        "sample",
+        "--model",
+        "exact:toy:ring8",
+        "--steps",
+        "64",
+        "--out",
+        s.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("sampling 10000 samples (the default --n) at 64 steps (DDIM): 640000 network evaluations; about "),
+        "{e}"
+    );
+    assert_eq!(
+        tract_studio::generate::read_samples(&s).unwrap().0.len(),
+        20_000
+    );
+    // eval without --data: the file records it
+    let o = run(&["eval", "--samples", s.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("data: toy:ring8 (recorded in"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["sw2"].as_f64().unwrap() < 0.2, "{v}");
+    // images: 64 by default
+    let s = d.join("img.safetensors");
+    let o = run(&[
+        "sample",
+        "--model",
+        "asset:fashion-mnist-tract-1step.safetensors",
+        "--out",
+        s.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("64 samples at 1 steps"));
+    assert_eq!(
+        tract_studio::generate::read_samples(&s).unwrap().0.len(),
+        64 * 1024
+    );
+    // a samples file without the record needs --data
+    let bare = d.join("bare.safetensors");
+    tract_studio::generate::write_samples(
+        &bare,
+        &[0.0; 8],
+        &[0.0; 8],
+        &[2],
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    fails_with(
+        &["eval", "--samples", bare.to_str().unwrap()],
+        "give --data",
+        None,
+    );
+}
+
+#[test]
+fn distill_says_it_fits_before_distilling() {
+    let d = tmp("plan");
+    let out = d.join("run");
+    let o = run(&[
+        "distill",
+        "--data",
+        "toy:ring8",
+        "--train-samples",
+        "512",
+        "--fit-samples",
+        "512",
+        "--batch",
+        "256",
+        "--schedule",
+        "16,4,1",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("plan: fit a fresh student to the exact teacher: 512 samples (--fit-samples), then tract-16to4: 85 samples, then tract-4to1: 427 samples; 1024 samples in all"),
+        "{e}"
+    );
+}

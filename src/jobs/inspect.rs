@@ -70,17 +70,18 @@ pub fn model_info(spec: &str) -> Result<ModelInfo> {
         None => vec![m.dim()],
     };
     let network = match &net {
-        Some(NetConfig::Mlp(c)) => format!("MLP, {} blocks of {} hidden units", c.blocks, c.hidden),
+        Some(NetConfig::Mlp(c)) => format!("MLP: {} blocks of {} units", c.blocks, c.hidden),
         Some(NetConfig::Unet(u)) => format!(
-            "UNet, {} base channels x {:?}, {} blocks per level, {} groups{}",
+            "UNet: {} base channels, multipliers {:?}, {} res block{} per level, {} groups{}",
             u.base,
             u.mults,
             u.blocks,
+            if u.blocks == 1 { "" } else { "s" },
             u.groups,
             if u.attention { ", attention" } else { "" }
         ),
         Some(NetConfig::Diffusers(d)) => format!(
-            "diffusers UNet2DModel, channels {:?}, {} layers per block, {} prediction",
+            "diffusers UNet2DModel: channels {:?}, {} layers per block, {} prediction",
             d.block_out_channels,
             d.layers_per_block,
             d.prediction.name()

@@ -14,8 +14,10 @@ use crate::engine::schedule::Param;
     ("the UNet with the CPU kernels on and off, without the PyTorch peer", "tract-studio bench --unet --size tiny --no-peer --cpu-only"),
 ]))]
 pub(super) struct BenchArgs {
+    /// samples per optimizer step
     #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: usize,
+    /// optimizer steps measured on the CPU (wgpu: a quarter, at least 10)
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(super) steps: u64,
     /// skip the wgpu measurement

@@ -33,6 +33,7 @@ pub(super) struct EvalArgs {
     /// for Fashion-MNIST only; other image data needs one of its own, see `classifier`)
     #[arg(long)]
     pub(super) classifier: Option<PathBuf>,
+    /// the seed of the fresh data and the random projections of sliced W2
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
 }
@@ -45,12 +46,16 @@ pub(super) struct ClassifierArgs {
     /// labelled image data: fashion-mnist[:DIR] or mnist:DIR
     #[arg(long, default_value = "fashion-mnist")]
     pub(super) data: String,
+    /// the classifier file to write (.safetensors)
     #[arg(long)]
     pub(super) out: PathBuf,
+    /// training samples (passes over the data times its size)
     #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) train_samples: u64,
+    /// samples per optimizer step
     #[arg(long, default_value_t = 128, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: usize,
+    /// initialisation and data order
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
     #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]

@@ -23,14 +23,19 @@ pub(super) struct DemoArgs {
     /// skip the TRACT 1024,32,2 run
     #[arg(long)]
     pub(super) no_two_step: bool,
+    /// the folder for the runs, results.json and the picture
     #[arg(long, default_value = "demo-out")]
     pub(super) out: PathBuf,
+    /// distillation samples per run (default 500000)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) train_samples: Option<u64>,
+    /// samples for fitting the start network to the exact teacher (default 1000000)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) fit_samples: Option<u64>,
+    /// samples per optimizer step (default 512)
     #[arg(long, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: Option<usize>,
+    /// the seed of every run
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
     #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
@@ -49,13 +54,16 @@ pub(super) struct ReportArgs {
     /// tables and plots (the published ones are in docs/results)
     #[arg(long, default_value = "report-out")]
     pub(super) out: PathBuf,
+    /// seeds: each setting runs once per seed
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub(super) seeds: Vec<u64>,
     /// distillation samples per run
     #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) train_samples: u64,
+    /// samples for fitting each seed's start network to the exact teacher
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) fit_samples: u64,
+    /// samples per optimizer step
     #[arg(long, default_value_t = 512, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: usize,
     /// samples per model for the metrics

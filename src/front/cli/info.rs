@@ -87,7 +87,8 @@ pub(super) fn inspect_cmd(a: InspectArgs) -> anyhow::Result<()> {
         ("steps", i.steps.to_string()),
         (
             "schedule",
-            if i.schedule.is_empty() {
+            // a teacher's file carries the default schedule of its run's config: not its own
+            if i.schedule.is_empty() || i.kind == "teacher" || i.kind == "fit" {
                 "-".into()
             } else {
                 i.schedule.clone()
@@ -96,7 +97,7 @@ pub(super) fn inspect_cmd(a: InspectArgs) -> anyhow::Result<()> {
         (
             "training budget",
             if i.train_samples == 0 {
-                "-".into()
+                "not recorded in the file".into()
             } else {
                 format!("{} samples", thousands(i.train_samples))
             },
@@ -155,7 +156,13 @@ pub(super) fn list_cmd(a: ListArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn completions_cmd(a: CompletionsArgs) -> anyhow::Result<()> {
+    use std::io::Write;
     let mut cmd = super::Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "tract-studio", &mut std::io::stdout());
-    Ok(())
+    let mut script = vec![];
+    clap_complete::generate(a.shell, &mut cmd, "tract-studio", &mut script);
+    match std::io::stdout().write_all(&script) {
+        // `completions bash | head` closes the pipe early: not an error
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }

@@ -32,8 +32,10 @@ pub(super) struct SampleArgs {
     /// how many samples (default: 64 for image models, 10000 for 2-D data)
     #[arg(long, value_parser = count(1, MAX_N))]
     pub(super) n: Option<usize>,
+    /// the noise seed: the same seed and --n give the same noise for every model and step count
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
+    /// the samples file to write (.safetensors: samples, noise and what made them)
     #[arg(long)]
     pub(super) out: PathBuf,
     /// for exact:DATA: the parametrisation
@@ -67,16 +69,19 @@ pub(super) struct GalleryArgs {
     /// without --models: every shipped model (assets/manifest.json) for this data, teacher first
     #[arg(long)]
     pub(super) data: Option<String>,
+    /// step counts, one row per model and step count
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = count(1, MAX_STEPS))]
     pub(super) steps: Vec<usize>,
     /// column j uses the noise of seed S+j
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
+    /// columns: one noise seed each
     #[arg(long, default_value_t = 8, value_parser = count(1, 256))]
     pub(super) cols: usize,
     /// pixel scale
     #[arg(long, default_value_t = 2, value_parser = count(1, 16))]
     pub(super) scale: usize,
+    /// the picture to write (.png)
     #[arg(long)]
     pub(super) out: PathBuf,
     #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
@@ -269,6 +274,7 @@ pub(super) struct ConvertArgs {
     /// a model file (or asset:NAME)
     #[arg(long)]
     pub(super) model: String,
+    /// the model file to write
     #[arg(long)]
     pub(super) out: PathBuf,
     /// how the weights are stored

@@ -26,11 +26,13 @@ pub struct StudyArgs {
     /// distillation budgets in samples
     #[arg(long, value_delimiter = ',', default_value = "500000,2000000,8000000")]
     pub budgets: Vec<u64>,
+    /// paired seeds: every method runs on each
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
     pub seeds: Vec<u64>,
     /// sampling steps of the students (1 and/or 2)
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub steps: Vec<usize>,
+    /// samples per student for the metrics
     #[arg(long, default_value_t = 20_000)]
     pub n_eval: usize,
     /// samples of each seed's fit to the exact teacher (exact teacher)
@@ -39,6 +41,7 @@ pub struct StudyArgs {
     /// training samples of the learned teacher
     #[arg(long, default_value_t = 8_000_000)]
     pub teacher_samples: u64,
+    /// samples per optimizer step
     #[arg(long, default_value_t = 512)]
     pub batch: usize,
     /// tables, plots and the cache of finished runs (scripts/study.sh writes the published

@@ -26,12 +26,14 @@ pub(super) struct TeacherArgs {
     /// (with --resume: the run's own, may be left out)
     #[arg(long, required_unless_present = "resume")]
     pub(super) data: Option<String>,
+    /// the run folder: state.safetensors (resumable), loss.csv, samples.png, then teacher.safetensors
     #[arg(long)]
     pub(super) out: PathBuf,
     /// training budget in samples (with --resume: left out keeps the run's; given, a new
     /// budget, longer or shorter)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
     pub(super) train_samples: Option<u64>,
+    /// samples per optimizer step (default 512; images: 64)
     #[arg(long, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: Option<usize>,
     /// default 0
@@ -49,6 +51,7 @@ pub(super) struct TeacherArgs {
     /// optimizer steps between checkpoints (and sample grids)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) ckpt_every: Option<u64>,
+    /// continue the run in --out from its last checkpoint
     #[arg(long)]
     pub(super) resume: bool,
     #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
@@ -94,6 +97,7 @@ pub(super) struct DistillArgs {
     /// the teacher first, before and beyond --train-samples (default 1000000; 0 skips it)
     #[arg(long)]
     pub(super) fit_samples: Option<u64>,
+    /// samples per optimizer step (default 512; images: 64)
     #[arg(long, value_parser = count(1, MAX_BATCH))]
     pub(super) batch: Option<usize>,
     /// default 0
@@ -111,6 +115,7 @@ pub(super) struct DistillArgs {
     /// fixed inference EMA momentum (default: eps^(1/N))
     #[arg(long, value_parser = momentum)]
     pub(super) mu_i: Option<f64>,
+    /// the eps of the inference EMA momentum eps^(1/N) over a phase of N steps
     #[arg(long, value_parser = open_unit)]
     pub(super) ema_eps: Option<f64>,
     /// relative budget per phase, e.g. 1,5
@@ -122,6 +127,7 @@ pub(super) struct DistillArgs {
     /// optimizer steps between checkpoints (may change on --resume)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) ckpt_every: Option<u64>,
+    /// the run folder: state.safetensors (resumable), loss.csv, a model per phase, then student.safetensors
     #[arg(long)]
     pub(super) out: PathBuf,
     /// continue the run in --out from its last checkpoint
