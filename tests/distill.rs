@@ -123,6 +123,20 @@ fn tract_ve_edm_path() {
         tract_studio::eval::rmse(&s1, &reference),
     );
     eprintln!("VE: teacher 1 step RMSE {rt:.4}, TRACT 1 step RMSE {rs:.4}");
+    // the two phases' 1-step student keeps the ring's radius (issue #28 item 2: with a Heun
+    // step on the 8-step student as the second teacher it was 1.86 against 1.51; measured
+    // 1.474 against 1.512 now, RMSE 0.121, the same as one phase 40,1 at this budget: 0.121)
+    let radius = |v: &[f32]| {
+        v.chunks(2)
+            .map(|p| ((p[0] * p[0] + p[1] * p[1]) as f64).sqrt())
+            .sum::<f64>()
+            / (v.len() / 2) as f64
+    };
+    let (r_ref, r_s) = (radius(&reference), radius(&s1));
+    assert!(
+        (r_s - r_ref).abs() < 0.1,
+        "mean radius {r_s:.3} against the reference's {r_ref:.3}"
+    );
     assert!(rs < 0.5 * rt, "VE TRACT {rs} vs teacher {rt}");
 }
 
@@ -312,8 +326,9 @@ fn one_gaussian_check(
 // about 15 s a run on the 2-core CPU; the teacher's 8-step map is then 0.08 (VP) and 0.17
 // (VE) from the ODE's, so each student is held to the teacher's exact map, which is what
 // distillation reproduces (`teacher_maps_approach_the_closed_form_flow` ties the two).
-// Measured (CPU, seed 0): the RMSEs in the comments; a target off by a wrong sign, a 1%
-// coefficient or Heun for a distilled VE teacher (issue #28 item 2) misses every bound.
+// Measured (CPU, seed 0): the RMSEs in the comments. A target whose coefficient a is 1% off
+// misses every bound (tried: 3.5e-2, 5.7e-2, 2.4e-2, 3.9e-2 and 0.31 in these five runs), and
+// so does Heun for a distilled VE teacher (issue #28 item 2: 0.32 on 40,8,1).
 
 #[test]
 fn one_gaussian_tract_vp_8_2_1() {
@@ -362,13 +377,13 @@ fn one_gaussian_btd_ve_8_1() {
 fn one_gaussian_tract_ve_on_the_paper_grid_40_8_1() {
     // issue #28 item 2 on the 40-step Karras grid: a 2-phase VE run whose 1-step student was
     // 0.32 from the teacher's 40-step Heun map (the phase-2 teacher took Heun steps with the
-    // 8-step student's x0); now measured 1.3e-2 (8 steps) and 2.5e-2 (1 step) at 400k
+    // 8-step student's x0); now measured 1.8e-2 (8 steps) and 2.1e-2 (1 step) at 400k
     one_gaussian_check(
         true,
         "tract",
         "40,8,1",
         400_000,
-        &[(1, 8, 3e-2), (2, 1, 5e-2)],
+        &[(1, 8, 4e-2), (2, 1, 5e-2)],
     );
 }
 
