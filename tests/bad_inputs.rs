@@ -894,6 +894,25 @@ const CASES: &[Case] = &[
         "export --model DIR/model.safetensors --out OUT/exported",
         &["diffusers network"],
     ),
+    case(
+        "eval: the shipped Fashion-MNIST classifier for other images",
+        "eval --samples DIR/s64.safetensors --data images:DIR/img-ok,8,grey",
+        &["img-ok,8,grey", "trained on Fashion-MNIST", "--classifier"],
+    ),
+    case(
+        "eval: a samples file that does not record its data, without --data",
+        "eval --samples DIR/s2.safetensors",
+        &["s2.safetensors", "does not record its data", "give --data"],
+    ),
+    case(
+        "--device given a choice that does not exist",
+        "teacher --data toy:ring8 --train-samples 8 --device tpu --out OUT",
+        &[
+            "--device tpu",
+            "unknown device 'tpu'",
+            "expected auto, cpu or wgpu",
+        ],
+    ),
 ];
 
 /// The command line of a case as argv: quotes group words, D and T expand.

@@ -644,3 +644,34 @@ fn distill_says_it_fits_before_distilling() {
         "{e}"
     );
 }
+
+/// The shipped classifier knows Fashion-MNIST only: `eval` refuses it for other images of
+/// the same 1x32x32 shape (it used to report an FID in its features without a word).
+#[test]
+fn eval_refuses_the_fashion_classifier_for_other_images() {
+    let d = tmp("clf");
+    let data = d.join("mnist32");
+    std::fs::create_dir_all(&data).unwrap();
+    let px: Vec<u8> = (0..16 * 32 * 32).map(|i| ((i * 37) % 256) as u8).collect();
+    for f in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        tract_studio::data::idx::write_idx(&data.join(f), &[16, 32, 32], &px, false).unwrap();
+    }
+    let spec = format!("mnist:{}", data.display());
+    let s = d.join("s.safetensors");
+    tract_studio::generate::write_samples(
+        &s,
+        &vec![0.0; 4 * 1024],
+        &vec![0.0; 4 * 1024],
+        &[1, 32, 32],
+        &serde_json::json!({ "data": spec }),
+    )
+    .unwrap();
+    let o = run(&["eval", "--samples", s.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("trained on Fashion-MNIST (1x32x32 images)")
+            && e.contains(&format!("classifier --data {spec}")),
+        "{e}"
+    );
+}

@@ -152,23 +152,27 @@ pub(super) fn eval_images(
     };
     let m = &clf.meta;
     let spec = a.data.as_deref().unwrap_or(&data.spec);
-    if m.channels * m.height * m.width != data.dim() {
-        bail!(
-            "{clf_name} takes {}x{}x{} images but {} has {:?}; train one for this data with `tract-studio classifier --data {}`",
-            m.channels,
-            m.height,
-            m.width,
-            spec,
-            data.shape(),
-            spec
-        );
-    }
+    let dims = |v: &[usize]| {
+        v.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x")
+    };
     // the shipped classifier knows Fashion-MNIST's classes only: its features say little
-    // about other images of the same shape
+    // about other images, even of the same shape
     let family = |d: &str| d.split(':').next().unwrap_or("").to_string();
     if a.classifier.is_none() && family(spec) != "fashion-mnist" {
         bail!(
-            "{spec}: the shipped classifier ({clf_name}) is trained on Fashion-MNIST, so its FID would say little about this data; train one for it with `tract-studio classifier --data {spec} --out C.safetensors` and give --classifier C.safetensors"
+            "{spec}: the shipped classifier ({clf_name}) is trained on Fashion-MNIST ({} images), so its FID would say little about this data ({} images); train one for it with `tract-studio classifier --data {spec} --out C.safetensors` and give --classifier C.safetensors",
+            dims(&[m.channels, m.height, m.width]),
+            dims(&data.shape())
+        );
+    }
+    if m.channels * m.height * m.width != data.dim() {
+        bail!(
+            "{clf_name} takes {} images but {spec} has {}; train one for this data with `tract-studio classifier --data {spec}`",
+            dims(&[m.channels, m.height, m.width]),
+            dims(&data.shape()),
         );
     }
     if a.classifier.is_some() && family(&m.data) != family(spec) {
