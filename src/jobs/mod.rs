@@ -7,6 +7,7 @@ pub mod bench;
 pub mod demo;
 pub mod gallery;
 pub mod generate;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod inspect;
 pub mod plot;
 pub mod report;

@@ -38,7 +38,7 @@ impl Default for ReportConfig {
     fn default() -> Self {
         ReportConfig {
             data: "toy:ring8".into(),
-            out: PathBuf::from("docs/results"),
+            out: PathBuf::from("report-out"),
             seeds: vec![0, 1, 2],
             train_samples: 500_000,
             fit_samples: 1_000_000,

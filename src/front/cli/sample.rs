@@ -203,9 +203,8 @@ fn say_plan(
     let rows = n.min(if m.shape().len() == 3 { 64 } else { 4096 });
     if evals >= 10 * rows as u64 {
         let z = noise(u64::MAX, rows, m.dim());
-        if dev.is_wgpu {
-            m.sample(&z, 1, Solver::Ddim, &dev.device)?; // compiles the shaders
-        }
+        // a first call pays for allocations (and on wgpu for compiling the shaders)
+        m.sample(&z, 1, Solver::Ddim, &dev.device)?;
         let t = std::time::Instant::now();
         m.sample(&z, 1, Solver::Ddim, &dev.device)?;
         let one = t.elapsed().as_secs_f64();
