@@ -487,6 +487,17 @@ impl ModelFile {
         let net = meta
             .net()
             .ok_or_else(|| Error::file(path, "the metadata describes no network (or two)"))?;
+        // a network that cannot run (image sizes it cannot halve, groups that do not divide
+        // the channels) is refused here, before any tensor op can panic on it
+        match &net {
+            NetConfig::Unet(u) => u.validate().map_err(|e| Error::file(path, e.to_string()))?,
+            NetConfig::Diffusers(d) => {
+                if let Some(p) = d.problem() {
+                    return Err(Error::file(path, p));
+                }
+            }
+            NetConfig::Mlp(_) => {}
+        }
         let max = crate::engine::schedule::MAX_STEPS;
         if !(1..=max).contains(&meta.grid_steps) || !(1..=meta.grid_steps).contains(&meta.steps) {
             return Err(Error::file(

@@ -295,14 +295,36 @@ pub fn unet(
     cfg: &crate::engine::model::UnetConfig,
     reps: usize,
 ) -> Vec<UnetThroughput> {
+    let cfg = crate::engine::model::NetConfig::Unet(cfg.clone());
+    let points = [(true, 64), (true, 256), (false, 64), (false, 256)];
+    net_throughput(device, &cfg, &points, reps)
+}
+
+/// google/ddpm-cifar10-32's UNet2DModel (35.7M parameters, 3x32x32, randomly initialised): a
+/// training step at batch 8, a forward pass at batch 8 and 32 (the points benches/peer/unet2d.py
+/// measures).
+pub fn ddpm_cifar10(device: &Device, reps: usize) -> Vec<UnetThroughput> {
+    let cfg = crate::engine::model::NetConfig::Diffusers(
+        crate::engine::model::Unet2dConfig::ddpm_cifar10(),
+    );
+    net_throughput(device, &cfg, &[(true, 8), (false, 8), (false, 32)], reps)
+}
+
+/// Training steps (`true`) and forward passes at the given batches.
+pub fn net_throughput(
+    device: &Device,
+    cfg: &crate::engine::model::NetConfig,
+    points: &[(bool, usize)],
+    reps: usize,
+) -> Vec<UnetThroughput> {
     use crate::engine::diffusion::Times;
-    use crate::engine::model::{Net, NetConfig, flat_from_host};
+    use crate::engine::model::{Net, flat_from_host};
     use crate::engine::optim::{Adam, AdamConfig};
     use crate::engine::schedule::Grid;
     use crate::engine::tensors::{from_vec2, to_vec};
-    let net = Net::new(&NetConfig::Unet(cfg.clone()));
+    let net = Net::new(cfg);
     let layout = net.layout();
-    let dim = cfg.channels * cfg.height * cfg.width;
+    let dim = cfg.dim();
     let mut rng = crate::engine::rng::Rng::new(1);
     let mut flat = flat_from_host(net.init(&mut rng), device);
     let mut adam = Adam::new(&flat);
@@ -311,12 +333,12 @@ pub fn unet(
     let mut out = vec![];
     // TRACT_BENCH_ONLY=sample256,train64 (a profiling aid): only these points
     let only = std::env::var("TRACT_BENCH_ONLY").ok();
-    for train in [true, false] {
+    for &(train, b) in points {
         // a build without training has no train row
         if train && !cfg!(feature = "train") {
             continue;
         }
-        for b in [64usize, 256] {
+        {
             let point = format!("{}{b}", if train { "train" } else { "sample" });
             if only
                 .as_ref()
@@ -378,13 +400,19 @@ pub fn unet_child(
     mode: &str,
     reps: usize,
 ) -> crate::Result<Vec<UnetThroughput>> {
+    // the diffusers network has its own flag
+    let what = if size == "ddpm-cifar10" {
+        ["--net", size]
+    } else {
+        ["--size", size]
+    };
     let o = std::process::Command::new(exe)
         .args([
             "bench",
             "--unet",
             "--cpu-only",
-            "--size",
-            size,
+            what[0],
+            what[1],
             "--child",
             mode,
         ])
@@ -392,7 +420,8 @@ pub fn unet_child(
         .output()
         .map_err(|e| crate::Error::io(format!("running {}", exe.display()), e))?;
     let out = json_lines(&String::from_utf8_lossy(&o.stdout));
-    if !o.status.success() || out.len() != 4 {
+    let want = if size == "ddpm-cifar10" { 3 } else { 4 };
+    if !o.status.success() || out.len() != want {
         return Err(crate::Error::Input(format!(
             "the {size} UNet benchmark (kernels {mode}) failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
@@ -409,14 +438,23 @@ pub fn peer_unet(
     device: &str,
     reps: usize,
 ) -> crate::Result<Vec<UnetThroughput>> {
-    let script = [
-        "benches/peer/unet.py",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/unet.py"),
-    ]
-    .into_iter()
-    .map(std::path::PathBuf::from)
-    .find(|p| p.exists())
-    .ok_or_else(|| crate::Error::Input("benches/peer/unet.py not found".into()))?;
+    // the diffusers network's peer is diffusers' own UNet2DModel
+    let script = if size == "ddpm-cifar10" {
+        [
+            "benches/peer/unet2d.py",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/unet2d.py"),
+        ]
+    } else {
+        [
+            "benches/peer/unet.py",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/unet.py"),
+        ]
+    };
+    let script = script
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or_else(|| crate::Error::Input(format!("{} not found", script[0])))?;
     let o = std::process::Command::new("python3")
         .arg(&script)
         .args([
@@ -432,8 +470,9 @@ pub fn peer_unet(
         .map_err(|e| crate::Error::io("running python3".to_string(), e))?;
     let err = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() {
-        let why = if err.contains("No module named 'torch'") {
-            "torch is not importable (pip install torch)".to_string()
+        let why = if err.contains("No module named") {
+            "torch (and diffusers for ddpm-cifar10) is not importable (pip install torch diffusers)"
+                .to_string()
         } else {
             err.lines().last().unwrap_or("python3 failed").to_string()
         };

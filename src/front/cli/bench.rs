@@ -37,6 +37,10 @@ pub(super) struct BenchArgs {
     /// the UNet presets for --unet, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "tiny,small", value_parser = pick::<SizeArg>())]
     pub(super) size: Vec<SizeArg>,
+    /// --unet: a diffusers UNet2DModel instead of the presets: ddpm-cifar10 (google/ddpm-cifar10-32's
+    /// network, 35.7M parameters, random weights; peer: diffusers' own UNet2DModel)
+    #[arg(long)]
+    pub(super) net: Option<String>,
     /// --unet: measurements per point (median after a warm-up)
     #[arg(long, default_value_t = 3)]
     pub(super) reps: usize,
@@ -56,6 +60,9 @@ pub(super) struct BenchArgs {
 /// then wgpu unless --cpu-only.
 pub(super) fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
     use crate::jobs::bench::{UnetThroughput, peer_unet, unet_child};
+    if let Some(n) = &a.net {
+        return bench_ddpm_cifar10(a, n);
+    }
     let sizes: Vec<&str> = a.size.iter().map(|s| s.name()).collect();
     let mut cfgs = vec![];
     for s in &sizes {
@@ -152,6 +159,141 @@ pub(super) fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `bench --unet --net ddpm-cifar10`: the diffusers network with the CPU kernels on and off
+/// and diffusers' UNet2DModel in PyTorch, in one invocation, with GFLOP/s of the forward.
+fn bench_ddpm_cifar10(a: &BenchArgs, net: &str) -> anyhow::Result<()> {
+    use crate::jobs::bench::{ddpm_cifar10, peer_unet, unet_child};
+    if net != "ddpm-cifar10" {
+        bail!("--net {net}: expected ddpm-cifar10");
+    }
+    if let Some(mode) = &a.child {
+        crate::engine::kernels::cpu::set_enabled(mode == "on");
+        for r in ddpm_cifar10(&device::cpu().device, a.reps) {
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        return Ok(());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let exe = std::env::current_exe().context("locating this binary")?;
+    // forward FLOPs per image (multiply-adds x 2): convolutions, linears and attention
+    let gflop = ddpm_cifar10_forward_gflop();
+    println!(
+        "google/ddpm-cifar10-32's UNet2DModel (35,746,307 parameters, random weights) on 3x32x32, CPU ({threads} threads), median of {}; {gflop:.2} GFLOP per image forward",
+        a.reps
+    );
+    let ours = unet_child(&exe, net, "on", a.reps)?;
+    let burn = unet_child(&exe, net, "off", a.reps)?;
+    let peer = if a.no_peer {
+        None
+    } else {
+        match peer_unet(net, threads, &a.peer_device, a.reps) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                println!("  PyTorch peer skipped: {e}");
+                None
+            }
+        }
+    };
+    println!(
+        "  {:<7} {:>5} {:>9} {:>11} {:>11} {:>12} {:>10} {:>21}",
+        "step",
+        "batch",
+        "ours ms",
+        "Burn ops ms",
+        "PyTorch ms",
+        "ours/PyTorch",
+        "GFLOP/s",
+        "peak MiB ours/Burn/PT"
+    );
+    for (o, b) in ours.iter().zip(&burn) {
+        let p = peer
+            .as_ref()
+            .and_then(|p| p.iter().find(|r| r.what == o.what && r.batch == o.batch));
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+        // a training step is about 3 forwards
+        let flop = gflop * o.batch as f64 * if o.what == "train" { 3.0 } else { 1.0 };
+        println!(
+            "  {:<7} {:>5} {:>9.0} {:>11.0} {:>11} {:>12} {:>10.1} {:>21}",
+            o.what,
+            o.batch,
+            o.ms,
+            b.ms,
+            f(p.map(|p| p.ms)),
+            p.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
+            flop / (o.ms / 1e3),
+            format!(
+                "{}/{}/{}",
+                f(o.peak_mib),
+                f(b.peak_mib),
+                f(p.and_then(|p| p.peak_mib))
+            )
+        );
+    }
+    println!(
+        "(ours/PyTorch above 1 = ours faster; GFLOP/s of ours, a train step counted as 3 forwards)"
+    );
+    Ok(())
+}
+
+/// Forward GFLOP per image of google/ddpm-cifar10-32's network (2 x multiply-adds of every
+/// convolution, linear layer and attention product at its resolution).
+fn ddpm_cifar10_forward_gflop() -> f64 {
+    let cfg = crate::engine::model::Unet2dConfig::ddpm_cifar10();
+    let lay = crate::engine::model::DiffusersUnet::new(cfg.clone()).layout();
+    let mut macs = 0f64;
+    // the resolution each tensor works at: level from its block index
+    let levels = cfg.block_out_channels.len();
+    for (name, s) in lay.names.iter().zip(&lay.shapes) {
+        if !name.ends_with(".weight") || s.len() < 2 {
+            continue;
+        }
+        let level = if let Some(r) = name.strip_prefix("down_blocks.") {
+            let i: usize = r
+                .split('.')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            // a downsampler writes the next level's resolution
+            if name.contains("downsamplers") {
+                i + 1
+            } else {
+                i
+            }
+        } else if let Some(r) = name.strip_prefix("up_blocks.") {
+            let i: usize = r
+                .split('.')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let l = levels - 1 - i;
+            if name.contains("upsamplers") {
+                l - 1
+            } else {
+                l
+            }
+        } else if name.starts_with("mid_block") {
+            levels - 1
+        } else if name.starts_with("time_embedding") {
+            macs += (s[0] * s[1]) as f64;
+            continue;
+        } else {
+            0
+        };
+        let pixels = ((cfg.height >> level) * (cfg.width >> level)) as f64;
+        let per_pixel: usize = s.iter().product();
+        if name.contains("time_emb_proj") {
+            macs += per_pixel as f64;
+        } else {
+            macs += per_pixel as f64 * pixels;
+        }
+        // attention: q k^T and att v, each pixels^2 x channels
+        if name.ends_with("to_q.weight") {
+            macs += 2.0 * pixels * pixels * s[0] as f64;
+        }
+    }
+    2.0 * macs / 1e9
 }
 
 pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
