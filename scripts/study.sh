@@ -7,7 +7,7 @@ set -e
 B=${B:-tract-studio}
 SHARD=${SHARD:-0/1}
 W=${WORK:-/tmp/tract-study-work}
-S="--out docs/results/study --work $W --shard $SHARD --seeds 0,1,2,3,4,5,6,7"
+S="--out docs/results/study --work $W --shard $SHARD --seeds 0,1,2,3,4,5,6,7 --device cpu"
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 # 1. ring8, exact teacher: TRACT vs BTD (TRACT's recipe) vs BTD (Salimans & Ho's recipe)
 nice -n 19 $B study --data toy:ring8 --teacher exact $S --methods tract,btd,btd-sh --budgets 500000
