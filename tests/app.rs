@@ -328,7 +328,7 @@ fn ve_from_the_app_schedule_panel_then_a_run() {
     let text = frame(&mut a, &ctx);
     assert!(text.contains("VP cosine log-SNR"), "painted text:\n{text}");
     a.set_param(Param::Ve);
-    assert_eq!(a.schedule_text, "40,8,1", "the default schedule follows");
+    assert_eq!(a.schedule_text, "40,1", "the default schedule follows");
     let text = frame(&mut a, &ctx);
     assert!(
         text.contains("VE Karras noise levels"),
@@ -338,7 +338,7 @@ fn ve_from_the_app_schedule_panel_then_a_run() {
     assert!(text.contains("Heun: 2 network evaluations"), "{text}");
     assert!(text.contains("its 40 steps cost 79 evaluations"), "{text}");
     assert_eq!(a.config().param, Param::Ve);
-    // a VE run from the app: a short fit, then 40 -> 8 -> 1
+    // a VE run from the app: a short fit, then 40 -> 1
     let dir = tempfile::tempdir().unwrap();
     a.runs_dir = dir.path().to_path_buf();
     a.fit_samples = 4096;

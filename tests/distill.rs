@@ -102,7 +102,7 @@ fn tract_ve_edm_path() {
     let dev = Device::flex();
     let data = tract_studio::data::Data::parse("toy:ring8").unwrap();
     let mut cfg = DistillConfig::new(&data, Param::Ve);
-    assert_eq!(cfg.schedule, "40,8,1");
+    assert_eq!(cfg.schedule, "40,1");
     cfg.fit_samples = 300_000;
     cfg.train_samples = 500_000;
     let dir = tmp("ve");

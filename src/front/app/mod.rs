@@ -461,13 +461,7 @@ impl StudioApp {
 
     /// Switch VP / VE; a schedule left at one's default follows to the other's.
     pub fn set_param(&mut self, param: Param) {
-        let default = |p: Param| {
-            if p == Param::Vp {
-                "1024,32,1"
-            } else {
-                "40,8,1"
-            }
-        };
+        let default = crate::engine::distill::default_schedule;
         if self.schedule_text == default(self.param) {
             self.schedule_text = default(param).into();
         }

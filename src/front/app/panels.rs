@@ -331,7 +331,7 @@ impl StudioApp {
             ui.label(if self.param == Param::Vp {
                 "e.g. 1024,32,1 (TRACT) — BTD halves from the first to the last"
             } else {
-                "e.g. 40,8,1 (TRACT on the 40-step Karras grid) — BTD halves from the first to the last"
+                "e.g. 40,1 (TRACT on the 40-step Karras grid, the default) — BTD halves from the first to the last"
             });
         });
         if let Some(e) = self.schedule_error() {
