@@ -56,6 +56,11 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
         "fashion-mnist-btd-1step.safetensors" => Some(include_bytes!(
             "../../assets/fashion-mnist-btd-1step.safetensors"
         )),
+        // a teacher trained by diffusers' own recipe (not in the manifest: the galleries would
+        // give it a 1000-step row); `export` turns it back into a DDIMPipeline folder
+        "fashion-mnist-diffusers-teacher.safetensors" => Some(include_bytes!(
+            "../../assets/fashion-mnist-diffusers-teacher.safetensors"
+        )),
         // not a sampler: the feature network of `eval`'s classifier FID
         "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
             "../../assets/classifier-fashion-mnist.safetensors"

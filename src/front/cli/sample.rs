@@ -270,7 +270,7 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     ("a student with f16 weights (half the bytes)", "tract-studio convert --model run1/student.safetensors --out student-f16.safetensors"),
 ]))]
 pub(super) struct ConvertArgs {
-    /// a model file (or asset:NAME)
+    /// a model file, asset:NAME or diffusers:DIR (a pipeline folder becomes a model file)
     #[arg(long)]
     pub(super) model: String,
     /// the model file to write
@@ -279,13 +279,21 @@ pub(super) struct ConvertArgs {
     /// how the weights are stored
     #[arg(long, default_value = "f16", value_parser = pick::<DtypeArg>())]
     pub(super) dtype: DtypeArg,
+    /// record the data the model was trained on (e.g. fashion-mnist for an imported diffusers
+    /// teacher, whose folder does not say)
+    #[arg(long)]
+    pub(super) data: Option<String>,
 }
 
 /// `convert`: a model file with its weights stored as f16 (or f32), the same metadata.
 pub(super) fn convert_cmd(a: ConvertArgs) -> anyhow::Result<()> {
     use crate::engine::checkpoint::{ModelFile, Storage};
     let storage: Storage = a.dtype.into();
-    let file = crate::jobs::generate::model_file(&a.model)?;
+    let mut file = crate::jobs::generate::model_file(&a.model)?;
+    if let Some(d) = &a.data {
+        crate::engine::data::Data::parse(d)?;
+        file.meta.data = d.clone();
+    }
     file.save_as(&a.out, storage)?;
     let back = ModelFile::load(&a.out)?;
     let (mut max_abs, mut max_rel) = (0f64, 0f64);
