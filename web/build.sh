@@ -52,8 +52,21 @@ wasm_opt() { # FILE
 # the page loads where the browser has no hardware WebGPU adapter.
 module() { # NAME FEATURES
   cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features "$2"
-  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir web/dist --out-name "$1" \
+  # each module's JS snippets in a folder of its own: both modules come from one crate, so
+  # wasm-bindgen names their snippet folders alike, and their inline snippets are numbered in
+  # whatever order each build emits them (the second module's inline0.js overwrote the first's)
+  local tmp="web/dist/.tmp-$1"
+  rm -rf "$tmp"
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$tmp" --out-name "$1" \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/tract_studio.wasm"
+  if [ -d "$tmp/snippets" ]; then
+    mkdir -p "web/dist/snippets/$1"
+    cp -r "$tmp"/snippets/* "web/dist/snippets/$1/"
+    # the import statements only: the imports object keeps the names the .wasm asks for
+    sed -i "/^import /s#\./snippets/#./snippets/$1/#" "$tmp/$1.js"
+  fi
+  mv "$tmp/$1.js" "$tmp/$1_bg.wasm" web/dist/
+  rm -rf "$tmp"
   echo "$1 (wasm-bindgen output): $(size "web/dist/$1_bg.wasm")"
   if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then wasm_opt "web/dist/$1_bg.wasm"; fi
 }
