@@ -27,16 +27,19 @@ if has teacher && [ ! -f "$TEACHER/model_index.json" ]; then
 fi
 
 # students: TRACT 1000,40,1 with the teacher's parametrisation (epsilon) and re-read as x0
-# ("sample"), same budget, seed and batch
-declare -A PRED=([tract-eps]=epsilon [tract-x0]=sample)
+# ("sample"), same budget, seed and batch; and TRACT 1000,50,2 (epsilon) at 3/4 the budget
+declare -A PRED=([tract-eps]=epsilon [tract-x0]=sample [tract-eps-2]=epsilon)
+declare -A SCHED=([tract-eps]=1000,40,1 [tract-x0]=1000,40,1 [tract-eps-2]=1000,50,2)
+declare -A STEPS=([tract-eps]=1 [tract-x0]=1 [tract-eps-2]=2)
+declare -A SAMPLES=([tract-eps]=$BUDGET [tract-x0]=$BUDGET [tract-eps-2]=$((BUDGET * 3 / 4)))
 if has distill; then
   for s in "${!PRED[@]}"; do
     [ -f "$OUT/$s/student.safetensors" ] && continue
     if [ -f "$OUT/$s/state.safetensors" ]; then
       "$BIN" distill --out "$OUT/$s" --resume --device cpu
     else
-      "$BIN" distill --data fashion-mnist --teacher "diffusers:$TEACHER" --schedule 1000,40,1 \
-        --student-prediction "${PRED[$s]}" --train-samples "$BUDGET" --batch 32 --seed 0 \
+      "$BIN" distill --data fashion-mnist --teacher "diffusers:$TEACHER" --schedule "${SCHED[$s]}" \
+        --student-prediction "${PRED[$s]}" --train-samples "${SAMPLES[$s]}" --batch 32 --seed 0 \
         --out "$OUT/$s" --device cpu
     fi
   done
@@ -60,12 +63,13 @@ if has eval; then
     echo "{\"model\": \"teacher\", \"steps\": $k, \"fid\": $(ev "$OUT/teacher-$k.safetensors"), \"vs_ref\": $(ev "$OUT/teacher-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
   done
   for s in "${!PRED[@]}"; do
-    $S --model "$OUT/$s/student.safetensors" --n "$N" --out "$OUT/$s-1.safetensors" --png "$OUT/$s-1.png"
-    $S --model "$OUT/$s/student.safetensors" --n "$NREF" --out "$OUT/$s-1-ref.safetensors"
-    echo "{\"model\": \"$s\", \"steps\": 1, \"fid\": $(ev "$OUT/$s-1.safetensors"), \"vs_ref\": $(ev "$OUT/$s-1-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
+    k=${STEPS[$s]}
+    $S --model "$OUT/$s/student.safetensors" --n "$N" --out "$OUT/$s-$k.safetensors" --png "$OUT/$s-$k.png"
+    $S --model "$OUT/$s/student.safetensors" --n "$NREF" --out "$OUT/$s-$k-ref.safetensors"
+    echo "{\"model\": \"$s\", \"steps\": $k, \"fid\": $(ev "$OUT/$s-$k.safetensors"), \"vs_ref\": $(ev "$OUT/$s-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
     # the exported folder in diffusers itself, from the same noise (where diffusers is here)
     if python3 -c "import diffusers" 2>/dev/null; then
-      python3 benches/peer/check_export.py "$OUT/$s/diffusers" "$OUT/$s-1-ref.safetensors" --steps 1 --tol 1e-3
+      python3 benches/peer/check_export.py "$OUT/$s/diffusers" "$OUT/$s-$k-ref.safetensors" --steps "$k" --tol 1e-3
     fi
   done
   cat "$OUT/scores.jsonl"
