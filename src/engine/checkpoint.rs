@@ -394,21 +394,17 @@ impl Reader {
                 format!("tensor '{name}' has shape {has:?}, expected {shape:?}"),
             ));
         }
-        let b = &self.bytes[range.clone()];
+        // model files store F32 or F16 (Storage); BF16 comes only from imported pipelines
         match dtype {
-            Dtype::F32 => Ok(b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()),
-            Dtype::F16 => Ok(b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect()),
-            _ => Err(Error::file(
+            Dtype::F32 | Dtype::F16 => float_values(*dtype, &self.bytes[range.clone()]),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::file(
                 &self.path,
                 format!("tensor '{name}' is {dtype:?}, expected F32 or F16"),
-            )),
-        }
+            )
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -417,6 +413,28 @@ impl Reader {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+}
+
+/// Little-endian F32, F16 or BF16 values as f32 (None for another dtype).
+pub fn float_values(dtype: Dtype, b: &[u8]) -> Option<Vec<f32>> {
+    match dtype {
+        Dtype::F32 => Some(
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        Dtype::F16 => Some(
+            b.chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        ),
+        Dtype::BF16 => Some(
+            b.chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

@@ -389,7 +389,6 @@ pub fn scheduler_config(path: &Path) -> Result<(Ddpm, Prediction)> {
         "variance_type",
         "dynamic_thresholding_ratio",
         "sample_max_value",
-        "clip_sample_range",
     ])?;
     Ok((
         Ddpm {
@@ -464,24 +463,12 @@ fn modern_name(name: &str) -> String {
 }
 
 fn to_f32(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<Vec<f32>> {
-    match dtype {
-        Dtype::F32 => Ok(b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()),
-        Dtype::F16 => Ok(b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        Dtype::BF16 => Ok(b
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        other => Err(Error::file(
+    crate::engine::checkpoint::float_values(dtype, b).ok_or_else(|| {
+        Error::file(
             path,
-            format!("tensor '{name}' is {other:?}; supported: F32, F16, BF16"),
-        )),
-    }
+            format!("tensor '{name}' is {dtype:?}; supported: F32, F16, BF16"),
+        )
+    })
 }
 
 /// The weights of `net`, read from the folder's safetensors file(s); (flat, stored dtype).
@@ -580,6 +567,15 @@ pub fn load(spec: &str) -> Result<(ModelFile, String)> {
         (meta.data, meta.train_samples) = (o.data, o.train_samples);
     }
     Ok((ModelFile { meta, flat }, dtype))
+}
+
+/// A model file by path, or a diffusers pipeline folder (`diffusers:DIR`): the one place the
+/// engine resolves a model spec (`jobs::generate::model_file` adds shipped `asset:` models).
+pub fn open(spec: &str) -> Result<ModelFile> {
+    match spec.strip_prefix("diffusers:") {
+        Some(dir) => load(dir).map(|(f, _)| f),
+        None => ModelFile::load(Path::new(spec)),
+    }
 }
 
 /// UNet2DModel's config.json for `cfg`, every field written out (diffusers' defaults differ

@@ -32,16 +32,13 @@ pub enum Model {
 /// The model file behind a spec: `asset:NAME` (a shipped model), `diffusers:DIR` (a diffusers
 /// pipeline folder, see engine::pipeline) or a path.
 pub fn model_file(spec: &str) -> Result<ModelFile> {
-    if let Some(dir) = spec.strip_prefix("diffusers:") {
-        return crate::engine::pipeline::load(dir).map(|(f, _)| f);
-    }
     match spec.strip_prefix("asset:") {
         Some(name) => {
             let b = crate::jobs::assets::bytes(name)
                 .ok_or_else(|| Error::input(format!("no shipped model '{name}'")))?;
             ModelFile::from_bytes(name, b)
         }
-        None => ModelFile::load(Path::new(spec)),
+        None => crate::engine::pipeline::open(spec),
     }
 }
 

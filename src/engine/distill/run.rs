@@ -45,10 +45,7 @@ pub type ModelLoader<'a> = &'a dyn Fn(&str) -> Result<ModelFile>;
 
 /// A model file by path, or a diffusers pipeline folder (`diffusers:DIR`).
 fn load_path(spec: &str) -> Result<ModelFile> {
-    if let Some(dir) = spec.strip_prefix("diffusers:") {
-        return crate::engine::pipeline::load(dir).map(|(f, _)| f);
-    }
-    ModelFile::load(Path::new(spec))
+    crate::engine::pipeline::open(spec)
 }
 
 /// What a diverged run says about where to go on from.

@@ -145,11 +145,8 @@ pub(super) struct DistillArgs {
 /// A model file for `--teacher` / `--init`: a path, `asset:NAME`, a shipped model (as
 /// `sample --model asset:NAME` takes it), or `diffusers:DIR`, a diffusers pipeline folder.
 fn open_model(spec: &str) -> crate::Result<ModelFile> {
-    if spec.starts_with("diffusers:") {
-        return crate::jobs::generate::model_file(spec);
-    }
     let Some(name) = spec.strip_prefix("asset:") else {
-        return ModelFile::load(std::path::Path::new(spec));
+        return crate::engine::pipeline::open(spec);
     };
     match crate::jobs::assets::bytes(name) {
         Some(b) => ModelFile::from_bytes(name, b),
