@@ -333,3 +333,79 @@ fn distill_a_diffusers_teacher_export_the_student_and_sample_it() {
         b.sample(&z, 1, Solver::Ddim, &dev).unwrap()
     );
 }
+
+#[test]
+fn a_reparametrised_student_is_refit_to_its_teacher_first() {
+    // the v-prediction fixture's student read as x0 ("sample"): --fit-samples re-fits the
+    // copied network to the teacher's x0 on the teacher's own timesteps before distilling
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("idx");
+    idx_data(&data);
+    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
+    let data_spec = format!("mnist:{}", data.display());
+    let run = tmp.path().join("run");
+    let out = run_ok(&[
+        "distill",
+        "--data",
+        &data_spec,
+        "--teacher",
+        &teacher,
+        "--student-prediction",
+        "sample",
+        "--fit-samples",
+        "768",
+        "--lr",
+        "2e-3",
+        "--schedule",
+        "1000,10,1",
+        "--train-samples",
+        "32",
+        "--batch",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("re-fit the student's new parametrisation (sample)"),
+        "{out}"
+    );
+    assert!(run.join("phase0-fit.safetensors").exists());
+    // the fit's loss (x0 error to the teacher, truncated-SNR weights) falls: the last 12
+    // steps' mean is under half the first 12's
+    let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    let fit: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("0,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(fit.len(), 48);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (first, last) = (mean(&fit[..12]), mean(&fit[36..]));
+    assert!(last < 0.5 * first, "fit loss {first} -> {last}");
+    // without --fit-samples the re-parametrised student starts from the copied weights
+    let plain = tmp.path().join("plain");
+    let out = run_ok(&[
+        "distill",
+        "--data",
+        &data_spec,
+        "--teacher",
+        &teacher,
+        "--student-prediction",
+        "sample",
+        "--schedule",
+        "1000,10,1",
+        "--train-samples",
+        "32",
+        "--batch",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(!out.contains("re-fit"), "{out}");
+    assert!(!plain.join("phase0-fit.safetensors").exists());
+}

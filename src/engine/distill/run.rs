@@ -221,9 +221,14 @@ impl Run {
             cfg.net = m.meta.net().expect("validated on load");
             let teacher_net = Net::new(&cfg.net);
             // a diffusers student may predict another quantity than its teacher: the same
-            // weights at the start, read as the student's prediction type
+            // weights at the start, read as the student's prediction type, first re-fitted to
+            // the teacher's own x0 for --fit-samples samples (a fit phase with this teacher)
+            let mut refit = false;
             match (&mut cfg.net, cfg.student_prediction) {
-                (NetConfig::Diffusers(c), Some(p)) => c.prediction = p,
+                (NetConfig::Diffusers(c), Some(p)) => {
+                    refit = c.prediction != p;
+                    c.prediction = p;
+                }
                 (_, Some(_)) => {
                     return Err(Error::input(
                         "--student-prediction applies to diffusers teachers (diffusers:DIR) only",
@@ -233,7 +238,9 @@ impl Run {
             }
             ddpm = m.meta.ddpm;
             net_file = Some(cfg.teacher.clone());
-            cfg.fit_samples = 0;
+            if !refit {
+                cfg.fit_samples = 0;
+            }
             init = Some(m.flat.clone());
             original = TeacherNet::Net {
                 params: flat_from_host(m.flat, device),

@@ -296,7 +296,9 @@ impl Run {
     /// (the data itself when training a teacher), a = 1, b = 0.
     fn fit_target(&self, x0: Tensor<2>, eps: Tensor<2>, st: &mut RunState) -> Target {
         let b = self.cfg.batch;
-        let ct: Vec<Coef> = (0..b).map(|_| self.random_level(&mut st.rng)).collect();
+        let ct: Vec<Coef> = (0..b)
+            .map(|_| random_level(&self.grid, &mut st.rng))
+            .collect();
         let times = Times::new(ct.clone(), &self.device);
         let xt = noisify(x0.clone(), eps, &ct);
         let xs = match self.original {
@@ -344,19 +346,24 @@ impl Run {
                 }
             )
     }
+}
 
-    /// A continuous noise level for the fit phase: u ~ U(0, 1] (VP), or a uniform position
-    /// on the Karras curve sigma^(1/rho), rho = 7 (VE).
-    fn random_level(&self, rng: &mut Rng) -> Coef {
-        match self.cfg.param {
-            Param::Vp => schedule::vp_coef(1.0 - rng.uniform()),
-            Param::Ve => {
-                let (lo, hi) = (
-                    schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0),
-                    schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0),
-                );
-                schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
-            }
+/// A fit / teacher phase's noise level: u ~ U(0, 1] in continuous time (VP), or a uniform
+/// position on the Karras curve sigma^(1/rho), rho = 7 (VE); on a diffusers teacher's discrete
+/// grid one of its timesteps, uniformly (the only levels that network knows, as diffusers
+/// trains it).
+pub fn random_level(grid: &schedule::Grid, rng: &mut Rng) -> Coef {
+    if grid.ddpm.is_some() {
+        return grid.coef(1 + rng.below(grid.steps));
+    }
+    match grid.param {
+        Param::Vp => schedule::vp_coef(1.0 - rng.uniform()),
+        Param::Ve => {
+            let (lo, hi) = (
+                schedule::KARRAS_SIGMA_MIN.powf(1.0 / 7.0),
+                schedule::KARRAS_SIGMA_MAX.powf(1.0 / 7.0),
+            );
+            schedule::ve_coef_sigma((lo + rng.uniform() * (hi - lo)).powf(7.0))
         }
     }
 }
@@ -365,4 +372,44 @@ impl Run {
 fn noisify(x0: Tensor<2>, eps: Tensor<2>, c: &[Coef]) -> Tensor<2> {
     let (a, s): (Vec<f64>, Vec<f64>) = c.iter().map(|c| (c.alpha, c.sigma)).unzip();
     kernels::row_axpby(x0, eps, &a, &s, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::schedule::{BetaSchedule, Ddpm, Grid, Spacing};
+
+    /// A diffusers teacher's network knows its timesteps only: a fit on its grid (the re-fit
+    /// of a re-parametrised student) must draw those, with the grid's own alpha and sigma.
+    /// Drawing continuous cosine levels there, as before, gave tau in (0, 1] and fails this.
+    #[test]
+    fn fit_levels_on_a_ddpm_grid_are_its_timesteps() {
+        let g = Grid::ddpm(Ddpm {
+            train_steps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            set_alpha_to_one: true,
+            spacing: Spacing::Trailing,
+            steps_offset: 0,
+            clip: Some(1.0),
+        });
+        let mut rng = Rng::new(3);
+        let taus: Vec<f64> = (0..4000)
+            .map(|_| {
+                let c = random_level(&g, &mut rng);
+                assert_eq!(c.tau.fract(), 0.0, "timestep {} is not an integer", c.tau);
+                assert!((0.0..1000.0).contains(&c.tau), "timestep {}", c.tau);
+                assert_eq!(c, g.coef(c.tau as usize + 1));
+                c.tau
+            })
+            .collect();
+        // uniform over 0..999: both ends are reached and the mean is near 499.5
+        let mean = taus.iter().sum::<f64>() / taus.len() as f64;
+        assert!(taus.iter().any(|t| *t < 5.0) && taus.iter().any(|t| *t > 994.0));
+        assert!((mean - 499.5).abs() < 15.0, "mean timestep {mean}");
+        // the project's own continuous VP grid keeps continuous levels in (0, 1]
+        let v = random_level(&Grid::new(Param::Vp, 1024), &mut rng);
+        assert!(v.tau > 0.0 && v.tau <= 1.0);
+    }
 }

@@ -94,7 +94,9 @@ pub(super) struct DistillArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "resume")]
     pub(super) train_samples: Option<u64>,
     /// with the exact teacher and no --init: samples for fitting a fresh student network to
-    /// the teacher first, before and beyond --train-samples (default 1000000; 0 skips it)
+    /// the teacher first, before and beyond --train-samples (default 1000000; 0 skips it);
+    /// with --student-prediction other than the teacher's: samples for re-fitting the copied
+    /// network to the teacher's x0 in its new parametrisation first (default 0)
     #[arg(long)]
     pub(super) fit_samples: Option<u64>,
     /// samples per optimizer step (default 512; images: 64)
@@ -209,6 +211,8 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
             cfg.phase_split = Some(parse_split(s)?);
         }
         if let Some(p) = &a.student_prediction {
+            // a re-parametrised student is re-fitted only when asked (--fit-samples)
+            cfg.fit_samples = a.fit_samples.unwrap_or(0);
             cfg.student_prediction =
                 Some(crate::engine::model::Prediction::parse(p).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -244,6 +248,11 @@ fn say_phases(run: &Run) {
         .phases
         .iter()
         .map(|p| match p.kind {
+            PhaseKind::Fit if run.cfg.student_prediction.is_some() => format!(
+                "re-fit the student's new parametrisation ({}) to the teacher: {} samples (--fit-samples)",
+                run.cfg.student_prediction.map(|p| p.name()).unwrap_or_default(),
+                p.samples
+            ),
             PhaseKind::Fit => format!(
                 "fit a fresh student to the exact teacher: {} samples (--fit-samples)",
                 p.samples
