@@ -409,3 +409,63 @@ fn a_reparametrised_student_is_refit_to_its_teacher_first() {
     assert!(!out.contains("re-fit"), "{out}");
     assert!(!plain.join("phase0-fit.safetensors").exists());
 }
+
+#[test]
+fn btd_from_a_1000_step_teacher_starts_with_one_tract_phase() {
+    // 1000 / 1 is not a power of two: BTD 1000,8,1 is TRACT 1000 -> 8, then BTD 8 -> 4 -> 2 -> 1
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("idx");
+    idx_data(&data);
+    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
+    let data_spec = format!("mnist:{}", data.display());
+    let run = tmp.path().join("run");
+    let args = |sched: &'static str, out: &Path| -> Vec<String> {
+        [
+            "distill",
+            "--method",
+            "btd",
+            "--data",
+            &data_spec,
+            "--teacher",
+            &teacher,
+            "--schedule",
+            sched,
+            "--train-samples",
+            "64",
+            "--batch",
+            "16",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a = args("1000,8,1", &run);
+    let out = run_ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(
+        out.contains("tract-1000to8: 16 samples, then btd-8to4: 16 samples, then btd-4to2"),
+        "{out}"
+    );
+    for f in [
+        "phase0-tract-1000to8",
+        "phase1-btd-8to4",
+        "phase2-btd-4to2",
+        "phase3-btd-2to1",
+    ] {
+        assert!(run.join(format!("{f}.safetensors")).exists(), "{f}");
+    }
+    let file = tract_studio::checkpoint::ModelFile::load(&run.join("student.safetensors")).unwrap();
+    assert_eq!((file.meta.steps, file.meta.kind.as_str()), (1, "btd"));
+    // 1000,1 alone is refused, naming the schedule that works
+    let bad = bin()
+        .args(args("1000,1", &tmp.path().join("bad")))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(err.contains("for example 1000,8,1"), "{err}");
+    assert!(!tmp.path().join("bad").exists());
+}

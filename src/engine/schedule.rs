@@ -428,23 +428,50 @@ impl Schedule {
     pub fn tract_phases(&self) -> Vec<(usize, usize)> {
         self.steps.windows(2).map(|w| (w[0], w[1])).collect()
     }
-    /// BTD phases: halve from T to the final step count (requires a power-of-two ratio).
+    /// BTD phases: halve from T to the final step count (a power-of-two ratio). Where T / K is
+    /// not a power of two (a diffusers teacher's 1000 steps), a schedule `T,K1,...,K` whose
+    /// K1 divides T and K1 / K is a power of two starts with one TRACT phase T -> K1 (BTD's
+    /// two teacher steps cannot cover T / K1 steps) and halves from there: `1000,8,1` is
+    /// TRACT 1000 -> 8, then BTD 8 -> 4 -> 2 -> 1. The first pair is then not binary
+    /// (from / to > 2), which [`crate::engine::distill`]'s plan runs as a TRACT phase.
     pub fn btd_phases(&self) -> Result<Vec<(usize, usize)>, crate::Error> {
         let (t, k) = (self.teacher_steps(), self.final_steps());
-        let ratio = t / k;
-        if !ratio.is_power_of_two() {
-            return Err(crate::Error::input(format!(
-                "BTD halves the step count each phase, so {t} / {k} must be a power of two"
-            )));
+        let halve = |from: usize| {
+            let mut v = vec![];
+            let mut cur = from;
+            while cur > k {
+                v.push((cur, cur / 2));
+                cur /= 2;
+            }
+            v
+        };
+        if (t / k).is_power_of_two() {
+            return Ok(halve(t));
         }
-        let mut v = vec![];
-        let mut cur = t;
-        while cur > k {
-            v.push((cur, cur / 2));
-            cur /= 2;
+        let k1 = self.steps[1];
+        if self.steps.len() > 2 && t % k1 == 0 && k1 % k == 0 && (k1 / k).is_power_of_two() {
+            let mut v = vec![(t, k1)];
+            v.extend(halve(k1));
+            return Ok(v);
         }
-        Ok(v)
+        Err(crate::Error::input(format!(
+            "BTD halves the step count each phase, so {t} / {k} must be a power of two, or the schedule must name a first phase {t},K whose K divides {t} with K / {k} a power of two (for example {t},{},{k})",
+            largest_binary_divisor(t, k).unwrap_or(k)
+        )))
     }
+}
+
+/// The largest K dividing `t` with K / `k` a power of two (a BTD start from `t` steps).
+fn largest_binary_divisor(t: usize, k: usize) -> Option<usize> {
+    let mut best = None;
+    let mut c = k;
+    while c < t {
+        if t % c == 0 {
+            best = Some(c);
+        }
+        c *= 2;
+    }
+    best
 }
 
 impl std::fmt::Display for Schedule {
@@ -555,6 +582,18 @@ mod tests {
                 .contains("does not come down")
         );
         assert!(Schedule::parse("96,1").unwrap().btd_phases().is_err());
+        // a diffusers teacher's 1000 steps: one TRACT phase to 8, then binary
+        assert_eq!(
+            Schedule::parse("1000,8,1").unwrap().btd_phases().unwrap(),
+            vec![(1000, 8), (8, 4), (4, 2), (2, 1)]
+        );
+        assert_eq!(
+            Schedule::parse("1000,8,2").unwrap().btd_phases().unwrap(),
+            vec![(1000, 8), (8, 4), (4, 2)]
+        );
+        let e = Schedule::parse("1000,1").unwrap().btd_phases().unwrap_err();
+        assert!(e.to_string().contains("for example 1000,8,1"), "{e}");
+        assert!(Schedule::parse("1000,40,1").unwrap().btd_phases().is_err());
         assert!(
             Schedule::parse("1099511627776,1")
                 .unwrap_err()

@@ -97,7 +97,8 @@ pub fn plan(cfg: &DistillConfig) -> Result<Vec<Phase>> {
     for (i, (from, to)) in pairs.into_iter().enumerate() {
         let samples = (cfg.train_samples as f64 * split[i] / tot).round() as u64;
         let kind = match cfg.method {
-            Method::Btd => PhaseKind::Btd { from, to },
+            // BTD's binary phases; a first phase that is not binary (1000 -> 8) is TRACT's
+            Method::Btd if from == 2 * to => PhaseKind::Btd { from, to },
             _ => PhaseKind::Tract { from, to },
         };
         phases.push(Phase {
