@@ -6,13 +6,14 @@
 # distillation interrupted anywhere continues with the same command.
 #
 #   TEACHER=/path/to/pipeline bash scripts/diffusers-fashion.sh     (default: the shipped one)
-#   N=2000 BUDGET=32000 STAGES="distill export eval" bash scripts/diffusers-fashion.sh
+#   N=2000 BUDGET=48000 STAGES="distill export eval" bash scripts/diffusers-fashion.sh
+#   STUDENTS="tract-v-refit btd-v-refit" bash scripts/diffusers-fashion.sh   (some students only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/tract-studio}
 [ -x "$BIN" ] || BIN=${CARGO_TARGET_DIR:-target}/release/tract-studio
 OUT=${OUT:-runs/diffusers-fashion}
-BUDGET=${BUDGET:-32000}   # distillation samples per student
+BUDGET=${BUDGET:-48000}   # distillation samples per student (beyond a re-fit)
 N=${N:-2000}              # samples for FID
 NREF=${NREF:-256}         # images for PSNR to the teacher's many-step samples
 REFSTEPS=${REFSTEPS:-50}  # the teacher's many-step reference
@@ -26,21 +27,36 @@ if has teacher && [ ! -f "$TEACHER/model_index.json" ]; then
   "$BIN" export --model asset:fashion-mnist-diffusers-teacher.safetensors --out "$TEACHER"
 fi
 
-# students: TRACT 1000,40,1 with the teacher's parametrisation (epsilon) and re-read as x0
-# ("sample"), same budget, seed and batch; and TRACT 1000,50,2 (epsilon) at 3/4 the budget
-declare -A PRED=([tract-eps]=epsilon [tract-x0]=sample [tract-eps-2]=epsilon)
-declare -A SCHED=([tract-eps]=1000,40,1 [tract-x0]=1000,40,1 [tract-eps-2]=1000,50,2)
-declare -A STEPS=([tract-eps]=1 [tract-x0]=1 [tract-eps-2]=2)
-declare -A SAMPLES=([tract-eps]=$BUDGET [tract-x0]=$BUDGET [tract-eps-2]=$((BUDGET * 3 / 4)))
+# students, each "method prediction fit-samples schedule steps budget-share":
+#  - the teacher's own parametrisation (epsilon) and the x0 / v students, TRACT 1000,40,1;
+#    a re-parametrised student is first re-fitted to the teacher for FIT samples
+#  - BTD 1000,8,1 (one TRACT phase 1000 -> 8, then BTD 8 -> 4 -> 2 -> 1), v, re-fitted
+#  - the 2-step TRACT 1000,50,2 epsilon student at 3/4 the budget
+FIT=${FIT:-8000}
+declare -A STUDENT=(
+  [tract-eps]="tract epsilon 0 1000,40,1 1 4"
+  [tract-x0]="tract sample 0 1000,40,1 1 4"
+  [tract-x0-refit]="tract sample $FIT 1000,40,1 1 4"
+  [tract-v-refit]="tract v_prediction $FIT 1000,40,1 1 4"
+  [btd-v-refit]="btd v_prediction $FIT 1000,8,1 1 4"
+  [tract-eps-2]="tract epsilon 0 1000,50,2 2 3"
+)
+STUDENTS=${STUDENTS:-"${!STUDENT[*]}"}
+declare -A PRED SCHED STEPS SAMPLES METHOD FITS
+for s in $STUDENTS; do
+  read -r m p f sc k share <<< "${STUDENT[$s]}"
+  METHOD[$s]=$m PRED[$s]=$p FITS[$s]=$f SCHED[$s]=$sc STEPS[$s]=$k
+  SAMPLES[$s]=$((BUDGET * share / 4))
+done
 if has distill; then
   for s in "${!PRED[@]}"; do
     [ -f "$OUT/$s/student.safetensors" ] && continue
     if [ -f "$OUT/$s/state.safetensors" ]; then
       "$BIN" distill --out "$OUT/$s" --resume --device cpu
     else
-      "$BIN" distill --data fashion-mnist --teacher "diffusers:$TEACHER" --schedule "${SCHED[$s]}" \
-        --student-prediction "${PRED[$s]}" --train-samples "${SAMPLES[$s]}" --batch 32 --seed 0 \
-        --out "$OUT/$s" --device cpu
+      "$BIN" distill --method "${METHOD[$s]}" --data fashion-mnist --teacher "diffusers:$TEACHER" \
+        --schedule "${SCHED[$s]}" --student-prediction "${PRED[$s]}" --fit-samples "${FITS[$s]}" \
+        --train-samples "${SAMPLES[$s]}" --batch 32 --seed 0 --out "$OUT/$s" --device cpu
     fi
   done
 fi
