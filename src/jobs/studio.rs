@@ -30,7 +30,7 @@ pub enum Command {
     PreviewData { data: String, n: usize },
     /// Start (or resume) a distillation run in `dir`.
     Distill {
-        cfg: DistillConfig,
+        cfg: Box<DistillConfig>,
         dir: PathBuf,
         resume: bool,
     },
@@ -198,7 +198,7 @@ fn run_command(
             let mut run = if resume {
                 Run::open(&dir, device)?
             } else {
-                Run::new(cfg, &dir, device)?
+                Run::new(*cfg, &dir, device)?
             };
             let d = Data::parse(&run.cfg.data)?;
             let n = if d.is_images() { 16 } else { 1024 };

@@ -577,7 +577,7 @@ pub fn group_norm(
     let c = x.dims()[1];
     let ok = use_cpu_kernels(&x.device())
         && groups > 0
-        && c % groups == 0
+        && c.is_multiple_of(groups)
         && gamma.dims()[0] == c
         && beta.dims()[0] == c
         && all_f32(&[x.dtype(), gamma.dtype(), beta.dtype()]);

@@ -1178,19 +1178,21 @@ multiversion! {
     }
 }
 
+/// One channel of a GroupNorm: its group's statistics, its affine and whether SiLU follows.
+#[derive(Clone, Copy)]
+struct ChannelNorm {
+    mean: f32,
+    rstd: f32,
+    gamma: f32,
+    beta: f32,
+    act: bool,
+}
+
 multiversion! {
     // g <- d(loss)/d(xhat) for one channel; returns (sum ga, sum ga xhat, sum g, sum g xhat)
     // in simple passes the compiler vectorises: ga, then the sums (8 lanes) with g = ga gamma
-    fn channel_back(
-        x: &[f32],
-        gy: &[f32],
-        g: &mut [f32],
-        mean: f32,
-        rstd: f32,
-        gamma: f32,
-        beta: f32,
-        act: bool,
-    ) -> [f32; 4] {
+    fn channel_back(x: &[f32], gy: &[f32], g: &mut [f32], cn: ChannelNorm) -> [f32; 4] {
+        let ChannelNorm { mean, rstd, gamma, beta, act } = cn;
         let m = x.len().min(gy.len()).min(g.len());
         let (x, gy, g) = (&x[..m], &gy[..m], &mut g[..m]);
         if act {
@@ -1300,11 +1302,13 @@ pub fn group_norm_backward(
                 &xb[r.clone()],
                 &gyb[r.clone()],
                 &mut gxb[r],
-                mean,
-                rstd,
-                gamma[c0 + ci],
-                beta[c0 + ci],
-                act,
+                ChannelNorm {
+                    mean,
+                    rstd,
+                    gamma: gamma[c0 + ci],
+                    beta: beta[c0 + ci],
+                    act,
+                },
             );
             pb[ci] = sa;
             pb[cpg + ci] = sax;
