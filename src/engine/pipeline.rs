@@ -538,7 +538,7 @@ fn read_weights(dir: &Path, net: &DiffusersUnet) -> Result<(Vec<f32>, String, Op
     Ok((flat, dtypes.join("+"), ours))
 }
 
-/// A diffusers pipeline (spec as in [`parts`]) as a model file: a teacher on the scheduler's
+/// A diffusers pipeline (spec as in `parts`) as a model file: a teacher on the scheduler's
 /// grid, with the stored dtype of its weights.
 pub fn load(spec: &str) -> Result<(ModelFile, String)> {
     let p = parts(spec)?;

@@ -109,7 +109,7 @@ impl Model {
         }
     }
 
-    /// Shape of one sample: [D], or [C, H, W] for images.
+    /// Shape of one sample: `[D]`, or `[C, H, W]` for images.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Model::Exact { data, .. } => data.shape(),

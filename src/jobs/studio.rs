@@ -64,7 +64,7 @@ pub struct GalleryCell {
 pub enum Update {
     DataPreview {
         data: String,
-        /// one sample's shape: [D] for points, [C, H, W] for images
+        /// one sample's shape: `[D]` for points, `[C, H, W]` for images
         shape: Vec<usize>,
         points: Vec<f32>,
     },

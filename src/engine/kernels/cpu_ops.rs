@@ -368,7 +368,7 @@ fn with_pad<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// What a convolution adds to its output: a bias per channel ([cout]) or per image and
+/// What a convolution adds to its output: a bias per channel (`[cout]`) or per image and
 /// channel ([n, cout], e.g. a bias plus a time embedding), and a residual of the output's
 /// shape, both in the pass that writes the output (no extra pass over memory).
 #[derive(Clone, Copy)]
@@ -592,7 +592,7 @@ fn conv_same_wgrad(s: &ConvShape, xi: &[f32], gyi: &[f32], gwr: &mut [f32], gb: 
     });
 }
 
-/// y[n] = W [cout, cin k k] . im2col(x[n]) + b, one GEMM per image, written straight into NCHW.
+/// `y[n] = W [cout, cin k k] . im2col(x[n]) + b`, one GEMM per image, written straight into NCHW.
 pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
     let (kk, pp) = (s.kk(), s.pixels());
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
@@ -893,9 +893,9 @@ pub fn upconv_backward(
 }
 
 /// Gradients of `conv2d_forward` for the output gradient gy: (gx if asked for, gw, gb).
-/// gw = sum_n gy[n] . im2col(x[n])^T (a real GEMM, one accumulator per thread), gb = sum gy;
+/// `gw = sum_n gy[n] . im2col(x[n])^T` (a real GEMM, one accumulator per thread), gb = sum gy;
 /// gx is a forward convolution of gy with the flipped, transposed weights where the stride is 1
-/// and the padding keeps the size, else W^T . gy[n] folded back by col2im.
+/// and the padding keeps the size, else `W^T . gy[n]` folded back by col2im.
 pub fn conv2d_backward(
     s: &ConvShape,
     x: &[f32],

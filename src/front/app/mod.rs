@@ -372,7 +372,7 @@ impl StudioApp {
         }
     }
 
-    /// One sample's shape from the data preview ([2] until it arrives).
+    /// One sample's shape from the data preview (`[2]` until it arrives).
     pub fn sample_shape(&self) -> Vec<usize> {
         self.data_preview
             .as_ref()
