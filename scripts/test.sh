@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need on a fresh Debian machine (when root),
-# then runs the whole test suite. Usage: bash scripts/test.sh
+# then checks formatting, clippy and rustdoc and runs the whole test suite.
+# Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Mesa warns on every Vulkan start without it
@@ -23,6 +24,23 @@ fi
 if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
 
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; fi
+
+# lints: clippy on every target and rustdoc, warnings are errors; both check the crate
+# without code generation (release profile, so the build scripts and proc macros of the
+# test build are reused); TRACT_SKIP_LINT=1 skips them
+if [ "${TRACT_SKIP_LINT:-0}" != 1 ]; then
+  if ! cargo clippy --version >/dev/null 2>&1 && command -v rustup >/dev/null; then
+    echo "installing clippy (rustup component add clippy)"
+    rustup component add clippy || true
+  fi
+  if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --release --all-targets --locked -- -D warnings
+  else
+    echo "note: cargo clippy is not installed and rustup is missing; clippy skipped" >&2
+  fi
+  RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --locked
+fi
+
 cargo test --release --locked "$@"
 
 # the browser build, tested in headless Chromium when it is here (installed when root);

@@ -1379,8 +1379,8 @@ fn make_fixtures(dir: &Path) {
     w("s2-flipped.safetensors", &b);
     write_samples(
         &dir.join("s2-small.safetensors"),
-        &vec![0.5; 20],
-        &vec![0.0; 20],
+        &[0.5; 20],
+        &[0.0; 20],
         &[2],
         &meta,
     )

@@ -237,11 +237,11 @@ fn scan(module: &str, src: &str) -> Scanned {
         let word = p.ident().unwrap_or_default();
         match word.as_str() {
             "mod" => {
-                if let Some(name) = p.ident() {
-                    if p.eat("{") {
-                        depth += 1;
-                        inline.push((name, depth));
-                    }
+                if let Some(name) = p.ident()
+                    && p.eat("{")
+                {
+                    depth += 1;
+                    inline.push((name, depth));
                 }
                 i = p.i;
             }

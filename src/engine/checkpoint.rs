@@ -207,12 +207,12 @@ pub fn serialize_tensors_as(
                 v.len()
             ));
         }
-        if storage == Storage::F16 {
-            if let Some(x) = v.iter().find(|x| x.abs() > f32::from(half::f16::MAX)) {
-                return Err(format!(
-                    "tensor '{name}' holds {x}, beyond f16's range (65504): store it as f32"
-                ));
-            }
+        if storage == Storage::F16
+            && let Some(x) = v.iter().find(|x| x.abs() > f32::from(half::f16::MAX))
+        {
+            return Err(format!(
+                "tensor '{name}' holds {x}, beyond f16's range (65504): store it as f32"
+            ));
         }
         data.push(storage.bytes(v));
     }

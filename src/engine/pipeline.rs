@@ -139,11 +139,11 @@ impl<'a> Fields<'a> {
     }
     /// A field that must hold one of `allowed` (absent: its default, which is allowed).
     fn only(&mut self, key: &'static str, allowed: &[Value]) -> Result<()> {
-        if let Some(v) = self.raw(key) {
-            if !allowed.contains(v) {
-                let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                return Err(self.bad(key, v, &list.join(" or ")));
-            }
+        if let Some(v) = self.raw(key)
+            && !allowed.contains(v)
+        {
+            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            return Err(self.bad(key, v, &list.join(" or ")));
         }
         Ok(())
     }
@@ -175,10 +175,10 @@ pub fn unet_config(path: &Path, prediction: Prediction) -> Result<Unet2dConfig> 
         m: &m,
         seen: vec![],
     };
-    if let Some(c) = m.get("_class_name") {
-        if c != "UNet2DModel" {
-            return Err(f.bad("_class_name", c, "\"UNet2DModel\""));
-        }
+    if let Some(c) = m.get("_class_name")
+        && c != "UNet2DModel"
+    {
+        return Err(f.bad("_class_name", c, "\"UNet2DModel\""));
     }
     let (height, width) = match f.raw("sample_size") {
         None | Some(Value::Null) => {
@@ -367,7 +367,7 @@ pub fn scheduler_config(path: &Path) -> Result<(Ddpm, Prediction)> {
     })?;
     let clip_sample = f.bool("clip_sample", true)?;
     let range = f.f64("clip_sample_range", 1.0)?;
-    if clip_sample && !(range > 0.0) {
+    if clip_sample && (range.is_nan() || range <= 0.0) {
         return Err(f.bad("clip_sample_range", &json!(range), "a positive number"));
     }
     let set_alpha_to_one = f.bool("set_alpha_to_one", true)?;
@@ -482,14 +482,13 @@ fn read_weights(dir: &Path, net: &DiffusersUnet) -> Result<(Vec<f32>, String, Op
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::file(&file, format!("not a valid safetensors file: {e}")))?;
         // a folder tract-studio exported: its own description of the model (kind, steps)
-        if let Ok((_, md)) = SafeTensors::read_metadata(&bytes) {
-            if let Some(m) = md
+        if let Ok((_, md)) = SafeTensors::read_metadata(&bytes)
+            && let Some(m) = md
                 .metadata()
                 .as_ref()
                 .and_then(|m| m.get(crate::engine::checkpoint::META_KEY))
-            {
-                ours = serde_json::from_str::<ModelMeta>(m).ok();
-            }
+        {
+            ours = serde_json::from_str::<ModelMeta>(m).ok();
         }
         for (name, t) in st.tensors() {
             let key = modern_name(&name);
@@ -539,7 +538,7 @@ fn read_weights(dir: &Path, net: &DiffusersUnet) -> Result<(Vec<f32>, String, Op
     Ok((flat, dtypes.join("+"), ours))
 }
 
-/// A diffusers pipeline (spec as in [`parts`]) as a model file: a teacher on the scheduler's
+/// A diffusers pipeline (spec as in `parts`) as a model file: a teacher on the scheduler's
 /// grid, with the stored dtype of its weights.
 pub fn load(spec: &str) -> Result<(ModelFile, String)> {
     let p = parts(spec)?;

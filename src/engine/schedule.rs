@@ -205,7 +205,7 @@ impl std::str::FromStr for Spacing {
 /// A diffusers discrete-time VP schedule (DDPMScheduler / DDIMScheduler config), computed as
 /// diffusers computes it: betas in f32 (linspace like torch's), alphas_cumprod in f32.
 /// Grid point g in 1..=T is diffusers timestep g - 1; g = 0 is the end point, where
-/// alpha_bar is 1 (`set_alpha_to_one`) or alphas_cumprod[0]. docs/algorithm.md, "DDPM grids".
+/// alpha_bar is 1 (`set_alpha_to_one`) or `alphas_cumprod[0]`. docs/algorithm.md, "DDPM grids".
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ddpm {
     pub train_steps: usize,
@@ -267,7 +267,7 @@ impl Ddpm {
             }
         }
     }
-    /// alphas_cumprod[i], i in 0..T (f32 values; the product accumulated in f64 as torch's
+    /// `alphas_cumprod[i]`, i in 0..T (f32 values; the product accumulated in f64 as torch's
     /// CPU cumprod does).
     pub fn alphas_cumprod(&self) -> Vec<f32> {
         let mut acc = 1.0f64;

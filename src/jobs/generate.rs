@@ -15,6 +15,9 @@ use crate::engine::schedule::{Grid, Param, default_steps};
 use crate::engine::tensors::{from_vec2, to_vec};
 use crate::{Error, Result};
 
+/// A model to sample: the exact denoiser of a data set, or a network from a model file.
+// one value per command, never stored in bulk: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
 pub enum Model {
     Exact {
         data: Data,
@@ -106,7 +109,7 @@ impl Model {
         }
     }
 
-    /// Shape of one sample: [D], or [C, H, W] for images.
+    /// Shape of one sample: `[D]`, or `[C, H, W]` for images.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Model::Exact { data, .. } => data.shape(),
@@ -140,7 +143,7 @@ impl Model {
 
     fn check(&self, noise: &[f32], steps: usize) -> Result<()> {
         let d = self.dim();
-        if noise.len() % d != 0 {
+        if !noise.len().is_multiple_of(d) {
             return Err(Error::input(format!(
                 "noise of {} values is not a multiple of the dimension {d}",
                 noise.len()

@@ -71,7 +71,7 @@ fn glyph(c: char) -> Option<[u8; 35]> {
     for line in GLYPHS.lines() {
         let mut it = line.split(' ');
         let (k, bits) = (it.next()?, it.next()?);
-        if k.chars().next() == Some(c) {
+        if k.starts_with(c) {
             let mut g = [0u8; 35];
             for (i, b) in bits.bytes().enumerate().take(35) {
                 g[i] = b - b'0';
@@ -391,8 +391,8 @@ pub fn bars(bars: &[Bar], title: &str, axis: &str, path: &Path) -> Result<()> {
         let len = (b.mean.max(0.0) / max * plot_w as f64).round() as i64;
         cv.rect(x0, y + 4, len.max(1), row_h as i64 - 10, [70, 120, 200]);
         let (lo, hi) = (
-            ((b.mean - b.spread).max(0.0) / max * plot_w as f64) as f64,
-            ((b.mean + b.spread) / max * plot_w as f64) as f64,
+            (b.mean - b.spread).max(0.0) / max * plot_w as f64,
+            (b.mean + b.spread) / max * plot_w as f64,
         );
         let yc = (y + row_h as i64 / 2 - 1) as f64;
         cv.line(x0 as f64 + lo, yc, x0 as f64 + hi, yc, [20, 20, 20]);

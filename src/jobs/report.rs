@@ -107,8 +107,11 @@ pub fn settings() -> Vec<Setting> {
     v
 }
 
-/// A table: rows (label, setting key).
-pub fn tables() -> Vec<(&'static str, &'static str, Vec<(String, String)>)> {
+/// A table of the report: its name, its title and its rows (label, setting key).
+pub type Table = (&'static str, &'static str, Vec<(String, String)>);
+
+/// The report's tables.
+pub fn tables() -> Vec<Table> {
     let r = |l: &str, k: &str| (l.to_string(), k.to_string());
     vec![
         (

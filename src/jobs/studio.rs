@@ -30,7 +30,7 @@ pub enum Command {
     PreviewData { data: String, n: usize },
     /// Start (or resume) a distillation run in `dir`.
     Distill {
-        cfg: DistillConfig,
+        cfg: Box<DistillConfig>,
         dir: PathBuf,
         resume: bool,
     },
@@ -64,7 +64,7 @@ pub struct GalleryCell {
 pub enum Update {
     DataPreview {
         data: String,
-        /// one sample's shape: [D] for points, [C, H, W] for images
+        /// one sample's shape: `[D]` for points, `[C, H, W]` for images
         shape: Vec<usize>,
         points: Vec<f32>,
     },
@@ -198,7 +198,7 @@ fn run_command(
             let mut run = if resume {
                 Run::open(&dir, device)?
             } else {
-                Run::new(cfg, &dir, device)?
+                Run::new(*cfg, &dir, device)?
             };
             let d = Data::parse(&run.cfg.data)?;
             let n = if d.is_images() { 16 } else { 1024 };

@@ -787,10 +787,10 @@ pub fn load_cache(out: &Path) -> (Vec<RunRecord>, Vec<Baseline>) {
             if b.version == CACHE_VERSION {
                 bases.push(b);
             }
-        } else if let Ok(r) = serde_json::from_str::<RunRecord>(&s) {
-            if r.version == CACHE_VERSION {
-                recs.push(r);
-            }
+        } else if let Ok(r) = serde_json::from_str::<RunRecord>(&s)
+            && r.version == CACHE_VERSION
+        {
+            recs.push(r);
         }
     }
     (recs, bases)
@@ -927,11 +927,11 @@ pub fn summarize(recs: &[RunRecord], baselines: Vec<Baseline>) -> Summary {
 }
 
 fn budget_label(b: u64) -> String {
-    if b % 1_000_000 == 0 {
+    if b.is_multiple_of(1_000_000) {
         format!("{}M", b / 1_000_000)
-    } else if b % 100_000 == 0 {
+    } else if b.is_multiple_of(100_000) {
         format!("{}M", b as f64 / 1e6)
-    } else if b % 1000 == 0 {
+    } else if b.is_multiple_of(1000) {
         format!("{}k", b / 1000)
     } else {
         b.to_string()
@@ -1069,8 +1069,9 @@ fn color_of(name: &str, i: usize) -> [u8; 3] {
     }
 }
 
-/// A line plot: series of (x, y, ci) points, log10 x (and optionally log10 y), a legend.
-#[allow(clippy::type_complexity)]
+/// A plot's line: its name and its (x, y, ci half-width) points.
+type Series = (String, Vec<(f64, f64, f64)>);
+
 /// A tick value with 3 significant digits below 1 (0.000213, not 0.000), 3 decimals above,
 /// exponent form below 1e-4.
 fn tick_label(v: f64) -> String {
@@ -1085,8 +1086,9 @@ fn tick_label(v: f64) -> String {
     }
 }
 
+/// A line plot: series of (x, y, ci) points, log10 x (and optionally log10 y), a legend.
 fn line_plot(
-    series: &[(String, Vec<(f64, f64, f64)>)],
+    series: &[Series],
     title: &str,
     xlabel: &str,
     log_x: bool,
@@ -1210,7 +1212,7 @@ pub fn write_outputs(out: &Path) -> Result<Summary> {
             .filter(|c| c.tag == tag && c.steps == steps)
             .collect();
         let methods = uniq(cells.iter().map(|c| c.method.clone()));
-        let series: Vec<(String, Vec<(f64, f64, f64)>)> = methods
+        let series: Vec<Series> = methods
             .iter()
             .map(|m| {
                 (
@@ -1232,7 +1234,7 @@ pub fn write_outputs(out: &Path) -> Result<Summary> {
             false,
             &out.join(format!("{tag}-k{steps}-rmse.png")),
         )?;
-        let dser: Vec<(String, Vec<(f64, f64, f64)>)> = uniq(
+        let dser: Vec<Series> = uniq(
             sum.diffs
                 .iter()
                 .filter(|d| d.tag == tag && d.steps == steps)
@@ -1261,7 +1263,7 @@ pub fn write_outputs(out: &Path) -> Result<Summary> {
         )?;
         // final-phase loss curves: mean over seeds per method, x = fraction of the phase
         for b in uniq(cells.iter().map(|c| c.budget)) {
-            let lser: Vec<(String, Vec<(f64, f64, f64)>)> = methods
+            let lser: Vec<Series> = methods
                 .iter()
                 .filter_map(|m| {
                     let rs: Vec<&RunRecord> = recs

@@ -126,7 +126,7 @@ impl Data {
         }
     }
 
-    /// Shape of one sample: [D] for mixtures, [C, H, W] for images.
+    /// Shape of one sample: `[D]` for mixtures, `[C, H, W]` for images.
     pub fn shape(&self) -> Vec<usize> {
         match &self.source {
             Source::Mixture(g) => vec![g.dim()],

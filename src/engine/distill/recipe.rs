@@ -85,12 +85,12 @@ impl Recipe {
                 self.final_t_weight
             )));
         }
-        if let Some(c) = self.clip_x0_range {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(crate::Error::input(format!(
-                    "--clip-x0-range {c} must be a positive number"
-                )));
-            }
+        if let Some(c) = self.clip_x0_range
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(crate::Error::input(format!(
+                "--clip-x0-range {c} must be a positive number"
+            )));
         }
         Ok(())
     }

@@ -294,10 +294,10 @@ impl Run {
                 cfg.mu_s
             )));
         }
-        if let Some(m) = cfg.mu_i {
-            if !(0.0..1.0).contains(&m) {
-                return Err(Error::input(format!("--mu-i {m} is outside [0, 1)")));
-            }
+        if let Some(m) = cfg.mu_i
+            && !(0.0..1.0).contains(&m)
+        {
+            return Err(Error::input(format!("--mu-i {m} is outside [0, 1)")));
         }
         if !(cfg.ema_eps > 0.0 && cfg.ema_eps < 1.0) {
             return Err(Error::input(format!(
@@ -305,13 +305,13 @@ impl Run {
                 cfg.ema_eps
             )));
         }
-        if let NetConfig::Mlp(m) = &cfg.net {
-            if m.hidden == 0 || m.hidden > 8192 {
-                return Err(Error::input(format!(
-                    "--hidden {}: expected 1 to 8192",
-                    m.hidden
-                )));
-            }
+        if let NetConfig::Mlp(m) = &cfg.net
+            && (m.hidden == 0 || m.hidden > 8192)
+        {
+            return Err(Error::input(format!(
+                "--hidden {}: expected 1 to 8192",
+                m.hidden
+            )));
         }
         if cfg.ckpt_every == 0 {
             return Err(Error::input("--ckpt-every must be at least 1"));
@@ -570,7 +570,7 @@ impl Run {
             st.student = result.clone();
             st.self_teacher = result.clone();
             st.ema = result;
-            if !(self.cfg.recipe.keep_adam && !was_fit) {
+            if !self.cfg.recipe.keep_adam || was_fit {
                 st.adam = Adam::new(&st.student);
             }
             last_good = self.save_state(&st)?;
@@ -611,7 +611,7 @@ impl Run {
 
     fn emit_preview(&self, phase: &Phase, st: &RunState, observer: &mut dyn Observer) -> bool {
         let Some(p) = &self.preview else { return true };
-        if st.step % p.every != 0 && st.step != phase.steps {
+        if !st.step.is_multiple_of(p.every) && st.step != phase.steps {
             return true;
         }
         let d = self.data.dim();

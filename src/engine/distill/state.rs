@@ -88,19 +88,19 @@ impl Run {
                 ),
             ));
         }
-        if let Some(p) = self.phases.get(meta.phase) {
-            if meta.step > p.steps {
-                return Err(Error::file(
-                    &path,
-                    format!(
-                        "the state is at step {} of phase {} ({}), which has {} steps; {damaged}",
-                        meta.step,
-                        meta.phase,
-                        p.name(),
-                        p.steps
-                    ),
-                ));
-            }
+        if let Some(p) = self.phases.get(meta.phase)
+            && meta.step > p.steps
+        {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "the state is at step {} of phase {} ({}), which has {} steps; {damaged}",
+                    meta.step,
+                    meta.phase,
+                    p.name(),
+                    p.steps
+                ),
+            ));
         }
         let n = self.net.layout().total;
         let get = |name: &str| -> Result<Tensor<1>> {
@@ -201,10 +201,11 @@ impl Run {
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if let Some((_, pid)) = name.rsplit_once(".tmp") {
-                if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-                    let _ = std::fs::remove_file(e.path());
-                }
+            if let Some((_, pid)) = name.rsplit_once(".tmp")
+                && !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+            {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }

@@ -28,6 +28,8 @@ use crate::engine::tensors::from_vec2;
 use crate::{Error, Result};
 
 /// The teacher of a run's first phase (later phases learn from the previous phase's EMA).
+// one value per run, never stored in bulk: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
 pub(super) enum TeacherNet {
     Exact(ExactDenoiser),
     /// A model file: a teacher (or fit), or a student distilled by an earlier run

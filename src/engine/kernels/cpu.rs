@@ -77,9 +77,9 @@ fn use_cpu_kernels(device: &Device) -> bool {
 
 #[backend_extension(Flex, Autodiff: cfg(feature = "train"))]
 pub trait CpuKernels: Backend {
-    /// 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, K, K], plus the bias b ([Cout],
-    /// or [N Cout]: one per image) and the residual r (the output's shape, or [0]: none); with
-    /// `up`, of x upsampled 2x by nearest neighbour (3x3, stride 1, padding 1 only).
+    /// 2-D convolution of x `[N, Cin, H, W]` with w `[Cout, Cin, K, K]`, plus the bias b
+    /// (`[Cout]`, or `[N Cout]`: one per image) and the residual r (the output's shape, or `[0]`:
+    /// none); with `up`, of x upsampled 2x by nearest neighbour (3x3, stride 1, padding 1 only).
     fn cpu_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -90,8 +90,8 @@ pub trait CpuKernels: Backend {
         up: bool,
     ) -> FloatTensor<Self>;
 
-    /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is [0] unless `need_x`; gb
-    /// is [N Cout] when `image_bias`, else [Cout]). The residual's gradient is gy itself.
+    /// (gx, gw, gb) of `cpu_conv2d` for the output gradient gy (gx is `[0]` unless `need_x`; gb
+    /// is `[N Cout]` when `image_bias`, else `[Cout]`). The residual's gradient is gy itself.
     #[allow(clippy::too_many_arguments)]
     fn cpu_conv2d_backward(
         x: FloatTensor<Self>,
@@ -104,7 +104,7 @@ pub trait CpuKernels: Backend {
         image_bias: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// GroupNorm of x [N, C, H, W] with affine gamma, beta [C], then SiLU when `act`.
+    /// GroupNorm of x `[N, C, H, W]` with affine gamma, beta `[C]`, then SiLU when `act`.
     fn cpu_group_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -577,7 +577,7 @@ pub fn group_norm(
     let c = x.dims()[1];
     let ok = use_cpu_kernels(&x.device())
         && groups > 0
-        && c % groups == 0
+        && c.is_multiple_of(groups)
         && gamma.dims()[0] == c
         && beta.dims()[0] == c
         && all_f32(&[x.dtype(), gamma.dtype(), beta.dtype()]);

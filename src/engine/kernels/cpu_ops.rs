@@ -368,7 +368,7 @@ fn with_pad<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// What a convolution adds to its output: a bias per channel ([cout]) or per image and
+/// What a convolution adds to its output: a bias per channel (`[cout]`) or per image and
 /// channel ([n, cout], e.g. a bias plus a time embedding), and a residual of the output's
 /// shape, both in the pass that writes the output (no extra pass over memory).
 #[derive(Clone, Copy)]
@@ -592,7 +592,7 @@ fn conv_same_wgrad(s: &ConvShape, xi: &[f32], gyi: &[f32], gwr: &mut [f32], gb: 
     });
 }
 
-/// y[n] = W [cout, cin k k] . im2col(x[n]) + b, one GEMM per image, written straight into NCHW.
+/// `y[n] = W [cout, cin k k] . im2col(x[n]) + b`, one GEMM per image, written straight into NCHW.
 pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
     let (kk, pp) = (s.kk(), s.pixels());
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
@@ -893,9 +893,9 @@ pub fn upconv_backward(
 }
 
 /// Gradients of `conv2d_forward` for the output gradient gy: (gx if asked for, gw, gb).
-/// gw = sum_n gy[n] . im2col(x[n])^T (a real GEMM, one accumulator per thread), gb = sum gy;
+/// `gw = sum_n gy[n] . im2col(x[n])^T` (a real GEMM, one accumulator per thread), gb = sum gy;
 /// gx is a forward convolution of gy with the flipped, transposed weights where the stride is 1
-/// and the padding keeps the size, else W^T . gy[n] folded back by col2im.
+/// and the padding keeps the size, else `W^T . gy[n]` folded back by col2im.
 pub fn conv2d_backward(
     s: &ConvShape,
     x: &[f32],
@@ -1178,19 +1178,21 @@ multiversion! {
     }
 }
 
+/// One channel of a GroupNorm: its group's statistics, its affine and whether SiLU follows.
+#[derive(Clone, Copy)]
+struct ChannelNorm {
+    mean: f32,
+    rstd: f32,
+    gamma: f32,
+    beta: f32,
+    act: bool,
+}
+
 multiversion! {
     // g <- d(loss)/d(xhat) for one channel; returns (sum ga, sum ga xhat, sum g, sum g xhat)
     // in simple passes the compiler vectorises: ga, then the sums (8 lanes) with g = ga gamma
-    fn channel_back(
-        x: &[f32],
-        gy: &[f32],
-        g: &mut [f32],
-        mean: f32,
-        rstd: f32,
-        gamma: f32,
-        beta: f32,
-        act: bool,
-    ) -> [f32; 4] {
+    fn channel_back(x: &[f32], gy: &[f32], g: &mut [f32], cn: ChannelNorm) -> [f32; 4] {
+        let ChannelNorm { mean, rstd, gamma, beta, act } = cn;
         let m = x.len().min(gy.len()).min(g.len());
         let (x, gy, g) = (&x[..m], &gy[..m], &mut g[..m]);
         if act {
@@ -1300,11 +1302,13 @@ pub fn group_norm_backward(
                 &xb[r.clone()],
                 &gyb[r.clone()],
                 &mut gxb[r],
-                mean,
-                rstd,
-                gamma[c0 + ci],
-                beta[c0 + ci],
-                act,
+                ChannelNorm {
+                    mean,
+                    rstd,
+                    gamma: gamma[c0 + ci],
+                    beta: beta[c0 + ci],
+                    act,
+                },
             );
             pb[ci] = sa;
             pb[cpg + ci] = sax;

@@ -65,7 +65,7 @@ fn col(t: Tensor<1>) -> Tensor<2> {
     t.reshape([n, 1])
 }
 
-/// out = a[r] x + b[r] clip(y) for [N, D] tensors and per-row a, b.
+/// `out = a[r] x + b[r] clip(y)` for `[N, D]` tensors and per-row a, b.
 pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -> Tensor<2> {
     let dev = x.device();
     let (a, b) = (vec_f32(a, &dev), vec_f32(b, &dev));
@@ -82,7 +82,7 @@ pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -
     reference::row_axpby(x, y, a, b, clip)
 }
 
-/// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
+/// `out = x + c1[r] (x - x0) + c2[r] (e - x0e)`.
 pub fn heun_combine(
     x: Tensor<2>,
     x0: Tensor<2>,
@@ -107,7 +107,7 @@ pub fn heun_combine(
     reference::heun_combine(x, x0, e, x0e, c1, c2)
 }
 
-/// The TRACT loss: mean over the batch of w[r] * mean_d (g - (a[r] xs + b[r] xt))^2,
+/// The TRACT loss: mean over the batch of `w[r] * mean_d (g - (a[r] xs + b[r] xt))^2`,
 /// differentiable with respect to g; the target is a constant.
 pub fn tract_loss(
     g: Tensor<2>,

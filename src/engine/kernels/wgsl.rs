@@ -25,7 +25,7 @@ use burn::tensor::{DType, Shape};
 
 #[backend_extension(Cube, Fusion, Autodiff: cfg(feature = "train"))]
 pub trait TractKernels: Backend {
-    /// out = a[r] x + b[r] clip(y), r = row of a [N, D] tensor; a, b are [N].
+    /// `out = a[r] x + b[r] clip(y)`, r = row of a `[N, D]` tensor; a, b are `[N]`.
     #[fusion(dtype = x, shape = x)]
     fn row_axpby(
         x: FloatTensor<Self>,
@@ -35,7 +35,7 @@ pub trait TractKernels: Backend {
         clip: bool,
     ) -> FloatTensor<Self>;
 
-    /// out = x + c1[r] (x - x0) + c2[r] (e - x0e).
+    /// `out = x + c1[r] (x - x0) + c2[r] (e - x0e)`.
     #[fusion(dtype = x, shape = x)]
     fn heun_combine(
         x: FloatTensor<Self>,

@@ -157,7 +157,11 @@ impl Unet2dConfig {
             ));
         }
         let f = 1usize << (n - 1);
-        if self.height == 0 || self.width == 0 || self.height % f != 0 || self.width % f != 0 {
+        if self.height == 0
+            || self.width == 0
+            || !self.height.is_multiple_of(f)
+            || !self.width.is_multiple_of(f)
+        {
             return Some(format!(
                 "sample_size {}x{} is not divisible by {f}, which {} downsamplings need",
                 self.height,

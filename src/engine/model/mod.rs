@@ -124,6 +124,9 @@ impl<'a> From<&'a Tensor<1>> for Params<'a> {
 }
 
 /// A training step's parameters as autodiff leaves (`Layout::leaves`).
+// a Tensor is a handle (its size is the backend enum's, not the data's): boxing it would add
+// an allocation per step for nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Leaves {
     Flat(Tensor<1>),
     Split(Vec<Tensor<1>>),

@@ -126,7 +126,7 @@ impl UnetConfig {
         }
         let levels = self.mults.len();
         let f = 1usize << (levels - 1);
-        if self.height % f != 0 || self.width % f != 0 {
+        if !self.height.is_multiple_of(f) || !self.width.is_multiple_of(f) {
             return bad(format!(
                 "a UNet with {levels} resolution levels halves the image {} times, so its height and width must be multiples of {f}, but the images are {}x{}",
                 levels - 1,

@@ -372,7 +372,7 @@ impl StudioApp {
         }
     }
 
-    /// One sample's shape from the data preview ([2] until it arrives).
+    /// One sample's shape from the data preview (`[2]` until it arrives).
     pub fn sample_shape(&self) -> Vec<usize> {
         self.data_preview
             .as_ref()
@@ -534,14 +534,12 @@ impl StudioApp {
 
     fn new_run_dir(&self) -> PathBuf {
         let base = self.runs_dir.clone();
-        let name = format!(
-            "{}",
-            match self.method {
-                Method::Tract => "tract",
-                Method::Btd => "btd",
-                Method::Teacher => "teacher",
-            }
-        );
+        let name = (match self.method {
+            Method::Tract => "tract",
+            Method::Btd => "btd",
+            Method::Teacher => "teacher",
+        })
+        .to_string();
         (1..)
             .map(|i| base.join(format!("{name}-{i:03}")))
             .find(|p| !p.exists())
@@ -570,7 +568,7 @@ impl StudioApp {
         self.status = RunStatus::Running;
         self.rate_mark = None;
         self.session.send(Command::Distill {
-            cfg: self.config(),
+            cfg: Box::new(self.config()),
             dir,
             resume,
         });
@@ -963,11 +961,12 @@ impl StudioApp {
             }
             page.mark("data-cells", &self.web_cells_mark);
         }
-        if let Some(f) = self.gallery_ready_at_frame {
-            if self.frames > f + 2 && !self.web_reported {
-                self.web_reported = true;
-                page.gallery_drawn(self.started.elapsed().as_secs_f64());
-            }
+        if let Some(f) = self.gallery_ready_at_frame
+            && self.frames > f + 2
+            && !self.web_reported
+        {
+            self.web_reported = true;
+            page.gallery_drawn(self.started.elapsed().as_secs_f64());
         }
         if self.errors.len() > self.web_errors {
             self.web_errors = self.errors.len();

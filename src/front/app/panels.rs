@@ -269,23 +269,23 @@ impl StudioApp {
                     pui.line(Line::new("fit", PlotPoints::from(fit)).color(PHASE_COLORS[0]));
                 });
         }
-        if let Some(cells) = &self.teacher_preview {
-            if let Some(c) = cells.first() {
-                if images {
-                    ui.label(format!(
-                        "teacher, {} DDIM steps, {:.2}s",
-                        c.steps, c.seconds
-                    ));
-                } else {
-                    ui.label(format!(
-                        "teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s",
-                        c.steps, c.sw2, c.seconds
-                    ));
-                }
-                let (s, p) = (c.samples.clone(), c.path.clone());
-                let shape = self.sample_shape();
-                samples_view(ui, "teacher-preview", &s, &shape, 420.0, Some(&p));
+        if let Some(cells) = &self.teacher_preview
+            && let Some(c) = cells.first()
+        {
+            if images {
+                ui.label(format!(
+                    "teacher, {} DDIM steps, {:.2}s",
+                    c.steps, c.seconds
+                ));
+            } else {
+                ui.label(format!(
+                    "teacher, {} DDIM steps: SW2 to data {:.3}, {:.2}s",
+                    c.steps, c.sw2, c.seconds
+                ));
             }
+            let (s, p) = (c.samples.clone(), c.path.clone());
+            let shape = self.sample_shape();
+            samples_view(ui, "teacher-preview", &s, &shape, 420.0, Some(&p));
         }
     }
 

@@ -116,14 +116,14 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
         );
     }
     let steps = a.steps.unwrap_or(m.native_steps());
-    if let Some(d) = m.grid().ddpm {
-        if steps <= m.grid().steps {
-            eprintln!(
-                "diffusers DDIM (eta 0), {:?} spacing: timesteps {:?}",
-                d.spacing,
-                d.timesteps(steps)
-            );
-        }
+    if let Some(d) = m.grid().ddpm
+        && steps <= m.grid().steps
+    {
+        eprintln!(
+            "diffusers DDIM (eta 0), {:?} spacing: timesteps {:?}",
+            d.spacing,
+            d.timesteps(steps)
+        );
     }
     let z = noise(a.seed, n, m.dim());
     say_plan(&m, n, steps, solver, a.n.is_none(), &dev)?;

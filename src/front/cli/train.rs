@@ -297,10 +297,10 @@ pub(super) fn differs<T: PartialEq + std::fmt::Display>(
     given: Option<T>,
     has: T,
 ) {
-    if let Some(g) = given {
-        if g != has {
-            diffs.push(format!("{flag} {g} (the run has {has})"));
-        }
+    if let Some(g) = given
+        && g != has
+    {
+        diffs.push(format!("{flag} {g} (the run has {has})"));
     }
 }
 
@@ -324,10 +324,10 @@ pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyh
             d.push(format!("--method {m:?} (the run has {:?})", cfg.method).to_lowercase());
         }
     }
-    if let Some(s) = &a.schedule {
-        if Schedule::parse(s)? != Schedule::parse(&cfg.schedule)? {
-            d.push(format!("--schedule {s} (the run has {})", cfg.schedule));
-        }
+    if let Some(s) = &a.schedule
+        && Schedule::parse(s)? != Schedule::parse(&cfg.schedule)?
+    {
+        d.push(format!("--schedule {s} (the run has {})", cfg.schedule));
     }
     differs(
         &mut d,
@@ -363,18 +363,18 @@ pub(super) fn check_distill_resume(cfg: &DistillConfig, a: &DistillArgs) -> anyh
         ));
     }
     differs(&mut d, "--ema-eps", a.ema_eps, cfg.ema_eps);
-    if let Some(s) = &a.phase_split {
-        if Some(parse_split(s)?) != cfg.phase_split {
-            let has = match &cfg.phase_split {
-                Some(v) => v
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                None => "the default split".into(),
-            };
-            d.push(format!("--phase-split {s} (the run has {has})"));
-        }
+    if let Some(s) = &a.phase_split
+        && Some(parse_split(s)?) != cfg.phase_split
+    {
+        let has = match &cfg.phase_split {
+            Some(v) => v
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            None => "the default split".into(),
+        };
+        d.push(format!("--phase-split {s} (the run has {has})"));
     }
     refuse_differences(&a.out, d)
 }
@@ -394,11 +394,11 @@ pub(super) fn refuse_finished(run: &Run, out: &std::path::Path, model: &str) -> 
 
 /// The options that may change on resume: the learning rate and the checkpoint interval.
 pub(super) fn resume_changes(run: &mut Run, lr: Option<f64>, ckpt_every: Option<u64>) {
-    if let Some(lr) = lr {
-        if lr != run.cfg.adam.lr {
-            eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
-            run.cfg.adam.lr = lr;
-        }
+    if let Some(lr) = lr
+        && lr != run.cfg.adam.lr
+    {
+        eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
+        run.cfg.adam.lr = lr;
     }
     if let Some(c) = ckpt_every {
         run.cfg.ckpt_every = c;
