@@ -449,7 +449,7 @@ impl Schedule {
             return Ok(halve(t));
         }
         let k1 = self.steps[1];
-        if self.steps.len() > 2 && t % k1 == 0 && k1 % k == 0 && (k1 / k).is_power_of_two() {
+        if self.steps.len() > 2 && t.is_multiple_of(k1) && k1.is_multiple_of(k) && (k1 / k).is_power_of_two() {
             let mut v = vec![(t, k1)];
             v.extend(halve(k1));
             return Ok(v);
@@ -466,7 +466,7 @@ fn largest_binary_divisor(t: usize, k: usize) -> Option<usize> {
     let mut best = None;
     let mut c = k;
     while c < t {
-        if t % c == 0 {
+        if t.is_multiple_of(c) {
             best = Some(c);
         }
         c *= 2;
