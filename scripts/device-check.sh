@@ -40,13 +40,16 @@ prepare() {
     full=$(stat -c %s "$target/release/tract-studio")
     stripped=$(stat -c %s "$DIR/tract-studio")
     gzip -9 -f "$DIR/tract-studio"
-    # the Vulkan loader (wgpu opens libvulkan.so.1 at run time) and glvnd's dispatch library,
-    # which NVIDIA's Vulkan driver (libGLX_nvidia.so.0) links against
-    for lib in libvulkan.so.1 libGLdispatch.so.0; do
+    # the Vulkan loader (wgpu opens libvulkan.so.1 at run time), and what NVIDIA's Vulkan
+    # driver (libGLX_nvidia.so.0) links against that a CUDA image may lack: glvnd's dispatch
+    # library and libX11's; the check uses only those the machine has no copy of
+    rm -f "$DIR"/lib/*
+    for lib in libvulkan.so.1 libGLdispatch.so.0 libX11.so.6 libXext.so.6 libxcb.so.1 \
+        libXau.so.6 libXdmcp.so.6 libbsd.so.0 libmd.so.0; do
         local path
         path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
         if [ -z "$path" ]; then
-            echo "$lib not found here (apt-get install libvulkan1 libglvnd0)"
+            echo "$lib not found here (apt-get install libvulkan1 libglvnd0 libx11-6 libxext6)"
             exit 1
         fi
         cp -L "$path" "$DIR/lib/$lib"
@@ -247,14 +250,24 @@ else
 fi
 note binary "$BIN"
 
-# the Vulkan loader: the machine's own if it has one, else the carried one; NVIDIA's driver
-# libraries where the container runtime mounts them
+# the libraries: the machine's own where it has them, the carried ones (through
+# LD_LIBRARY_PATH) where it has not; NVIDIA's driver libraries where the container runtime
+# mounts them
+mkdir -p "$WORK/lib"
+used=()
+for f in "$DIR"/lib/*; do
+    [ -f "$f" ] || continue
+    lib=$(basename "$f")
+    if ! ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { found = 1 } END { exit !found }'; then
+        ln -s "$PWD/$f" "$WORK/lib/$lib"
+        used+=("$lib")
+    fi
+done
+export LD_LIBRARY_PATH="$WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+note carried_libs_used "${used[*]:-none (the machine has them all)}"
 if ldconfig -p | grep -q 'libvulkan.so.1 .*x86-64'; then
     note vulkan_loader "the machine's ($(ldconfig -p | awk '$1 == "libvulkan.so.1" && /x86-64/ { print $NF; exit }'))"
-    [ -d "$DIR/lib" ] && ! ldconfig -p | grep -q 'libGLdispatch.so.0 .*x86-64' \
-        && export LD_LIBRARY_PATH="$PWD/$DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-elif [ -f "$DIR/lib/libvulkan.so.1" ]; then
-    export LD_LIBRARY_PATH="$PWD/$DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+elif [ -e "$WORK/lib/libvulkan.so.1" ]; then
     note vulkan_loader "carried ($DIR/lib/libvulkan.so.1)"
 else
     note vulkan_loader "none: wgpu will find no adapter (run --prepare where libvulkan1 is installed)"
