@@ -4,9 +4,9 @@
 #
 #   bash scripts/device-check.sh --prepare
 #       here, with Rust: builds the release binary, strips and gzips it into device/ (ignored
-#       by git) with the Vulkan loader of this machine (libvulkan.so.1, libGLdispatch.so.0)
-#       and 10,000 Fashion-MNIST training images, so the folder can be carried to a machine
-#       without a Rust toolchain (about 31 MB in all).
+#       by git) with this machine's Vulkan loader (libvulkan.so.1) and the libraries NVIDIA's
+#       Vulkan driver links against (glvnd, X11), and 10,000 Fashion-MNIST training images, so
+#       the folder can be carried to a machine without a Rust toolchain (about 33 MB in all).
 #
 #   bash scripts/device-check.sh [RESULT.json]
 #       there, from the repository root (no Rust needed; python3 with PyTorch for the peer):
@@ -18,7 +18,7 @@
 #       results. RESULT.json defaults to $OUT/device-check.json when OUT is set, else
 #       device/device-check.json; the steps' logs go beside it as device-check.log.
 #
-# DEVICE_CHECK_QUICK=1 shrinks every step (tiny UNet, a few hundred samples) for a machine with
+# DEVICE_CHECK_QUICK=1 shrinks every step (the tiny UNet, 32 training samples) for a machine with
 # no GPU, where wgpu runs on lavapipe and PyTorch on the CPU: that is how the script is tested
 # without a GPU. DEVICE_CHECK_BIN=PATH uses that binary instead of device/tract-studio.gz.
 # How to run it and what it prints: docs/perf.md, "Running the GPU check".
@@ -388,7 +388,7 @@ for k in (r.get("kernels") or {}).get("kernels") or []:
 for name in ("teacher", "distill"):
     v = r.get(name) or {}
     if "samples_per_s" in v:
-        print(f"{name}: {v['samples_per_s']:.0f} samples/s past the first progress line, {v.get('samples_per_s_whole', float('nan')):.0f} over the whole run ({v['samples_done']}/{v['samples_total']} samples, finished: {v['finished']})")
+        print(f"{name}: {v['samples_per_s']:.1f} samples/s past the first progress line, {v.get('samples_per_s_whole', float('nan')):.1f} over the whole run ({v['samples_done']}/{v['samples_total']} samples, finished: {v['finished']})")
     else:
         print(f"{name}: no rate ({v.get('progress_lines', 0)} progress lines)")
 PY
