@@ -23,6 +23,8 @@ fi
 # with a Vulkan driver present, a missing wgpu adapter is a failure, not a skip
 if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
 
+# the shell scripts parse (scripts/device-check.sh runs only where a GPU is lent)
+for f in scripts/*.sh web/*.sh; do bash -n "$f"; done
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; fi
 
 # lints: clippy on every target and rustdoc, warnings are errors; both check the crate

@@ -9,11 +9,13 @@ conv_out; output x0 = alpha x - sigma F. The parameter count must equal the Rust
 Usage: python3 benches/peer/unet.py [--threads 2] [--size tiny|small] [--device cpu|cuda] [--json]
 (a dev tool; torch is not a dependency). `tract-studio bench --unet` runs it with --json and
 prints both side by side; --json prints one JSON object per measurement, with the process's
-peak RSS (MiB) after it.
+peak RSS (MiB) after it. TRACT_BENCH_ONLY=sample64,train64 (as for `tract-studio bench`) measures
+only those points.
 """
 import argparse
 import json
 import math
+import os
 import resource
 import time
 
@@ -161,7 +163,14 @@ def main():
             ts.append(time.perf_counter() - t)
         return sorted(ts)[len(ts) // 2]
 
+    only = os.environ.get("TRACT_BENCH_ONLY")
+
+    def wanted(what, b):
+        return only is None or f"{what}{b}" in [p.strip() for p in only.split(",")]
+
     for b in (64, 256):
+        if not wanted("train", b):
+            continue
         x, a, s, u, lam = inputs(b)
 
         def step():
@@ -172,6 +181,8 @@ def main():
 
         report("train", b, timed(step))
     for b in (64, 256):
+        if not wanted("sample", b):
+            continue
         x, a, s, u, lam = inputs(b)
         with torch.no_grad():
             t = timed(lambda: net(x, a, s, u, lam))

@@ -12,6 +12,7 @@ use crate::engine::schedule::Param;
 #[command(after_help = examples(&[
     ("distillation throughput on the CPU backend only", "tract-studio bench --cpu-only"),
     ("the UNet with the CPU kernels on and off, without the PyTorch peer", "tract-studio bench --unet --size tiny --no-peer --cpu-only"),
+    ("the UNet on a GPU through wgpu against the PyTorch peer on CUDA, results also as JSON", "tract-studio bench --unet --size small --device wgpu --peer-device cuda --json unet.json"),
 ]))]
 pub(super) struct BenchArgs {
     /// samples per optimizer step
@@ -28,7 +29,8 @@ pub(super) struct BenchArgs {
     #[arg(long)]
     pub(super) kernels: bool,
     /// --kernels: where they run (auto means wgpu here, software adapters included: the
-    /// WGSL kernels run only there); the throughput runs measure the CPU and wgpu both
+    /// WGSL kernels run only there); --unet: cpu measures the CPU only, wgpu only wgpu (against
+    /// the PyTorch peer), auto both; the distillation throughput measures the CPU and wgpu both
     #[arg(long, default_value = "auto", value_parser = pick::<DeviceArg>())]
     pub(super) device: DeviceArg,
     /// UNet (images) training and sampling throughput instead
@@ -50,6 +52,9 @@ pub(super) struct BenchArgs {
     /// --unet: the PyTorch peer's device (cpu, or cuda where a GPU is)
     #[arg(long, default_value = "cpu")]
     pub(super) peer_device: String,
+    /// also write what was measured to this file, as one JSON object
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<std::path::PathBuf>,
     /// internal: one CPU measurement with the CPU kernels on or off, as JSON lines
     #[arg(long, hide = true)]
     pub(super) child: Option<String>,
@@ -84,79 +89,159 @@ pub(super) fn bench_unet(a: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "UNet on 1x32x32, CPU ({threads} threads): median of {} after a warm-up; peak = each process's peak RSS",
-        a.reps
-    );
-    let exe = std::env::current_exe().context("locating this binary")?;
-    for (name, cfg) in sizes.iter().zip(&cfgs) {
-        let params = crate::engine::model::unet::Unet::new(cfg.clone())
-            .layout()
-            .total;
-        println!("\n{name} UNet ({params} parameters)");
-        let ours = unet_child(&exe, name, "on", a.reps)?;
-        let burn = unet_child(&exe, name, "off", a.reps)?;
-        let peer: Option<Vec<UnetThroughput>> = if a.no_peer {
-            None
-        } else {
-            match peer_unet(name, threads, &a.peer_device, a.reps) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    println!("  PyTorch peer skipped: {e}");
-                    None
-                }
+    // --device: cpu = the CPU table only, wgpu = wgpu only (against the peer), auto = both
+    let on_cpu = a.device != DeviceArg::Wgpu;
+    let on_wgpu = !a.cpu_only && a.device != DeviceArg::Cpu;
+    let peer_of = |name: &str| -> Option<Vec<UnetThroughput>> {
+        if a.no_peer {
+            return None;
+        }
+        match peer_unet(name, threads, &a.peer_device, a.reps) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                println!("  PyTorch peer skipped: {e}");
+                None
             }
-        };
+        }
+    };
+    let params_of = |cfg: &crate::engine::model::UnetConfig| {
+        crate::engine::model::unet::Unet::new(cfg.clone())
+            .layout()
+            .total
+    };
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    // per size: what was measured, for --json
+    let mut found = serde_json::Map::new();
+    if on_cpu {
         println!(
-            "  {:<10} {:>5} {:>10} {:>12} {:>11} {:>11} {:>13} {:>21}",
-            "step",
-            "batch",
-            "ours ms",
-            "Burn ops ms",
-            "PyTorch ms",
-            "ours/Burn",
-            "ours/PyTorch",
-            "peak MiB ours/Burn/PT"
+            "UNet on 1x32x32, CPU ({threads} threads): median of {} after a warm-up; peak = each process's peak RSS",
+            a.reps
         );
-        for (i, o) in ours.iter().enumerate() {
-            let b = &burn[i];
-            let p = peer
-                .as_ref()
-                .and_then(|p| p.iter().find(|r| r.what == o.what && r.batch == o.batch));
-            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+        let exe = std::env::current_exe().context("locating this binary")?;
+        for (name, cfg) in sizes.iter().zip(&cfgs) {
+            let params = params_of(cfg);
+            println!("\n{name} UNet ({params} parameters)");
+            let ours = unet_child(&exe, name, "on", a.reps)?;
+            let burn = unet_child(&exe, name, "off", a.reps)?;
+            let peer = peer_of(name);
             println!(
-                "  {:<10} {:>5} {:>10.0} {:>12.0} {:>11} {:>10.2}x {:>12} {:>21}",
-                o.what,
-                o.batch,
-                o.ms,
-                b.ms,
-                f(p.map(|p| p.ms)),
-                b.ms / o.ms,
-                p.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
-                format!(
-                    "{}/{}/{}",
-                    f(o.peak_mib),
-                    f(b.peak_mib),
-                    f(p.and_then(|p| p.peak_mib))
-                )
+                "  {:<10} {:>5} {:>10} {:>12} {:>11} {:>11} {:>13} {:>21}",
+                "step",
+                "batch",
+                "ours ms",
+                "Burn ops ms",
+                "PyTorch ms",
+                "ours/Burn",
+                "ours/PyTorch",
+                "peak MiB ours/Burn/PT"
+            );
+            for (i, o) in ours.iter().enumerate() {
+                let b = &burn[i];
+                let p = peer
+                    .as_ref()
+                    .and_then(|p| p.iter().find(|r| r.what == o.what && r.batch == o.batch));
+                println!(
+                    "  {:<10} {:>5} {:>10.0} {:>12.0} {:>11} {:>10.2}x {:>12} {:>21}",
+                    o.what,
+                    o.batch,
+                    o.ms,
+                    b.ms,
+                    f(p.map(|p| p.ms)),
+                    b.ms / o.ms,
+                    p.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
+                    format!(
+                        "{}/{}/{}",
+                        f(o.peak_mib),
+                        f(b.peak_mib),
+                        f(p.and_then(|p| p.peak_mib))
+                    )
+                );
+            }
+            found.insert(
+                name.to_string(),
+                serde_json::json!({"parameters": params, "cpu": ours, "cpu_burn_ops": burn, "peer": peer}),
             );
         }
+        println!("\n(ours/Burn and ours/PyTorch: how many times faster ours is; above 1 = faster)");
     }
-    println!("\n(ours/Burn and ours/PyTorch: how many times faster ours is; above 1 = faster)");
-    if !a.cpu_only {
+    let mut adapter = None;
+    if on_wgpu {
         match device::pick(Choice::Wgpu) {
             Ok(p) => {
+                if !on_cpu {
+                    println!(
+                        "UNet on 1x32x32 on {}: median of {} after a warm-up; PyTorch peer on {}",
+                        p.label, a.reps, a.peer_device
+                    );
+                }
                 for (name, cfg) in sizes.iter().zip(&cfgs) {
-                    for r in crate::jobs::bench::unet(&p.device, cfg, a.reps) {
+                    let params = params_of(cfg);
+                    let entry = found
+                        .entry(name.to_string())
+                        .or_insert_with(|| serde_json::json!({"parameters": params}));
+                    if on_cpu {
+                        let ours = crate::jobs::bench::unet(&p.device, cfg, a.reps);
+                        for r in &ours {
+                            println!(
+                                "  {} {name}: {:<8} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
+                                p.label, r.what, r.batch, r.ms, r.images_per_s
+                            );
+                        }
+                        entry["wgpu"] = serde_json::json!(ours);
+                        continue;
+                    }
+                    // wgpu alone: against the peer, side by side
+                    println!("\n{name} UNet ({params} parameters)");
+                    let ours = crate::jobs::bench::unet(&p.device, cfg, a.reps);
+                    let peer = peer_of(name);
+                    println!(
+                        "  {:<10} {:>5} {:>10} {:>10} {:>11} {:>13}",
+                        "step", "batch", "wgpu ms", "images/s", "PyTorch ms", "ours/PyTorch"
+                    );
+                    for o in &ours {
+                        let pt = peer.as_ref().and_then(|p| {
+                            p.iter().find(|r| r.what == o.what && r.batch == o.batch)
+                        });
                         println!(
-                            "  {} {name}: {:<8} batch {:>3}: {:>8.0} ms  {:>7.1} images/s",
-                            p.label, r.what, r.batch, r.ms, r.images_per_s
+                            "  {:<10} {:>5} {:>10.1} {:>10.1} {:>11} {:>13}",
+                            o.what,
+                            o.batch,
+                            o.ms,
+                            o.images_per_s,
+                            pt.map_or("-".to_string(), |p| format!("{:.1}", p.ms)),
+                            pt.map_or("-".to_string(), |p| format!("{:.2}x", p.ms / o.ms)),
                         );
                     }
+                    entry["wgpu"] = serde_json::json!(ours);
+                    entry["peer"] = serde_json::json!(peer);
                 }
+                if !on_cpu {
+                    println!("\n(ours/PyTorch: how many times faster ours is; above 1 = faster)");
+                }
+                adapter = Some(p.label);
             }
             Err(e) => println!("wgpu: skipped ({e})"),
         }
+    }
+    write_json(
+        a,
+        serde_json::json!({
+            "bench": "unet",
+            "reps": a.reps,
+            "cpu_threads": threads,
+            "peer_device": if a.no_peer { None } else { Some(&a.peer_device) },
+            "wgpu_adapter": adapter,
+            "sizes": found,
+        }),
+    )
+}
+
+/// --json FILE: what a bench measured, as one JSON object.
+fn write_json(a: &BenchArgs, v: serde_json::Value) -> anyhow::Result<()> {
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&v)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("results: {}", path.display());
     }
     Ok(())
 }
@@ -234,7 +319,20 @@ fn bench_ddpm_cifar10(a: &BenchArgs, net: &str) -> anyhow::Result<()> {
     println!(
         "(ours/PyTorch above 1 = ours faster; GFLOP/s of ours, a train step counted as 3 forwards)"
     );
-    Ok(())
+    write_json(
+        a,
+        serde_json::json!({
+            "bench": "unet",
+            "net": net,
+            "reps": a.reps,
+            "cpu_threads": threads,
+            "forward_gflop_per_image": gflop,
+            "cpu": ours,
+            "cpu_burn_ops": burn,
+            "peer_device": if a.no_peer { None } else { Some(&a.peer_device) },
+            "peer": peer,
+        }),
+    )
 }
 
 /// Forward GFLOP per image of google/ddpm-cifar10-32's network (2 x multiply-adds of every
@@ -316,7 +414,8 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
             "{:<36} {:>10} {:>12} {:>12} {:>8} {:>10} {:>10}",
             "kernel", "elements", "WGSL ms", "Burn ops ms", "ratio", "WGSL GB/s", "Burn GB/s"
         );
-        for k in crate::jobs::bench::kernels(&p.device, 30) {
+        let timings = crate::jobs::bench::kernels(&p.device, 30);
+        for k in &timings {
             println!(
                 "{:<36} {:>10} {:>12.3} {:>12.3} {:>8.2} {:>10.2} {:>10.2}",
                 k.name,
@@ -341,7 +440,29 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
             off.samples_per_s,
             on.samples_per_s / off.samples_per_s
         );
-        return Ok(());
+        let kernels: Vec<_> = timings
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "name": k.name,
+                    "elements": k.elements,
+                    "kernel_ms": k.kernel_ms,
+                    "burn_ms": k.burn_ms,
+                    "ratio": k.burn_ms / k.kernel_ms,
+                    "kernel_gbps": k.gbps(k.kernel_ms),
+                    "burn_gbps": k.gbps(k.burn_ms),
+                })
+            })
+            .collect();
+        return write_json(
+            &a,
+            serde_json::json!({
+                "bench": "kernels",
+                "device": p.label,
+                "kernels": kernels,
+                "distill_step": {"batch": a.batch, "kernels_on": on, "kernels_off": off},
+            }),
+        );
     }
     println!(
         "distillation throughput, TRACT 1024->32 on toy:ring8 with the exact teacher, batch {}",
@@ -362,6 +483,7 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
         plain.samples_per_s,
         cpu.samples_per_s / plain.samples_per_s
     );
+    let (mut wgpu, mut adapter) = (None, None);
     if !a.cpu_only {
         match device::pick(Choice::Wgpu) {
             Ok(p) => {
@@ -376,9 +498,21 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
                     "  ratio wgpu / cpu: {:.3}",
                     g.samples_per_s / cpu.samples_per_s
                 );
+                wgpu = Some(g);
+                adapter = Some(p.label);
             }
             Err(e) => println!("  wgpu: skipped ({e})"),
         }
     }
-    Ok(())
+    write_json(
+        &a,
+        serde_json::json!({
+            "bench": "distill",
+            "batch": a.batch,
+            "cpu": cpu,
+            "cpu_burn_ops": plain,
+            "wgpu_adapter": adapter,
+            "wgpu": wgpu,
+        }),
+    )
 }
