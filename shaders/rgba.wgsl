@@ -1,6 +1,10 @@
 // Images [N, C, H, W] (C = 1 or 3) to one RGBA8 grid of `cols` columns, one packed u32 per
 // pixel (r | g << 8 | b << 16 | a << 24); values map [lo, hi] -> [0, 255]; cells past N
 // are dark grey.
+// NaN maps to 0, as the CPU reference's `as u32` of NaN does (WGSL's clamp and u32() of NaN are
+// undefined; the test is on the bits, which no float optimisation may drop); +inf and values
+// above hi map to 255, -inf and values below lo to 0. Tested in tests/kernels.rs,
+// nan_and_infinity_behave_on_wgpu_as_on_the_cpu.
 
 struct Params {
     total: u32,
@@ -18,8 +22,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> params: Params;
 
 fn byte(v: f32) -> u32 {
-    let t = clamp((v - params.lo) / (params.hi - params.lo), 0.0, 1.0);
-    return u32(t * 255.0 + 0.5);
+    let t = (v - params.lo) / (params.hi - params.lo);
+    if ((bitcast<u32>(t) & 0x7fffffffu) > 0x7f800000u) {
+        return 0u;
+    }
+    return u32(clamp(t, 0.0, 1.0) * 255.0 + 0.5);
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -165,3 +165,91 @@ fn kernels_inside_fused_chains_and_the_engine() {
     .add_scalar(1.0);
     close(&to_vec(out), &to_vec(reference), 1e-6, "fused chain");
 }
+
+/// Same value element by element: both NaN, or equal (infinities of one sign, signed zeros
+/// as equal), or within `tol` relative to the CPU's.
+fn same_values(k: &[f32], r: &[f32], tol: f32, what: &str) {
+    assert_eq!(k.len(), r.len(), "{what}: lengths");
+    for (i, (x, y)) in k.iter().zip(r).enumerate() {
+        let ok = if x.is_nan() || y.is_nan() {
+            x.is_nan() && y.is_nan()
+        } else if x.is_infinite() || y.is_infinite() {
+            x == y
+        } else {
+            (x - y).abs() <= tol * (1.0 + y.abs())
+        };
+        assert!(ok, "{what}: element {i}: wgpu {x}, cpu {y}");
+    }
+}
+
+#[test]
+fn nan_and_infinity_behave_on_wgpu_as_on_the_cpu() {
+    let Some(g) = gpu() else { return };
+    let c = Device::flex();
+    assert!(
+        kernels::enabled(),
+        "the WGSL kernels must be on for this test"
+    );
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1.5,
+        -3.0,
+        1.0,
+        -1.0,
+        0.25,
+        -0.0,
+        1e30,
+        -1e30,
+        f32::MAX,
+    ];
+    let m = specials.len();
+    // d = 11 runs row_axpby.wgsl, d = 12 (a multiple of 4) row_axpby_vec4.wgsl
+    for d in [11usize, 12] {
+        let n = 4;
+        let x: Vec<f32> = (0..n * d).map(|i| specials[(i * 5 + 1) % m]).collect();
+        let y: Vec<f32> = (0..n * d).map(|i| specials[i % m]).collect();
+        let a = [1.0, 0.0, -2.0, 0.5];
+        let b = [0.5, 1.0, 0.0, -1.0];
+        let t = |v: &Vec<f32>, dev: &Device| from_vec2(v.clone(), [n, d], dev);
+        for clip in [false, true] {
+            let k = to_vec(kernels::row_axpby(t(&x, &g), t(&y, &g), &a, &b, clip));
+            let r = to_vec(kernels::row_axpby(t(&x, &c), t(&y, &c), &a, &b, clip));
+            same_values(&k, &r, 1e-6, &format!("row_axpby {n}x{d} clip {clip}"));
+            // and x = 0, a = 0 isolates clip(y): NaN stays NaN, infinities go to the bounds
+            let z = vec![0.0; n * d];
+            let ones = [1.0; 4];
+            let k = to_vec(kernels::row_axpby(t(&z, &g), t(&y, &g), &a, &ones, clip));
+            let r = to_vec(kernels::row_axpby(t(&z, &c), t(&y, &c), &a, &ones, clip));
+            same_values(&k, &r, 0.0, &format!("clip(y) {n}x{d} clip {clip}"));
+            if clip {
+                assert!(r[0].is_nan(), "the CPU keeps NaN through the clip");
+            }
+        }
+    }
+    // Burn's own clamp (the engine's other x0 clips) on wgpu
+    let v = specials.to_vec();
+    let k = to_vec(from_vec1(v.clone(), &g).clamp(-1.0, 1.0));
+    let r = to_vec(from_vec1(v, &c).clamp(-1.0, 1.0));
+    same_values(&k, &r, 0.0, "Burn's clamp");
+    // rgba: one and three channels, a range [lo, hi] that the specials exceed both ways
+    for ch in [1usize, 3] {
+        let (n, h, w, cols) = (2usize, 3usize, 4usize, 2usize);
+        let v: Vec<f32> = (0..n * ch * h * w).map(|i| specials[i % m]).collect();
+        let mk = |dev: &Device| {
+            Tensor::<1>::from_data(burn::tensor::TensorData::new(v.clone(), [v.len()]), dev)
+                .reshape([n, ch, h, w])
+        };
+        let (_, _, k) = kernels::rgba_grid(mk(&g), cols, -1.0, 1.0);
+        let (_, _, r) = kernels::rgba_grid(mk(&c), cols, -1.0, 1.0);
+        let host = reference::rgba_grid(&v, [n, ch, h, w], cols, -1.0, 1.0);
+        assert_eq!(r, host, "the CPU path is the host reference");
+        for (i, (p, q)) in k.iter().zip(&r).enumerate() {
+            assert_eq!(
+                p, q,
+                "rgba {ch} channel(s): pixel {i}: wgpu {p:#010x}, cpu {q:#010x}"
+            );
+        }
+    }
+}

@@ -177,3 +177,67 @@ fn image_networks_match_on_wgpu_and_cpu() {
     assert!(e_gold < 2e-5, "{e_gold:e}");
     assert!(ey < 1e-5 && eg < 2e-5, "forward {ey:e}, gradient {eg:e}");
 }
+
+/// Host round trips of one distillation phase between its start and its last step's event
+/// (no checkpoint, no preview inside it): (steps, transfers).
+fn phase_transfers(
+    dev: &burn::tensor::Device,
+    steps: u64,
+) -> (u64, tract_studio::tensors::Transfers) {
+    use tract_studio::tensors::transfers;
+    let data = tract_studio::data::Data::parse("toy:ring8").unwrap();
+    let mut cfg = DistillConfig::new(&data, Param::Vp);
+    cfg.batch = 16;
+    cfg.fit_samples = 16;
+    cfg.train_samples = 16 * steps;
+    cfg.schedule = "64,8".into();
+    cfg.ckpt_every = u64::MAX;
+    if let tract_studio::model::NetConfig::Mlp(m) = &mut cfg.net {
+        m.hidden = 16;
+    }
+    let out = std::env::temp_dir().join(format!("tract-trips-{}-{steps}", std::process::id()));
+    let mut run = Run::new(cfg, &out, dev).unwrap();
+    let n = run.phases[1].steps;
+    let (mut start, mut end) = (None, None);
+    run.run(
+        false,
+        &mut |e: &Event| {
+            match e {
+                Event::PhaseStart { index: 1, .. } => start = Some(transfers()),
+                Event::Step { phase: 1, step, .. } if *step == n => end = Some(transfers()),
+                _ => {}
+            }
+            true
+        },
+        None,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    (n, end.unwrap() - start.unwrap())
+}
+
+#[test]
+fn host_round_trips_per_step_stay_low() {
+    // the loop reads the losses back every LOSS_READ_EVERY steps and at the phase end, in
+    // one transfer each; a step uploads its data and noise in one transfer, and each kernel
+    // call its coefficients in one (13 uploads a TRACT step on ring8 with the exact teacher)
+    let k = tract_studio::distill::LOSS_READ_EVERY;
+    let mut devices = vec![("cpu", device::cpu().device)];
+    if let Some(g) = wgpu_or_skip() {
+        devices.push(("wgpu", g.device));
+    }
+    for (name, dev) in devices {
+        let (n, t) = phase_transfers(&dev, 2 * k + 3);
+        eprintln!(
+            "{name}: {n} steps, {} reads, {} uploads",
+            t.reads, t.uploads
+        );
+        assert_eq!(n, 2 * k + 3);
+        assert_eq!(t.reads, n.div_ceil(k), "{name}: loss reads of {n} steps");
+        assert!(
+            t.uploads <= 13 * n,
+            "{name}: {} uploads in {n} steps",
+            t.uploads
+        );
+    }
+}

@@ -8,6 +8,7 @@ use crate::Result;
 use crate::engine::data::Data;
 use crate::engine::distill::{DistillConfig, Event, Run};
 use crate::engine::schedule::Param;
+use crate::engine::tensors::transfers;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Throughput {
@@ -15,10 +16,15 @@ pub struct Throughput {
     pub batch: usize,
     pub steps: u64,
     pub samples_per_s: f64,
+    /// host round trips per optimizer step over the measured steps: tensors read back
+    pub reads_per_step: f64,
+    /// and host data uploaded
+    pub uploads_per_step: f64,
 }
 
 /// Distillation throughput (TRACT 1024 -> 32 steps with the exact ring8 teacher), timed
-/// after `warmup` steps so shader compilation and autotuning are excluded.
+/// after `warmup` steps (rounded up to a multiple of the loop's loss-read interval, whose
+/// step events come after the read) so shader compilation and autotuning are excluded.
 pub fn distill_throughput(
     device: &Device,
     label: &str,
@@ -26,6 +32,8 @@ pub fn distill_throughput(
     warmup: u64,
     steps: u64,
 ) -> Result<Throughput> {
+    let k = crate::engine::distill::LOSS_READ_EVERY;
+    let warmup = warmup.div_ceil(k).max(1) * k;
     let data = Data::parse("toy:ring8")?;
     let mut cfg = DistillConfig::new(&data, Param::Vp);
     cfg.batch = batch;
@@ -41,12 +49,20 @@ pub fn distill_throughput(
     let mut run = Run::new(cfg, &dir, device)?;
     let mut t0: Option<Instant> = None;
     let mut counted = 0u64;
+    // host transfers from the end of the warm-up to the last step's event (which comes after
+    // the last step's loss is read); a phase end's reads (the model file) are not counted
+    let (mut x0, mut x1) = (None, None);
+    let last = warmup + steps;
     let mut obs = |e: &Event| {
         if let Event::Step { phase: 1, step, .. } = e {
             if *step == warmup {
                 t0 = Some(Instant::now());
+                x0 = Some(transfers());
             } else if *step > warmup {
                 counted += 1;
+            }
+            if *step == last {
+                x1 = Some(transfers());
             }
         }
         true
@@ -54,11 +70,23 @@ pub fn distill_throughput(
     run.run(false, &mut obs, None)?;
     let secs = t0.map(|t| t.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
     let _ = std::fs::remove_dir_all(&dir);
+    let per_step = match (x0, x1) {
+        (Some(a), Some(b)) if counted > 0 => {
+            let d = b - a;
+            (
+                d.reads as f64 / counted as f64,
+                d.uploads as f64 / counted as f64,
+            )
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
     Ok(Throughput {
         backend: label.into(),
         batch,
         steps: counted,
         samples_per_s: counted as f64 * batch as f64 / secs,
+        reads_per_step: per_step.0,
+        uploads_per_step: per_step.1,
     })
 }
 

@@ -276,6 +276,7 @@ impl Model {
 
 /// Read a tensor without blocking.
 pub async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    crate::engine::tensors::note_read();
     let data = t
         .into_data_async()
         .await

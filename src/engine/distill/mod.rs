@@ -23,7 +23,7 @@ pub use config::{DistillConfig, Method, default_schedule};
 pub use events::{Event, Observer, Outcome, PreviewSpec};
 pub use plan::{MAX_BATCH, Phase, PhaseKind, plan};
 pub use recipe::Recipe;
-pub use run::{ModelLoader, Run};
+pub use run::{LOSS_READ_EVERY, ModelLoader, Run};
 use state::RunState;
 pub use state::{LOSS_FILE, STATE_FILE, STUDENT_FILE, TEACHER_FILE};
 pub use step::{Levels, Target, TargetRule, Teachers, loss_weight, teacher_solver, tract_target};

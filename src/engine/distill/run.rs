@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use super::state::{LOSS_FILE, RunState, STATE_FILE, STUDENT_FILE, TEACHER_FILE, read_state};
 use super::step::TeacherNet;
@@ -34,9 +34,35 @@ pub struct Run {
     pub(super) init: Vec<f32>,
     pub(super) pending_losses: Vec<String>,
     pub preview: Option<PreviewSpec>,
+    /// Read the steps' losses back to the host every this many steps of a phase (and at
+    /// every checkpoint, preview, phase end and interruption), all in one transfer: on a GPU
+    /// each read is a pipeline stall. Step events come when their losses are read.
+    pub loss_every: u64,
     /// What the front end should tell the user before the run starts: choices the run
     /// accepted that may not be what was meant (a teacher of other data, a fit as the teacher).
     pub warnings: Vec<String>,
+}
+
+/// The default of [`Run::loss_every`].
+pub const LOSS_READ_EVERY: u64 = 16;
+
+/// A step whose loss is still on the device.
+struct PendingStep {
+    loss: Tensor<1>,
+    step: u64,
+    global_step: u64,
+    samples_done: u64,
+}
+
+/// The losses of the pending steps, read back in one transfer.
+fn read_losses(pending: &[PendingStep]) -> Vec<f32> {
+    if pending.is_empty() {
+        return vec![];
+    }
+    to_vec(Tensor::cat(
+        pending.iter().map(|p| p.loss.clone()).collect(),
+        0,
+    ))
 }
 
 /// Opens the model files a run names (`--teacher`, `--init`) from their spec: a path for
@@ -361,6 +387,7 @@ impl Run {
             init,
             pending_losses: vec![],
             preview: None,
+            loss_every: LOSS_READ_EVERY,
             warnings,
         })
     }
@@ -490,36 +517,64 @@ impl Run {
                 .cfg
                 .mu_i
                 .unwrap_or_else(|| inference_mu(self.cfg.ema_eps, phase.steps));
+            // the steps whose losses are still on the device
+            let mut pending: Vec<PendingStep> = vec![];
             while st.step < phase.steps {
                 let i = st.step + 1;
-                let loss = scalar(self.train_step(&phase, &mut st, i, mu_i)?);
-                if !loss.is_finite() {
-                    return Err(Error::Diverged(format!(
-                        "loss is {loss} at phase {} ({}), step {}; the weights were not saved. {}",
-                        st.phase,
-                        phase.name(),
-                        st.step + 1,
-                        last_good_note(&last_good)
-                    )));
-                }
+                let loss = self.train_step(&phase, &mut st, i, mu_i)?;
                 st.step += 1;
                 st.global_step += 1;
                 samples_done += self.cfg.batch as u64;
-                self.pending_losses.push(format!(
-                    "{},{},{},{}",
-                    st.phase, st.step, st.global_step, loss
-                ));
-                let go = observer.event(&Event::Step {
-                    phase: st.phase,
-                    step: st.step,
-                    steps: phase.steps,
-                    samples_done: samples_done.min(samples_total),
-                    samples_total,
+                pending.push(PendingStep {
                     loss,
+                    step: st.step,
+                    global_step: st.global_step,
+                    samples_done: samples_done.min(samples_total),
                 });
+                let at_max = max_global_steps.is_some_and(|m| st.global_step >= m);
+                let ckpt = st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps;
+                let preview = self
+                    .preview
+                    .as_ref()
+                    .is_some_and(|p| st.step % p.every == 0);
+                let read = st.step % self.loss_every.max(1) == 0
+                    || st.step == phase.steps
+                    || ckpt
+                    || at_max
+                    || preview;
+                if !read {
+                    continue;
+                }
+                // the losses since the last read, in one transfer; the first non-finite one
+                // stops the run before anything after it is saved
+                let losses = read_losses(&pending);
+                let mut go = true;
+                for (p, loss) in pending.drain(..).zip(losses) {
+                    if !loss.is_finite() {
+                        return Err(Error::Diverged(format!(
+                            "loss is {loss} at phase {} ({}), step {}; the weights were not saved. {}",
+                            st.phase,
+                            phase.name(),
+                            p.step,
+                            last_good_note(&last_good)
+                        )));
+                    }
+                    self.pending_losses.push(format!(
+                        "{},{},{},{}",
+                        st.phase, p.step, p.global_step, loss
+                    ));
+                    go = observer.event(&Event::Step {
+                        phase: st.phase,
+                        step: p.step,
+                        steps: phase.steps,
+                        samples_done: p.samples_done,
+                        samples_total,
+                        loss,
+                    }) && go;
+                }
                 let go = go && self.emit_preview(&phase, &st, observer);
-                let interrupted = !go || max_global_steps.is_some_and(|m| st.global_step >= m);
-                if (st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps) || interrupted {
+                let interrupted = !go || at_max;
+                if ckpt || interrupted {
                     self.ensure_finite(&st, &phase, &last_good)?;
                     last_good = self.save_state(&st)?;
                     observer.event(&Event::Checkpoint {

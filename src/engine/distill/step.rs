@@ -170,8 +170,11 @@ impl Run {
     ) -> Result<Tensor<1>> {
         let (b, d) = (self.cfg.batch, self.data.dim());
         let dev = &self.device;
-        let x0 = from_vec2(self.data.sample(&mut st.rng, b), [b, d], dev);
-        let eps = from_vec2(st.rng.normals(b * d), [b, d], dev);
+        // the data and the noise from the host RNG (in this order), uploaded in one transfer
+        let mut host = self.data.sample(&mut st.rng, b);
+        host.extend(st.rng.normals(b * d));
+        let both = from_vec2(host, [2 * b, d], dev);
+        let (x0, eps) = (both.clone().slice(0..b), both.slice(b..2 * b));
         let target = match phase.kind {
             PhaseKind::Fit => self.fit_target(x0, eps, st),
             PhaseKind::Tract { from, to } => self.tract_target(x0, eps, st, from, to, false),

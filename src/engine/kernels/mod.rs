@@ -56,8 +56,20 @@ fn use_kernel(device: &Device) -> bool {
     enabled() && is_cube(device)
 }
 
-fn vec_f32(v: &[f64], device: &Device) -> Tensor<1> {
-    from_vec1(v.iter().map(|&x| x as f32).collect(), device)
+/// Per-row coefficient vectors (each as long as the batch) uploaded in one transfer and
+/// split on the device: one host round trip per kernel call instead of one per vector.
+fn coef_rows<const K: usize>(vs: [&[f64]; K], device: &Device) -> [Tensor<1>; K] {
+    let n = vs[0].len();
+    assert!(
+        vs.iter().all(|v| v.len() == n),
+        "coefficient vectors of one length"
+    );
+    let all: Vec<f32> = vs
+        .iter()
+        .flat_map(|v| v.iter().map(|&x| x as f32))
+        .collect();
+    let t = from_vec1(all, device);
+    std::array::from_fn(|i| t.clone().slice(i * n..(i + 1) * n))
 }
 
 fn col(t: Tensor<1>) -> Tensor<2> {
@@ -68,7 +80,7 @@ fn col(t: Tensor<1>) -> Tensor<2> {
 /// `out = a[r] x + b[r] clip(y)` for `[N, D]` tensors and per-row a, b.
 pub fn row_axpby(x: Tensor<2>, y: Tensor<2>, a: &[f64], b: &[f64], clip: bool) -> Tensor<2> {
     let dev = x.device();
-    let (a, b) = (vec_f32(a, &dev), vec_f32(b, &dev));
+    let [a, b] = coef_rows([a, b], &dev);
     #[cfg(feature = "wgpu")]
     if use_kernel(&dev) {
         return Tensor::from_dispatch(Dispatch::row_axpby(
@@ -92,7 +104,7 @@ pub fn heun_combine(
     c2: &[f64],
 ) -> Tensor<2> {
     let dev = x.device();
-    let (c1, c2) = (vec_f32(c1, &dev), vec_f32(c2, &dev));
+    let [c1, c2] = coef_rows([c1, c2], &dev);
     #[cfg(feature = "wgpu")]
     if use_kernel(&dev) {
         return Tensor::from_dispatch(Dispatch::heun_combine(
@@ -118,11 +130,7 @@ pub fn tract_loss(
     w: &[f64],
 ) -> Tensor<1> {
     let inner_dev = xs.device();
-    let (a, b, w) = (
-        vec_f32(a, &inner_dev),
-        vec_f32(b, &inner_dev),
-        vec_f32(w, &inner_dev),
-    );
+    let [a, b, w] = coef_rows([a, b, w], &inner_dev);
     #[cfg(feature = "wgpu")]
     if use_kernel(&inner_dev) {
         let [n, d] = g.dims();
@@ -198,6 +206,7 @@ pub fn rgba_grid(img: Tensor<4>, cols: usize, lo: f32, hi: f32) -> (usize, usize
             lo,
             hi,
         ));
+        crate::engine::tensors::note_read();
         let px = t
             .into_data()
             .convert::<u32>()

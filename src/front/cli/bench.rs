@@ -394,6 +394,15 @@ fn ddpm_cifar10_forward_gflop() -> f64 {
     2.0 * macs / 1e9
 }
 
+/// A distillation step's host transfers: tensors read back (each a pipeline stall on a GPU)
+/// and host data uploaded.
+fn round_trips(t: &crate::jobs::bench::Throughput) -> String {
+    format!(
+        "{:.3} reads, {:.2} uploads",
+        t.reads_per_step, t.uploads_per_step
+    )
+}
+
 pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
     use crate::jobs::bench::distill_throughput;
     if a.unet {
@@ -440,6 +449,14 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
             off.samples_per_s,
             on.samples_per_s / off.samples_per_s
         );
+        println!(
+            "  host round trips per step, kernels on: {}",
+            round_trips(&on)
+        );
+        println!(
+            "  host round trips per step, kernels off: {}",
+            round_trips(&off)
+        );
         let kernels: Vec<_> = timings
             .iter()
             .map(|k| {
@@ -473,6 +490,7 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "  CPU backend (flex):  {:>10.0} samples/s  ({} steps)",
         cpu.samples_per_s, cpu.steps
     );
+    println!("    host round trips per step: {}", round_trips(&cpu));
     // the same with the project's CPU kernels off (Burn's own SiLU: libm's exp per value)
     crate::engine::kernels::cpu::set_enabled(false);
     let plain = distill_throughput(&device::cpu().device, "cpu-burn-ops", a.batch, 20, a.steps);
@@ -494,6 +512,7 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
                     "  {}:  {:>10.0} samples/s  ({} steps)",
                     p.label, g.samples_per_s, g.steps
                 );
+                println!("    host round trips per step: {}", round_trips(&g));
                 println!(
                     "  ratio wgpu / cpu: {:.3}",
                     g.samples_per_s / cpu.samples_per_s
