@@ -15,8 +15,9 @@ pub fn markdown() -> String {
          TRACT_UPDATE_DOCS=1 cargo test --release --locked --test cli -- cli_md -->\n\n\
          `tract-studio COMMAND --help` prints the same. Without a command the desktop app opens.\n\
          Choices (`--device`, `--param`, ...) are listed under each flag, and `tract-studio\n\
-         completions SHELL` writes a completion script that offers them. Every `tract-studio ...`\n\
-         line on this page is checked by the command line's own parser (tests/cli.rs).\n\n\
+         completions bash` (or `zsh`, `fish`, ...) writes a completion script that offers them.\n\
+         Every `tract-studio ...` line on this page is checked by the command line's own parser\n\
+         (tests/cli.rs).\n\n\
          Defaults worth knowing: every command that computes takes `--device auto` (a hardware GPU\n\
          through wgpu when there is one, else the CPU); `sample` draws 64 images or 10,000 2-D\n\
          points and says how long it expects to take before long work; `report`, `study` and\n\
