@@ -589,3 +589,90 @@ fn tract_target_matches_an_independent_f64_computation() {
         }
     }
 }
+
+/// The golden loss curve: `tests/fixtures/golden-loss-ring8.json`.
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/golden-loss-ring8.json"
+);
+
+/// A fixed-seed loss curve of a short CPU run (a 32-wide MLP on toy:ring8: 8 fit steps, then
+/// TRACT 64 -> 8 -> 1 in 5 + 25 steps, batch 64; under a second) against the golden file, step
+/// by step to 1e-6 relative: the CPU path is deterministic, so any change to the data stream,
+/// the targets, the network, the loss, Adam or the EMAs shows here. It compares what the run
+/// records per step (`loss.csv`), whenever the losses reach the host. After an intended
+/// change, regenerate with `TRACT_UPDATE_GOLDEN=1 cargo test --release --test distill --
+/// golden` and say why in the commit. Seen to fail: with the TRACT target coefficient `a`
+/// (diffusion::target_coefs) scaled by 1 + 1e-3 (a temporary edit), the 8 fit steps still
+/// matched and global step 9, the first distillation step, was 8.5e-2 off (relative).
+#[test]
+fn golden_loss_curve_of_a_short_cpu_run() {
+    use tract_studio::data::Data;
+    use tract_studio::distill::{DistillConfig, Outcome, Run};
+    use tract_studio::model::NetConfig;
+    use tract_studio::schedule::Param;
+    let dir = tmp("golden");
+    let data = Data::parse("toy:ring8").unwrap();
+    let mut cfg = DistillConfig::new(&data, Param::Vp);
+    cfg.batch = 64;
+    cfg.fit_samples = 8 * 64;
+    cfg.train_samples = 30 * 64;
+    cfg.schedule = "64,8,1".into();
+    if let NetConfig::Mlp(m) = &mut cfg.net {
+        m.hidden = 32;
+    }
+    let mut run = Run::new(cfg, &dir, &Device::flex()).unwrap();
+    let r = run.run(false, &mut quiet, None).unwrap();
+    assert!(matches!(r, Outcome::Finished { .. }));
+    // phase,step,global_step,loss
+    let csv = std::fs::read_to_string(dir.join(tract_studio::distill::LOSS_FILE)).unwrap();
+    let rows: Vec<(u64, u64, f32)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 38, "{csv}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let losses: Vec<f32> = rows.iter().map(|r| r.2).collect();
+    if std::env::var("TRACT_UPDATE_GOLDEN").as_deref() == Ok("1") {
+        // written by hand for f32's shortest form (serde_json's Value holds f64)
+        let phases: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+        let values: Vec<String> = losses.iter().map(|l| format!("    {l}")).collect();
+        let json = format!(
+            "{{\n  \"what\": \"per-step losses (loss.csv) of tests/distill.rs golden_loss_curve_of_a_short_cpu_run: toy:ring8, 32-wide MLP, 8 fit + 5 + 25 TRACT steps, batch 64, seed 0, CPU; TRACT_UPDATE_GOLDEN=1 rewrites it\",\n  \"phase\": [{}],\n  \"loss\": [\n{}\n  ]\n}}\n",
+            phases.join(", "),
+            values.join(",\n")
+        );
+        std::fs::write(GOLDEN, json).unwrap();
+        eprintln!("wrote {GOLDEN}");
+        return;
+    }
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(GOLDEN)
+            .expect("the golden file (TRACT_UPDATE_GOLDEN=1 writes it)"),
+    )
+    .unwrap();
+    let want: Vec<f32> = serde_json::from_value(golden["loss"].clone()).unwrap();
+    assert_eq!(
+        losses.len(),
+        want.len(),
+        "steps: {} vs golden {}",
+        losses.len(),
+        want.len()
+    );
+    for (i, (got, want)) in losses.iter().zip(&want).enumerate() {
+        let rel = (got - want).abs() / want.abs().max(f32::MIN_POSITIVE);
+        assert!(
+            rel <= 1e-6,
+            "global step {}: loss {got:e}, golden {want:e} (relative difference {rel:e}); if the change is intended, TRACT_UPDATE_GOLDEN=1 rewrites {GOLDEN}",
+            i + 1
+        );
+    }
+}

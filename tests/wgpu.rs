@@ -8,6 +8,7 @@ use tract_studio::device::{self, Choice};
 use tract_studio::diffusion::Solver;
 use tract_studio::distill::{DistillConfig, Event, Outcome, Run};
 use tract_studio::generate::{Model, noise};
+use tract_studio::rng::{Rng, purpose};
 use tract_studio::schedule::Param;
 
 fn wgpu_or_skip() -> Option<device::Picked> {
@@ -53,6 +54,7 @@ fn wgpu_matches_cpu() {
     // a few TRACT steps (fit phase, then distillation) from the same seed
     let dir = std::env::temp_dir().join(format!("tract-wgpu-{}", std::process::id()));
     let mut weights = vec![];
+    let mut start = vec![];
     for (name, dev) in [("cpu", &cpu.device), ("wgpu", &gpu.device)] {
         let data = tract_studio::data::Data::parse("toy:ring8").unwrap();
         let mut cfg = DistillConfig::new(&data, Param::Vp);
@@ -63,6 +65,9 @@ fn wgpu_matches_cpu() {
         if let tract_studio::model::NetConfig::Mlp(m) = &mut cfg.net {
             m.hidden = 32;
         }
+        // the starting weights: Run::new draws them from this stream
+        start =
+            tract_studio::model::Net::new(&cfg.net).init(&mut Rng::stream(cfg.seed, purpose::INIT));
         let out = dir.join(name);
         let mut run = Run::new(cfg, &out, dev).unwrap();
         let r = run.run(false, &mut |_: &Event| true, None).unwrap();
@@ -74,8 +79,35 @@ fn wgpu_matches_cpu() {
         );
     }
     let d = max_diff(&weights[0], &weights[1]);
-    eprintln!("6 distillation steps: max |cpu - wgpu| weight difference = {d:e}");
-    assert!(d < 1e-3, "{d}");
+    let moved = max_diff(&weights[0], &start);
+    let rms = |a: &[f32], b: &[f32]| {
+        (a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            / a.len() as f64)
+            .sqrt()
+    };
+    eprintln!(
+        "a short run (2 fit + 5 TRACT steps): max |cpu - wgpu| weight difference = {d:e} (rms {:e}); max movement from the start {moved:e} (rms {:e})",
+        rms(&weights[0], &weights[1]),
+        rms(&weights[0], &start)
+    );
+    // On lavapipe (2026-12-06, 2 cores): max difference 4.5e-7 (rms 9e-9), while the weights
+    // moved up to 6.7e-3 from their start (rms 3.0e-3). The tolerance is about 4x the
+    // difference and over 3000x below the movement (the former 1e-3 was a sixth of it). Seen
+    // to fail: the wgpu gradient alone given a 1% error (grad * (1 +- 0.01), the sign that of
+    // the mirror component, so it varies from step to step; a temporary edit of
+    // distill/step.rs) gave a difference of 1.7e-3 (rms 3.9e-5), and 1% of the mirror image
+    // added (grad + 0.01 grad.flip) 9.0e-3. A real GPU (not measured) may round differently
+    // from lavapipe; Adam turns any sign flip of a near-zero gradient component into a
+    // difference of order lr = 1e-3.
+    const TOL: f32 = 2e-6;
+    assert!(
+        d < TOL,
+        "max |cpu - wgpu| weight difference {d:e} > {TOL:e}"
+    );
+    assert!(moved > 1000.0 * TOL, "the weights moved only {moved:e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -8,8 +8,6 @@
 //! x0 by the prediction type, so every sampler, teacher step and distillation target works
 //! with it unchanged. Supported fields and what is refused: docs/diffusers.md.
 
-use std::collections::HashMap;
-
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, activation::softmax};
 use serde::{Deserialize, Serialize};
@@ -183,7 +181,6 @@ impl Unet2dConfig {
 pub struct DiffusersUnet {
     pub cfg: Unet2dConfig,
     layout: Layout,
-    index: HashMap<String, usize>,
 }
 
 struct Builder {
@@ -246,13 +243,7 @@ fn skip_channels(cfg: &Unet2dConfig) -> Vec<usize> {
 impl DiffusersUnet {
     pub fn new(cfg: Unet2dConfig) -> Self {
         let layout = Self::build(&cfg);
-        let index = layout
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-        DiffusersUnet { cfg, layout, index }
+        DiffusersUnet { cfg, layout }
     }
 
     fn build(cfg: &Unet2dConfig) -> Layout {
@@ -438,7 +429,7 @@ pub fn to_x0(pred: Prediction, x: Tensor<2>, out: Tensor<2>, times: &Times) -> T
     }
 }
 
-/// The forward pass's parameter lookup, by name.
+/// The forward pass's parameter lookup, by name (`Params::named`, as in the project's UNet).
 struct Fwd<'a> {
     net: &'a DiffusersUnet,
     p: Params<'a>,
@@ -446,12 +437,7 @@ struct Fwd<'a> {
 
 impl Fwd<'_> {
     fn get(&self, name: &str) -> (Tensor<1>, &[usize]) {
-        let i = *self
-            .net
-            .index
-            .get(name)
-            .unwrap_or_else(|| panic!("layout has no tensor '{name}'"));
-        (self.p.get(&self.net.layout, i), &self.net.layout.shapes[i])
+        self.p.named(&self.net.layout, name)
     }
     fn wb4(&self, name: &str) -> (Tensor<4>, Tensor<1>) {
         let (w, s) = self.get(&format!("{name}.weight"));
@@ -494,7 +480,7 @@ impl Fwd<'_> {
         let h = self.norm(&format!("{name}.norm2"), h, true);
         let (w2, b2) = self.wb4(&format!("{name}.conv2"));
         let sc = format!("{name}.conv_shortcut");
-        let skip = if self.net.index.contains_key(&format!("{sc}.weight")) {
+        let skip = if self.net.layout.find(&format!("{sc}.weight")).is_some() {
             self.conv(&sc, x, 1, 0)
         } else {
             x

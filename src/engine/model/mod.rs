@@ -10,6 +10,8 @@ pub use diffusers::{DiffusersUnet, Prediction, Unet2dConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{Unet, UnetConfig};
 
+use std::collections::HashMap;
+
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -18,29 +20,47 @@ use crate::engine::rng::Rng;
 
 use crate::engine::tensors::{from_vec1, to_vec};
 
-/// Names, shapes and offsets of the parameters inside the flat vector.
+/// Names, shapes and offsets of the parameters inside the flat vector. The image networks'
+/// forward passes look their tensors up by name (`Params::named`), so the order of the flat
+/// vector is the builder's alone: model files store each tensor by name too.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     pub names: Vec<String>,
     pub shapes: Vec<Vec<usize>>,
     pub offsets: Vec<usize>,
     pub total: usize,
+    /// Each name's position in `names`.
+    index: HashMap<String, usize>,
 }
 
 impl Layout {
+    /// Panics on a name given twice (a builder's mistake: one of the two could never be
+    /// looked up).
     pub fn new(names: Vec<String>, shapes: Vec<Vec<usize>>) -> Self {
+        assert_eq!(names.len(), shapes.len(), "one shape per name");
         let mut offsets = vec![];
         let mut total = 0;
         for s in &shapes {
             offsets.push(total);
             total += s.iter().product::<usize>();
         }
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            if index.insert(n.clone(), i).is_some() {
+                panic!("the layout names tensor '{n}' twice");
+            }
+        }
         Layout {
             names,
             shapes,
             offsets,
             total,
+            index,
         }
+    }
+    /// The position of the tensor called `name`, if the layout has one.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
     }
     pub fn len(&self, i: usize) -> usize {
         self.shapes[i].iter().product()
@@ -148,6 +168,16 @@ impl Params<'_> {
             Params::Flat(p) => (*p).clone().narrow(0, lay.offsets[i], lay.len(i)),
             Params::Split(v) => v[i].clone(),
         }
+    }
+    /// The tensor called `name` in the layout (flat) with its shape: how the image networks'
+    /// forward passes read their parameters, so that the order of the layout cannot put one
+    /// tensor where another is expected. Panics, naming it, when the layout has no such
+    /// tensor (a network asks only for the names its own builder made).
+    pub fn named<'l>(&self, lay: &'l Layout, name: &str) -> (Tensor<1>, &'l [usize]) {
+        let i = lay
+            .find(name)
+            .unwrap_or_else(|| panic!("the layout has no tensor '{name}'"));
+        (self.get(lay, i), &lay.shapes[i])
     }
 }
 

@@ -166,7 +166,8 @@ pub struct Unet {
     layout: Layout,
 }
 
-/// Builds the parameter list in the order `forward` consumes it.
+/// Builds the parameter list: the order of the flat vector (and of model files' tensors);
+/// `forward` finds each tensor by its name.
 struct Builder {
     names: Vec<String>,
     shapes: Vec<Vec<usize>>,
@@ -203,76 +204,82 @@ impl Builder {
     }
 }
 
-/// Walks the flat vector in the same order as `Builder`.
-struct Cursor<'a> {
+/// The forward pass's parameter lookup, by name (`Params::named`, as in diffusers.rs): each
+/// layer names the tensors it reads, so the builder's order of the flat vector is free.
+struct Fwd<'a> {
     lay: &'a Layout,
     p: Params<'a>,
-    i: usize,
 }
 
-impl Cursor<'_> {
-    fn next(&mut self) -> Tensor<1> {
-        let t = self.p.get(self.lay, self.i);
-        self.i += 1;
-        t
+impl Fwd<'_> {
+    fn get(&self, name: &str) -> (Tensor<1>, &[usize]) {
+        self.p.named(self.lay, name)
     }
-    fn shape(&self) -> &[usize] {
-        &self.lay.shapes[self.i]
+    /// Convolution `name`'s (weights, bias, padding).
+    fn conv_params(&self, name: &str) -> (Tensor<4>, Tensor<1>, usize) {
+        let (w, s) = self.get(&format!("{name}.w"));
+        let w = w.reshape([s[0], s[1], s[2], s[3]]);
+        let pad = s[2] / 2;
+        (w, self.get(&format!("{name}.b")).0, pad)
     }
-    /// The next convolution's (weights, bias, padding).
-    fn conv_params(&mut self) -> (Tensor<4>, Tensor<1>, usize) {
-        let s = self.shape().to_vec();
-        let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
-        let b = self.next();
-        (w, b, s[2] / 2)
-    }
-    fn conv(&mut self, x: Tensor<4>, stride: usize) -> Tensor<4> {
-        let (w, b, pad) = self.conv_params();
+    fn conv(&self, name: &str, x: Tensor<4>, stride: usize) -> Tensor<4> {
+        let (w, b, pad) = self.conv_params(name);
         cpu::conv2d(x, w, b, stride, pad)
     }
     /// A 3x3 convolution of x upsampled 2x (nearest), as one op on the CPU.
-    fn up_conv(&mut self, x: Tensor<4>) -> Tensor<4> {
-        let s = self.shape().to_vec();
-        let w = self.next().reshape([s[0], s[1], s[2], s[3]]);
-        let b = self.next();
+    fn up_conv(&self, name: &str, x: Tensor<4>) -> Tensor<4> {
+        let (w, b, _) = self.conv_params(name);
         cpu::upsample_conv2d(x, w, b)
     }
     /// GroupNorm with its affine parameters, then SiLU when `act` (one fused op on the CPU).
-    fn norm(&mut self, x: Tensor<4>, groups: usize, act: bool) -> Tensor<4> {
+    fn norm(&self, name: &str, x: Tensor<4>, groups: usize, act: bool) -> Tensor<4> {
         let c = x.dims()[1];
         let g = groups.min(c).max(1);
-        let gamma = self.next();
-        let beta = self.next();
+        let gamma = self.get(&format!("{name}.g")).0;
+        let beta = self.get(&format!("{name}.b")).0;
         cpu::group_norm(x, gamma, beta, g, act)
     }
-    fn linear(&mut self, x: Tensor<2>) -> Tensor<2> {
-        let s = self.shape().to_vec();
-        let w = self.next().reshape([s[0], s[1]]);
-        let b = self.next().reshape([1, s[1]]);
+    fn linear(&self, name: &str, x: Tensor<2>) -> Tensor<2> {
+        let (w, s) = self.get(&format!("{name}.w"));
+        let w = w.reshape([s[0], s[1]]);
+        let b = self.get(&format!("{name}.b")).0.reshape([1, s[1]]);
         x.matmul(w) + b
     }
     /// skip(x) + c2(norm2(c1(norm1(x)) + e(emb))): the time embedding and the residual are
     /// added by the convolutions themselves (cpu::conv2d_fused).
-    fn res(&mut self, x: Tensor<4>, emb: &Tensor<2>, groups: usize, has_skip: bool) -> Tensor<4> {
-        let hn = self.norm(x.clone(), groups, true);
-        let (w1, b1, p1) = self.conv_params();
-        let e = self.linear(silu(emb.clone()));
+    fn res(
+        &self,
+        name: &str,
+        x: Tensor<4>,
+        emb: &Tensor<2>,
+        groups: usize,
+        has_skip: bool,
+    ) -> Tensor<4> {
+        let hn = self.norm(&format!("{name}.n1"), x.clone(), groups, true);
+        let (w1, b1, p1) = self.conv_params(&format!("{name}.c1"));
+        let e = self.linear(&format!("{name}.e"), silu(emb.clone()));
         let h = cpu::conv2d_fused(hn, w1, b1, Some(e), None, 1, p1);
-        let hn = self.norm(h, groups, true);
-        let (w2, b2, p2) = self.conv_params();
-        let skip = if has_skip { self.conv(x, 1) } else { x };
+        let hn = self.norm(&format!("{name}.n2"), h, groups, true);
+        let (w2, b2, p2) = self.conv_params(&format!("{name}.c2"));
+        let skip = if has_skip {
+            self.conv(&format!("{name}.skip"), x, 1)
+        } else {
+            x
+        };
         cpu::conv2d_fused(hn, w2, b2, None, Some(skip), 1, p2)
     }
-    fn attn(&mut self, x: Tensor<4>, groups: usize) -> Tensor<4> {
+    fn attn(&self, name: &str, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let xn = self.norm(x.clone(), groups, false);
-        let qkv = self.conv(xn, 1).reshape([n, 3 * c, h * w]);
+        let xn = self.norm(&format!("{name}.n"), x.clone(), groups, false);
+        let qkv = self
+            .conv(&format!("{name}.qkv"), xn, 1)
+            .reshape([n, 3 * c, h * w]);
         let q = qkv.clone().narrow(1, 0, c);
         let k = qkv.clone().narrow(1, c, c);
         let v = qkv.narrow(1, 2 * c, c);
         let att = softmax(q.swap_dims(1, 2).matmul(k).div_scalar((c as f64).sqrt()), 2); // [n, hw, hw]
         let out = v.matmul(att.swap_dims(1, 2)).reshape([n, c, h, w]);
-        x + self.conv(out, 1)
+        x + self.conv(&format!("{name}.proj"), out, 1)
     }
 }
 
@@ -280,6 +287,38 @@ impl Unet {
     pub fn new(cfg: UnetConfig) -> Self {
         let layout = Self::build(&cfg);
         Unet { cfg, layout }
+    }
+
+    /// The network over a flat vector in another order: `layout` must hold the tensors that
+    /// `new` lays out (the same names and shapes), in any order. The forward pass finds each
+    /// tensor by name, so the result is the same network (a test of that; a flat vector
+    /// ordered by some other writer).
+    pub fn with_layout(cfg: UnetConfig, layout: Layout) -> crate::Result<Self> {
+        let own = Self::build(&cfg);
+        for (n, s) in own.names.iter().zip(&own.shapes) {
+            match layout.find(n) {
+                None => {
+                    return Err(crate::Error::input(format!(
+                        "the layout has no tensor '{n}', which this UNet needs"
+                    )));
+                }
+                Some(i) if &layout.shapes[i] != s => {
+                    return Err(crate::Error::input(format!(
+                        "tensor '{n}' has shape {:?} in the layout, expected {s:?}",
+                        layout.shapes[i]
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if layout.names.len() != own.names.len() {
+            return Err(crate::Error::input(format!(
+                "the layout has {} tensors, this UNet {}",
+                layout.names.len(),
+                own.names.len()
+            )));
+        }
+        Ok(Unet { cfg, layout })
     }
 
     fn build(cfg: &UnetConfig) -> Layout {
@@ -384,51 +423,52 @@ impl Unet {
             })
         };
         let (c_skip, c_out, c_in) = (pc(0), pc(1), pc(2));
-        let mut cur = Cursor {
+        let f = Fwd {
             lay: &self.layout,
             p,
-            i: 0,
         };
-        let emb = silu(cur.linear(self.embedding(times)));
-        let emb = cur.linear(emb);
+        let emb = silu(f.linear("temb0", self.embedding(times)));
+        let emb = f.linear("temb1", emb);
         let xin = (x.clone() * c_in).reshape([n, cfg.channels, cfg.height, cfg.width]);
-        let mut h = cur.conv(xin, 1);
+        let mut h = f.conv("in", xin, 1);
         let mut skips = vec![h.clone()];
         let mut ch = cfg.base;
         for (l, m) in cfg.mults.iter().enumerate() {
-            for _ in 0..cfg.blocks {
+            for k in 0..cfg.blocks {
                 let o = cfg.base * m;
-                h = cur.res(h, &emb, cfg.groups, ch != o);
+                h = f.res(&format!("down{l}.{k}"), h, &emb, cfg.groups, ch != o);
                 ch = o;
                 skips.push(h.clone());
             }
             if l + 1 < cfg.mults.len() {
-                h = cur.conv(h, 2);
+                h = f.conv(&format!("down{l}.ds"), h, 2);
                 skips.push(h.clone());
             }
         }
-        h = cur.res(h, &emb, cfg.groups, false);
+        h = f.res("mid.0", h, &emb, cfg.groups, false);
         if cfg.attention {
-            h = cur.attn(h, cfg.groups);
+            h = f.attn("mid.attn", h, cfg.groups);
         }
-        h = cur.res(h, &emb, cfg.groups, false);
-        for (l, m) in cfg.mults.iter().enumerate().rev() {
-            for _ in 0..=cfg.blocks {
+        h = f.res("mid.1", h, &emb, cfg.groups, false);
+        for l in (0..cfg.mults.len()).rev() {
+            for k in 0..=cfg.blocks {
                 let s = skips.pop().expect("skip");
-                let o = cfg.base * m;
-                h = cur.res(Tensor::cat(vec![h, s], 1), &emb, cfg.groups, true);
-                ch = o;
+                h = f.res(
+                    &format!("up{l}.{k}"),
+                    Tensor::cat(vec![h, s], 1),
+                    &emb,
+                    cfg.groups,
+                    true,
+                );
             }
             if l > 0 {
-                h = cur.up_conv(h);
+                h = f.up_conv(&format!("up{l}.us"), h);
             }
         }
-        let _ = ch;
-        let h = cur.norm(h, cfg.groups, true);
-        let f = cur
-            .conv(h, 1)
+        let h = f.norm("out.n", h, cfg.groups, true);
+        let f = f
+            .conv("out", h, 1)
             .reshape([n, cfg.channels * cfg.height * cfg.width]);
-        debug_assert_eq!(cur.i, self.layout.names.len());
         x * c_skip + f * c_out
     }
 }
@@ -481,6 +521,82 @@ mod tests {
             f(&mut u);
             assert!(u.validate().is_err(), "{u:?}");
         }
+    }
+
+    /// The forward pass finds its tensors by name: a layout with two same-shaped tensors
+    /// swapped (and the flat vector with them) is the same network. Reading the tensors by
+    /// position, as the forward pass did before (a cursor walking the layout in the
+    /// builder's order), uses each one in the other's place and fails the first assertion
+    /// (seen: outputs differing by up to 0.57).
+    #[test]
+    fn forward_finds_tensors_by_name_not_position() {
+        let dev = Device::flex();
+        let cfg = UnetConfig::tiny(1, 8, 8, Param::Vp);
+        let u = Unet::new(cfg.clone());
+        let lay = u.layout();
+        // perturbed weights: the zero-initialised convs would hide the swap
+        let mut rng = Rng::new(3);
+        let host: Vec<f32> = u
+            .init(&mut Rng::new(1))
+            .iter()
+            .zip(rng.normals(lay.total))
+            .map(|(v, e)| v + 0.05 * e)
+            .collect();
+        // the two convolutions of the first residual block: 16 -> 16 channels, 3x3 each
+        let (a, b) = ("down0.0.c1.w", "down0.0.c2.w");
+        let (ia, ib) = (lay.find(a).unwrap(), lay.find(b).unwrap());
+        assert_eq!(lay.shapes[ia], lay.shapes[ib]);
+        let mut names = lay.names.clone();
+        names.swap(ia, ib);
+        let swapped = Layout::new(names, lay.shapes.clone());
+        // the same tensors, stored in the swapped layout's order
+        let parts = lay.split(&host);
+        let host_swapped: Vec<f32> = swapped
+            .names
+            .iter()
+            .flat_map(|n| parts[lay.find(n).unwrap()].iter().copied())
+            .collect();
+        let v = Unet::with_layout(cfg.clone(), swapped.clone()).unwrap();
+        let n = 2;
+        let x = from_vec2(rng.normals(n * 64), [n, 64], &dev);
+        let g = Grid::new(Param::Vp, 1024);
+        let times = Times::new(vec![g.coef(100), g.coef(900)], &dev);
+        let run = |net: &Unet, h: &[f32]| {
+            to_vec(net.forward(&flat_from_host(h.to_vec(), &dev), x.clone(), &times))
+        };
+        let y = run(&u, &host);
+        let y_swapped = run(&v, &host_swapped);
+        let d = y
+            .iter()
+            .zip(&y_swapped)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert_eq!(
+            d, 0.0,
+            "the swapped layout gives another network: max diff {d}"
+        );
+        // the swap is visible: the original network on the swapped vector is another one
+        let y_wrong = run(&u, &host_swapped);
+        assert!(y.iter().zip(&y_wrong).any(|(p, q)| (p - q).abs() > 1e-3));
+        // every tensor of the layout is read: each per-tensor leaf gets a gradient
+        let leaves = swapped.split_leaves(&flat_from_host(host_swapped, &dev));
+        let out = v.forward(&leaves, x, &times);
+        let grads = (out.clone() * out).mean().backward();
+        let crate::engine::model::Leaves::Split(ls) = &leaves else {
+            unreachable!()
+        };
+        for (l, name) in ls.iter().zip(&swapped.names) {
+            assert!(l.grad(&grads).is_some(), "forward does not read '{name}'");
+        }
+        // a layout that lacks a tensor, or has it in another shape, is refused
+        let mut names = lay.names.clone();
+        names[ia] = "down0.0.c9.w".into();
+        let e = Unet::with_layout(cfg.clone(), Layout::new(names, lay.shapes.clone()));
+        assert!(e.unwrap_err().to_string().contains("down0.0.c1.w"));
+        let mut shapes = lay.shapes.clone();
+        shapes[ia] = vec![16, 16, 1, 9];
+        let e = Unet::with_layout(cfg, Layout::new(lay.names.clone(), shapes));
+        assert!(e.unwrap_err().to_string().contains("[16, 16, 1, 9]"));
     }
 
     #[test]
