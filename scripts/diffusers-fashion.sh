@@ -70,18 +70,20 @@ fi
 if has eval; then
   ev() { "$BIN" eval --samples "$1" --data fashion-mnist ${2:+--reference "$2"}; }
   S="$BIN sample --device cpu --seed 0"
+  # sample once: a samples file already there is kept (delete it after changing N or NREF)
+  once() { local out=$1; shift; [ -f "$out" ] || $S "$@" --out "$out"; }
   [ -f "$OUT/ref.safetensors" ] || $S --model "diffusers:$TEACHER" --steps "$REFSTEPS" --n "$NREF" --out "$OUT/ref.safetensors"
   : > "$OUT/scores.jsonl"
   for k in 1 2 "$REFSTEPS"; do
     n=$N; [ "$k" -gt 2 ] && n=${NFID_MANY:-1000}
-    $S --model "diffusers:$TEACHER" --steps "$k" --n "$n" --out "$OUT/teacher-$k.safetensors" --png "$OUT/teacher-$k.png"
-    $S --model "diffusers:$TEACHER" --steps "$k" --n "$NREF" --out "$OUT/teacher-$k-ref.safetensors"
+    once "$OUT/teacher-$k.safetensors" --model "diffusers:$TEACHER" --steps "$k" --n "$n" --png "$OUT/teacher-$k.png"
+    once "$OUT/teacher-$k-ref.safetensors" --model "diffusers:$TEACHER" --steps "$k" --n "$NREF"
     echo "{\"model\": \"teacher\", \"steps\": $k, \"fid\": $(ev "$OUT/teacher-$k.safetensors"), \"vs_ref\": $(ev "$OUT/teacher-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
   done
   for s in "${!PRED[@]}"; do
     k=${STEPS[$s]}
-    $S --model "$OUT/$s/student.safetensors" --n "$N" --out "$OUT/$s-$k.safetensors" --png "$OUT/$s-$k.png"
-    $S --model "$OUT/$s/student.safetensors" --n "$NREF" --out "$OUT/$s-$k-ref.safetensors"
+    once "$OUT/$s-$k.safetensors" --model "$OUT/$s/student.safetensors" --n "$N" --png "$OUT/$s-$k.png"
+    once "$OUT/$s-$k-ref.safetensors" --model "$OUT/$s/student.safetensors" --n "$NREF"
     echo "{\"model\": \"$s\", \"steps\": $k, \"fid\": $(ev "$OUT/$s-$k.safetensors"), \"vs_ref\": $(ev "$OUT/$s-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
     # the exported folder in diffusers itself, from the same noise (where diffusers is here)
     if python3 -c "import diffusers" 2>/dev/null; then
