@@ -184,6 +184,25 @@ impl Session {
     }
 }
 
+/// The app's observer: every step's loss shown as it comes, a stop honoured at the next step
+/// (one loss read a step, which an interactive run can afford).
+#[cfg(not(target_arch = "wasm32"))]
+struct Interactive<'a> {
+    send: &'a dyn Fn(Update),
+    stop: &'a AtomicBool,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::engine::distill::Observer for Interactive<'_> {
+    fn event(&mut self, e: &Event) -> bool {
+        (self.send)(Update::Distill(e.clone()));
+        !self.stop.load(Ordering::SeqCst)
+    }
+    fn loss_every(&self) -> u64 {
+        1
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 fn run_command(
     cmd: Command,
@@ -206,10 +225,7 @@ fn run_command(
                 every: 50,
                 noise: noise(7, n, d.dim()),
             });
-            let mut obs = |e: &Event| {
-                send(Update::Distill(e.clone()));
-                !stop.load(Ordering::SeqCst)
-            };
+            let mut obs = Interactive { send, stop };
             match run.run(resume, &mut obs, None)? {
                 Outcome::Finished { student } => send(Update::Finished { student }),
                 Outcome::Stopped { .. } => send(Update::Stopped { dir }),

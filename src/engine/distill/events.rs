@@ -46,6 +46,12 @@ pub struct PreviewSpec {
 /// A front end: receives events; returning false asks the loop to stop (after a checkpoint).
 pub trait Observer {
     fn event(&mut self, e: &Event) -> bool;
+    /// Steps between loss reads (and so between `Step` events and chances to stop) that this
+    /// front end accepts; the run reads at least every [`super::LOSS_READ_EVERY`] steps. An
+    /// interactive front end (the app) asks for 1: every step shown, a stop at the next step.
+    fn loss_every(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 impl<F: FnMut(&Event) -> bool> Observer for F {

@@ -537,11 +537,9 @@ impl Run {
                     .preview
                     .as_ref()
                     .is_some_and(|p| st.step % p.every == 0);
-                let read = st.step % self.loss_every.max(1) == 0
-                    || st.step == phase.steps
-                    || ckpt
-                    || at_max
-                    || preview;
+                let every = self.loss_every.min(observer.loss_every()).max(1);
+                let read =
+                    st.step % every == 0 || st.step == phase.steps || ckpt || at_max || preview;
                 if !read {
                     continue;
                 }
