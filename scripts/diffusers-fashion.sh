@@ -31,7 +31,7 @@ fi
 #  - the teacher's own parametrisation (epsilon) and the x0 / v students, TRACT 1000,40,1;
 #    a re-parametrised student is first re-fitted to the teacher for FIT samples
 #  - BTD 1000,8,1 (one TRACT phase 1000 -> 8, then BTD 8 -> 4 -> 2 -> 1), v, re-fitted
-#  - the 2-step TRACT 1000,50,2 epsilon student at 3/4 the budget
+#  - the 2-step students (TRACT 1000,50,2 epsilon and v, BTD 1000,8,2 v) at 3/4 the budget
 FIT=${FIT:-8000}
 declare -A STUDENT=(
   [tract-eps]="tract epsilon 0 1000,40,1 1 4"
@@ -40,6 +40,8 @@ declare -A STUDENT=(
   [tract-v-refit]="tract v_prediction $FIT 1000,40,1 1 4"
   [btd-v-refit]="btd v_prediction $FIT 1000,8,1 1 4"
   [tract-eps-2]="tract epsilon 0 1000,50,2 2 3"
+  [tract-v-refit-2]="tract v_prediction $FIT 1000,50,2 2 3"
+  [btd-v-refit-2]="btd v_prediction $FIT 1000,8,2 2 3"
 )
 STUDENTS=${STUDENTS:-"${!STUDENT[*]}"}
 declare -A PRED SCHED STEPS SAMPLES METHOD FITS

@@ -449,7 +449,11 @@ impl Schedule {
             return Ok(halve(t));
         }
         let k1 = self.steps[1];
-        if self.steps.len() > 2 && t.is_multiple_of(k1) && k1.is_multiple_of(k) && (k1 / k).is_power_of_two() {
+        if self.steps.len() > 2
+            && t.is_multiple_of(k1)
+            && k1.is_multiple_of(k)
+            && (k1 / k).is_power_of_two()
+        {
             let mut v = vec![(t, k1)];
             v.extend(halve(k1));
             return Ok(v);
