@@ -119,10 +119,23 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     if let Some(d) = m.grid().ddpm
         && steps <= m.grid().steps
     {
+        let ts = d.timesteps(steps);
+        // a long list (1000 steps) as its ends
+        let shown = if ts.len() > 12 {
+            let head: Vec<String> = ts[..6].iter().map(|t| t.to_string()).collect();
+            let tail: Vec<String> = ts[ts.len() - 3..].iter().map(|t| t.to_string()).collect();
+            format!(
+                "[{}, ..., {}] ({} in all)",
+                head.join(", "),
+                tail.join(", "),
+                ts.len()
+            )
+        } else {
+            format!("{ts:?}")
+        };
         eprintln!(
-            "diffusers DDIM (eta 0), {:?} spacing: timesteps {:?}",
-            d.spacing,
-            d.timesteps(steps)
+            "diffusers DDIM (eta 0), {:?} spacing: timesteps {shown}",
+            d.spacing
         );
     }
     let z = noise(a.seed, n, m.dim());
