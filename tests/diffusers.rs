@@ -334,39 +334,46 @@ fn distill_a_diffusers_teacher_export_the_student_and_sample_it() {
     );
 }
 
+/// `distill` of the v-prediction fixture teacher on 8x8 idx data (made in `tmp` once), batch
+/// 16 on the CPU, into `out`, with `extra` flags.
+fn distill_fixture(tmp: &Path, extra: &[&str], out: &Path) -> std::process::Output {
+    let data = tmp.join("idx");
+    if !data.exists() {
+        idx_data(&data);
+    }
+    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
+    let data_spec = format!("mnist:{}", data.display());
+    bin()
+        .args(["distill", "--data", &data_spec, "--teacher", &teacher])
+        .args(["--batch", "16", "--device", "cpu"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// stdout and stderr of a command that must succeed.
+fn ok(out: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "failed:\n{err}");
+    String::from_utf8_lossy(&out.stdout).to_string() + &err
+}
+
 #[test]
 fn a_reparametrised_student_is_refit_to_its_teacher_first() {
     // the v-prediction fixture's student read as x0 ("sample"): --fit-samples re-fits the
     // copied network to the teacher's x0 on the teacher's own timesteps before distilling
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("idx");
-    idx_data(&data);
-    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
-    let data_spec = format!("mnist:{}", data.display());
     let run = tmp.path().join("run");
-    let out = run_ok(&[
-        "distill",
-        "--data",
-        &data_spec,
-        "--teacher",
-        &teacher,
-        "--student-prediction",
-        "sample",
-        "--fit-samples",
-        "768",
-        "--lr",
-        "2e-3",
-        "--schedule",
-        "1000,10,1",
-        "--train-samples",
-        "32",
-        "--batch",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let short = ["--schedule", "1000,10,1", "--train-samples", "32"];
+    let x0 = ["--student-prediction", "sample"];
+    let refit = ["--fit-samples", "768", "--lr", "2e-3"];
+    let out = ok(distill_fixture(
+        tmp.path(),
+        &[&x0[..], &refit[..], &short[..]].concat(),
+        &run,
+    ));
     assert!(
         out.contains("re-fit the student's new parametrisation (sample)"),
         "{out}"
@@ -387,25 +394,11 @@ fn a_reparametrised_student_is_refit_to_its_teacher_first() {
     assert!(last < 0.5 * first, "fit loss {first} -> {last}");
     // without --fit-samples the re-parametrised student starts from the copied weights
     let plain = tmp.path().join("plain");
-    let out = run_ok(&[
-        "distill",
-        "--data",
-        &data_spec,
-        "--teacher",
-        &teacher,
-        "--student-prediction",
-        "sample",
-        "--schedule",
-        "1000,10,1",
-        "--train-samples",
-        "32",
-        "--batch",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        plain.to_str().unwrap(),
-    ]);
+    let out = ok(distill_fixture(
+        tmp.path(),
+        &[&x0[..], &short[..]].concat(),
+        &plain,
+    ));
     assert!(!out.contains("re-fit"), "{out}");
     assert!(!plain.join("phase0-fit.safetensors").exists());
 }
@@ -414,37 +407,18 @@ fn a_reparametrised_student_is_refit_to_its_teacher_first() {
 fn btd_from_a_1000_step_teacher_starts_with_one_tract_phase() {
     // 1000 / 1 is not a power of two: BTD 1000,8,1 is TRACT 1000 -> 8, then BTD 8 -> 4 -> 2 -> 1
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("idx");
-    idx_data(&data);
-    let teacher = format!("diffusers:{}", dir("multihead_f16").display());
-    let data_spec = format!("mnist:{}", data.display());
     let run = tmp.path().join("run");
-    let args = |sched: &'static str, out: &Path| -> Vec<String> {
+    let btd = |sched: &'static str| {
         [
-            "distill",
             "--method",
             "btd",
-            "--data",
-            &data_spec,
-            "--teacher",
-            &teacher,
             "--schedule",
             sched,
             "--train-samples",
             "64",
-            "--batch",
-            "16",
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
         ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
     };
-    let a = args("1000,8,1", &run);
-    let out = run_ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let out = ok(distill_fixture(tmp.path(), &btd("1000,8,1"), &run));
     assert!(
         out.contains("tract-1000to8: 16 samples, then btd-8to4: 16 samples, then btd-4to2"),
         "{out}"
@@ -460,10 +434,7 @@ fn btd_from_a_1000_step_teacher_starts_with_one_tract_phase() {
     let file = tract_studio::checkpoint::ModelFile::load(&run.join("student.safetensors")).unwrap();
     assert_eq!((file.meta.steps, file.meta.kind.as_str()), (1, "btd"));
     // 1000,1 alone is refused, naming the schedule that works
-    let bad = bin()
-        .args(args("1000,1", &tmp.path().join("bad")))
-        .output()
-        .unwrap();
+    let bad = distill_fixture(tmp.path(), &btd("1000,1"), &tmp.path().join("bad"));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
     assert!(err.contains("for example 1000,8,1"), "{err}");

@@ -7,6 +7,7 @@
 use tract_studio::device::{self, Choice};
 use tract_studio::diffusion::Solver;
 use tract_studio::distill::{DistillConfig, Event, Outcome, Run};
+use tract_studio::eval::rmse;
 use tract_studio::generate::{Model, noise};
 use tract_studio::rng::{Rng, purpose};
 use tract_studio::schedule::Param;
@@ -80,18 +81,10 @@ fn wgpu_matches_cpu() {
     }
     let d = max_diff(&weights[0], &weights[1]);
     let moved = max_diff(&weights[0], &start);
-    let rms = |a: &[f32], b: &[f32]| {
-        (a.iter()
-            .zip(b)
-            .map(|(x, y)| ((x - y) as f64).powi(2))
-            .sum::<f64>()
-            / a.len() as f64)
-            .sqrt()
-    };
     eprintln!(
         "a short run (2 fit + 5 TRACT steps): max |cpu - wgpu| weight difference = {d:e} (rms {:e}); max movement from the start {moved:e} (rms {:e})",
-        rms(&weights[0], &weights[1]),
-        rms(&weights[0], &start)
+        rmse(&weights[0], &weights[1]),
+        rmse(&weights[0], &start)
     );
     // On lavapipe (2026-12-06, 2 cores): max difference 4.5e-7 (rms 9e-9), while the weights
     // moved up to 6.7e-3 from their start (rms 3.0e-3). The tolerance is about 4x the

@@ -220,6 +220,22 @@ pub struct Ddpm {
     pub clip: Option<f64>,
 }
 
+/// The google/ddpm-* models' scheduler (linear betas 1e-4..0.02 over 1000 steps, trailing
+/// spacing), with this `clip`: the schedule the unit tests share.
+#[cfg(test)]
+pub(crate) fn ddpm_linear_1000(clip: Option<f64>) -> Ddpm {
+    Ddpm {
+        train_steps: 1000,
+        beta_schedule: BetaSchedule::Linear,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        set_alpha_to_one: true,
+        spacing: Spacing::Trailing,
+        steps_offset: 0,
+        clip,
+    }
+}
+
 /// torch.linspace(a, b, n) in f32 (both halves, as torch computes them).
 fn linspace_f32(a: f32, b: f32, n: usize) -> Vec<f32> {
     if n == 1 {
@@ -612,16 +628,7 @@ mod tests {
 
     #[test]
     fn ddpm_schedules_and_spacings_match_diffusers() {
-        let mut d = Ddpm {
-            train_steps: 1000,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            set_alpha_to_one: true,
-            spacing: Spacing::Trailing,
-            steps_offset: 0,
-            clip: None,
-        };
+        let mut d = ddpm_linear_1000(None);
         // closed form of the linear schedule: prod_i (1 - beta_i) at 999, computed in f64
         let want: f64 = (0..1000)
             .map(|i| 1.0 - (1e-4 + (0.02 - 1e-4) * i as f64 / 999.0))

@@ -517,17 +517,7 @@ mod tests {
 
     #[test]
     fn ddpm_grid_samples_from_eps_and_clips_like_diffusers() {
-        use crate::engine::schedule::{BetaSchedule, Ddpm, Spacing};
-        let d = Ddpm {
-            train_steps: 1000,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            set_alpha_to_one: true,
-            spacing: Spacing::Trailing,
-            steps_offset: 0,
-            clip: Some(1.0),
-        };
+        let d = crate::engine::schedule::ddpm_linear_1000(Some(1.0));
         let g = Grid::ddpm(d);
         let dev = Device::flex();
         // a denoiser whose x0 is 3 x: outside the clip range

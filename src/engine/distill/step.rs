@@ -382,23 +382,14 @@ fn noisify(x0: Tensor<2>, eps: Tensor<2>, c: &[Coef]) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::schedule::{BetaSchedule, Ddpm, Grid, Spacing};
+    use crate::engine::schedule::{Grid, ddpm_linear_1000};
 
     /// A diffusers teacher's network knows its timesteps only: a fit on its grid (the re-fit
     /// of a re-parametrised student) must draw those, with the grid's own alpha and sigma.
     /// Drawing continuous cosine levels there, as before, gave tau in (0, 1] and fails this.
     #[test]
     fn fit_levels_on_a_ddpm_grid_are_its_timesteps() {
-        let g = Grid::ddpm(Ddpm {
-            train_steps: 1000,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            set_alpha_to_one: true,
-            spacing: Spacing::Trailing,
-            steps_offset: 0,
-            clip: Some(1.0),
-        });
+        let g = Grid::ddpm(ddpm_linear_1000(Some(1.0)));
         let mut rng = Rng::new(3);
         let taus: Vec<f64> = (0..4000)
             .map(|_| {
