@@ -291,6 +291,7 @@ fn image_data_teacher_trained_in_the_app_then_an_image_gallery() {
         tract_studio::studio::ModelRef {
             label: "teacher".into(),
             spec: teacher.display().to_string(),
+            ..Default::default()
         },
         true,
     )];
@@ -559,6 +560,7 @@ fn bad_files_typed_into_the_app_give_errors_naming_them() {
         tract_studio::studio::ModelRef {
             label: "junk".into(),
             spec: jn.clone(),
+            ..Default::default()
         },
         true,
     ));
@@ -572,4 +574,104 @@ fn bad_files_typed_into_the_app_give_errors_naming_them() {
     assert!(a.errors.iter().any(|e| e.contains(&jn)), "{:?}", a.errors);
     no_panic(&a);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The diffusers teacher and its students are a set of their own within Fashion-MNIST: the app
+/// opened on it shows those models (the teacher at most at its 50-step DDIM), distills from
+/// that teacher with the schedule and v student that won on it (docs/diffusers.md), and a
+/// short run from it ends with a v student; the data's own set brings its own teacher back.
+#[test]
+fn the_diffusers_set_offers_its_teacher_and_students() {
+    use tract_studio::model::diffusers::Prediction;
+    let ctx = egui::Context::default();
+    let session = Session::new(burn::tensor::Device::flex(), Arc::new(|| {}));
+    let mut a = StudioApp::new(
+        session,
+        AppOptions {
+            data: Some("fashion-mnist".into()),
+            set: Some("diffusers".into()),
+            runs_dir: Some(runs_dir()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(a.gallery_set.as_deref(), Some("diffusers"));
+    let specs: Vec<String> = a.models.iter().map(|m| m.0.spec.clone()).collect();
+    assert_eq!(specs.len(), 5, "{specs:?}");
+    assert!(
+        specs.iter().all(|s| s.contains("fashion-mnist-diffusers-")),
+        "{specs:?}"
+    );
+    assert_eq!(a.models[0].0.max_steps, Some(50));
+    assert!(
+        a.teacher_file.contains("diffusers-teacher"),
+        "{}",
+        a.teacher_file
+    );
+    assert_eq!(a.schedule_text, "1000,40,1");
+    assert_eq!(a.teacher_prediction(), Some(Prediction::Epsilon));
+    let cfg = a.config();
+    assert_eq!(cfg.student_prediction, Some(Prediction::VPrediction));
+    assert_eq!(cfg.fit_samples, 8_000);
+    assert_eq!(a.schedule_error(), None);
+    // the teacher alone at 1 step and "1024": its row stops at 50 steps
+    for (i, m) in a.models.iter_mut().enumerate() {
+        m.1 = i == 0;
+    }
+    for c in &mut a.step_choices {
+        c.1 = c.0 == 1 || c.0 == 1024;
+    }
+    a.tab = Tab::Gallery;
+    a.render_gallery();
+    assert!(
+        wait(&mut a, &ctx, 600.0, |a| !a.gallery_busy
+            && a.gallery.is_some()),
+        "{:?}",
+        a.errors
+    );
+    let (shape, cells) = a.gallery.clone().expect("gallery");
+    assert_eq!(shape, vec![1, 32, 32]);
+    let steps: Vec<usize> = cells.iter().map(|c| c.steps).collect();
+    assert_eq!(steps, vec![50, 1]);
+    let text = frame(&mut a, &ctx);
+    assert!(
+        text.contains("the diffusers teacher and its students"),
+        "{text}"
+    );
+    // a short run from it: a v student, re-fitted first
+    a.refit_samples = 32;
+    a.train_samples = 64;
+    a.batch = 16;
+    a.start();
+    assert_eq!(a.status, RunStatus::Running, "{:?}", a.errors);
+    assert!(
+        wait(&mut a, &ctx, 900.0, |a| a.status == RunStatus::Idle),
+        "{:?}",
+        a.errors
+    );
+    assert!(a.errors.is_empty(), "{:?}", a.errors);
+    assert_eq!(
+        a.phases.first().map(|p| p.as_str()),
+        Some("fit"),
+        "{:?}",
+        a.phases
+    );
+    let dir = a.run_dir.clone().expect("a run dir");
+    let student =
+        tract_studio::checkpoint::ModelFile::load(&dir.join("student.safetensors")).unwrap();
+    assert_eq!(
+        student.meta.diffusers.map(|d| d.prediction),
+        Some(Prediction::VPrediction)
+    );
+    // back to the data's own set: its teacher, the default schedule, no re-parametrisation
+    a.set_gallery_set(None);
+    assert!(
+        a.teacher_file
+            .ends_with("fashion-mnist-teacher.safetensors"),
+        "{}",
+        a.teacher_file
+    );
+    assert_eq!(a.schedule_text, "1024,32,1");
+    assert_eq!(a.config().student_prediction, None);
+    assert_eq!(a.models.len(), 4);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -721,6 +721,11 @@ const CASES: &[Case] = &[
         "gallery --data toy:nothing --out OUT/g.png",
         &["no shipped models for toy:nothing"],
     ),
+    case(
+        "gallery of an unknown set of shipped models",
+        "gallery --data fashion-mnist --set nope --out OUT/g.png",
+        &["--set nope", "expected one of diffusers"],
+    ),
     // --- classifier
     case(
         "classifier on a mixture",
@@ -783,6 +788,11 @@ const CASES: &[Case] = &[
         "app with an unknown panel",
         "app --panel magic",
         &["unknown panel 'magic'"],
+    ),
+    case(
+        "app with a set of shipped models its data lacks",
+        "app --set diffusers",
+        &["--set diffusers", "toy:ring8", "add --data fashion-mnist"],
     ),
     // --- report
     case(

@@ -166,7 +166,11 @@ fn teacher_resume_sample_and_distill_on_images() {
     // every row is drawn from the same noise: column j is `sample --seed 5+j --n 1`
     let dev = burn::tensor::Device::flex();
     let specs = vec![teacher.display().to_string(), student.display().to_string()];
-    let (rows, shape) = tract_studio::gallery::rows(&specs, &[1, 2], 5, 3, &dev).unwrap();
+    let picks: Vec<_> = specs
+        .iter()
+        .map(|s| tract_studio::gallery::GalleryModel::new(s))
+        .collect();
+    let (rows, shape) = tract_studio::gallery::rows(&picks, &[1, 2], 5, 3, &dev).unwrap();
     assert_eq!(shape, vec![1, 8, 8]);
     let m = tract_studio::generate::Model::load(
         &specs[1],
@@ -347,4 +351,63 @@ fn shipped_fashion_students_beat_their_teacher_at_their_step_count() {
         );
         eprintln!("{name}: {student:.2} dB vs the teacher's {steps}-step {own:.2} dB");
     }
+}
+
+/// `gallery --data fashion-mnist --set diffusers`: the shipped diffusers teacher on top at its
+/// 50-step DDIM (its manifest `max_steps`, not its 1000-step grid), then its four students,
+/// all at 32x32; the data's own set stays the default.
+#[test]
+fn the_gallery_of_the_diffusers_set() {
+    let d = std::env::temp_dir().join(format!("tract-gal-set-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let gal = d.join("g.png");
+    let printed = ok(&[
+        "gallery",
+        "--data",
+        "fashion-mnist",
+        "--set",
+        "diffusers",
+        "--steps",
+        "1",
+        "--cols",
+        "2",
+        "--out",
+        gal.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(labels.len(), 6, "{printed}");
+    assert!(
+        labels[0].contains("fashion-mnist-diffusers-teacher  50 STEPS"),
+        "{printed}"
+    );
+    assert!(
+        labels[1].contains("fashion-mnist-diffusers-teacher  1 STEP"),
+        "{printed}"
+    );
+    for l in &labels[2..] {
+        assert!(
+            l.contains("fashion-mnist-diffusers-") && l.ends_with(" 1 STEP"),
+            "{printed}"
+        );
+    }
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
+    let info = dec.read_info().unwrap().info().clone();
+    assert_eq!(info.height as usize, 6 * (32 * 2 + 2) + 2);
+    let own = ok(&[
+        "gallery",
+        "--data",
+        "fashion-mnist",
+        "--steps",
+        "1",
+        "--cols",
+        "1",
+        "--out",
+        gal.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!own.contains("diffusers"), "{own}");
+    let _ = std::fs::remove_dir_all(d);
 }

@@ -7,6 +7,7 @@
 //                                 before the largest-step (teacher) row
 //   TRACT_PROGRESS_SHOT=PATH      also a screenshot as soon as the first row is drawn
 //   TRACT_EXPECT_MODULE=cpu|webgpu  the page must have loaded this build of the app
+//   TRACT_EXPECT_MODELS=TEXT:N    the gallery's cells come from N models, each named with TEXT
 //   TRACT_HIDE_TAB=1              once the first row is drawn, tell the page its tab is hidden
 //                                 (as a browser does; headless tabs never hide) for 3 s, then
 //                                 shown: the page must say so and still
@@ -94,6 +95,12 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   const wantModule = process.env.TRACT_EXPECT_MODULE;
   if (wantModule && data.module !== wantModule) errors.push(`the page loaded the '${data.module}' module, expected '${wantModule}'`);
   else console.log(`module: ${data.module}`);
+  if (process.env.TRACT_EXPECT_MODELS) {
+    const [text, n] = process.env.TRACT_EXPECT_MODELS.split(":");
+    const models = [...new Set(cells.map((c) => c.model))];
+    if (models.length !== +n || !models.every((m) => m.includes(text))) errors.push(`expected ${n} models named with '${text}', the gallery has ${JSON.stringify(models)}`);
+    else console.log(`models: ${models.join(", ")}`);
+  }
   if (process.env.TRACT_EXPECT_PROGRESSIVE === "1") {
     const top = Math.max(...cells.map((c) => c.steps));
     const first = cells[0];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Check the two .wasm builds' size budgets; serve web/dist on 127.0.0.1 and open it in Debian's headless
 # Chromium (WebGPU flags on; the CPU fallback must work without them): the 2-D gallery, the
-# Fashion-MNIST gallery (1-step rows before the teacher's row), and a copy with a truncated
+# Fashion-MNIST gallery (1-step rows before the teacher's row), the diffusers teacher's, and a copy with a truncated
 # model file (the page must name it). Waits for each gallery, checks the console, saves
 # web/dist/screenshot*.png. Exits non-zero on any failure. Usage: bash web/test.sh
 set -euo pipefail
@@ -48,6 +48,9 @@ TRACT_EXPECT_MODULE=webgpu node web/test.js "$base/index.html?module=webgpu" web
 # CPU-only build the page picks by itself
 TRACT_EXPECT_MODULE=cpu TRACT_EXPECT_PROGRESSIVE=1 TRACT_PROGRESS_SHOT=web/dist/screenshot-fashion-mnist-progress.png \
   node web/test.js "$base/index.html?data=fashion-mnist" web/dist/screenshot-fashion-mnist.png
+# the diffusers teacher and its students (?set=diffusers), their own gallery at 32x32
+TRACT_EXPECT_MODULE=cpu TRACT_EXPECT_PROGRESSIVE=1 TRACT_EXPECT_MODELS=diffusers:5 \
+  node web/test.js "$base/index.html?data=fashion-mnist&set=diffusers" web/dist/screenshot-diffusers.png
 # a truncated model file: the page names it and draws the gallery of the others; meanwhile
 # the tab is hidden and shown again: the page says so and finishes
 cp -r web/dist/. "$broken/"

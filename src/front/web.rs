@@ -304,13 +304,15 @@ async fn start() -> Result<(), JsValue> {
         .dyn_into::<web_sys::HtmlCanvasElement>()?;
     // ?data=NAME opens the gallery on another shipped data set (e.g. fashion-mnist)
     let data = query("data").filter(|d| manifest.iter().any(|e| &e.data == d));
-    // the current data's files first, then the rest
+    // ?set=NAME: one of its sets of models (e.g. diffusers: a diffusers teacher's)
     let current = data.clone().unwrap_or_else(|| "toy:ring8".into());
+    let set = query("set").filter(|s| manifest.iter().any(|e| e.is_in(&current, Some(s))));
+    // the current gallery's files first, then the rest
     let mut names: Vec<(bool, String)> = manifest
         .iter()
         .map(|e| {
             (
-                e.data != current,
+                !e.is_in(&current, set.as_deref()),
                 e.path.trim_start_matches("asset:").to_string(),
             )
         })
@@ -321,6 +323,7 @@ async fn start() -> Result<(), JsValue> {
         web: true,
         notice: Some(notice),
         data,
+        set,
         seed: query("seed").and_then(|s| s.parse().ok()),
         ..Default::default()
     };

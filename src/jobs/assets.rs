@@ -12,6 +12,34 @@ pub struct ManifestEntry {
     pub data: String,
     pub kind: String,
     pub steps: usize,
+    /// The gallery set within the data: the models made from one teacher (a gallery compares
+    /// models of one set; none is the data's own set, e.g. `diffusers` for the students of a
+    /// diffusers teacher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    /// The most steps the galleries sample this model at (none: its whole grid): a diffusers
+    /// teacher's 50-step DDIM is its best, its 1000 steps are slower and not better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
+}
+
+impl ManifestEntry {
+    /// Whether the entry belongs to the gallery of `data` and `set`.
+    pub fn is_in(&self, data: &str, set: Option<&str>) -> bool {
+        self.data == data && self.set.as_deref() == set
+    }
+}
+
+/// The gallery sets of `data` in manifest order (none, the data's own set, first if present).
+pub fn sets(manifest: &[ManifestEntry], data: &str) -> Vec<Option<String>> {
+    let mut v: Vec<Option<String>> = vec![];
+    for e in manifest.iter().filter(|e| e.data == data) {
+        if !v.contains(&e.set) {
+            v.push(e.set.clone());
+        }
+    }
+    v.sort_by_key(|s| s.is_some());
+    v
 }
 
 /// Read a manifest; paths in it are relative to its directory.
@@ -56,10 +84,22 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
         "fashion-mnist-btd-1step.safetensors" => Some(include_bytes!(
             "../../assets/fashion-mnist-btd-1step.safetensors"
         )),
-        // a teacher trained by diffusers' own recipe (not in the manifest: the galleries would
-        // give it a 1000-step row); `export` turns it back into a DDIMPipeline folder
+        // a teacher trained by diffusers' own recipe and its students (gallery set `diffusers`);
+        // `export` turns each back into a DDIMPipeline folder
         "fashion-mnist-diffusers-teacher.safetensors" => Some(include_bytes!(
             "../../assets/fashion-mnist-diffusers-teacher.safetensors"
+        )),
+        "fashion-mnist-diffusers-tract-1step.safetensors" => Some(include_bytes!(
+            "../../assets/fashion-mnist-diffusers-tract-1step.safetensors"
+        )),
+        "fashion-mnist-diffusers-btd-1step.safetensors" => Some(include_bytes!(
+            "../../assets/fashion-mnist-diffusers-btd-1step.safetensors"
+        )),
+        "fashion-mnist-diffusers-tract-2step.safetensors" => Some(include_bytes!(
+            "../../assets/fashion-mnist-diffusers-tract-2step.safetensors"
+        )),
+        "fashion-mnist-diffusers-btd-2step.safetensors" => Some(include_bytes!(
+            "../../assets/fashion-mnist-diffusers-btd-2step.safetensors"
         )),
         // not a sampler: the feature network of `eval`'s classifier FID
         "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
@@ -192,6 +232,36 @@ mod tests {
             assert_eq!(f.meta.data, e.data);
             assert_eq!(f.meta.steps, e.steps, "{name}");
             assert_eq!(super::state(&e.path), super::FileState::Ready);
+            if let Some(k) = e.max_steps {
+                assert!(k <= e.steps && e.kind == "teacher", "{name}: max_steps {k}");
+            }
         }
+        // one shape per gallery set (a gallery compares models of one set)
+        for d in ["toy:ring8", "fashion-mnist"] {
+            for set in super::sets(&super::manifest(), d) {
+                let shapes: Vec<Vec<usize>> = super::manifest()
+                    .iter()
+                    .filter(|e| e.is_in(d, set.as_deref()))
+                    .map(|e| {
+                        let name = e.path.strip_prefix("asset:").unwrap();
+                        let b = super::bytes(name).unwrap();
+                        let f = crate::engine::checkpoint::ModelFile::from_bytes(name, b).unwrap();
+                        let shape = f
+                            .meta
+                            .net()
+                            .and_then(|n| n.image_shape().map(|s| s.to_vec()));
+                        shape.unwrap_or_else(|| vec![f.meta.dim()])
+                    })
+                    .collect();
+                assert!(
+                    shapes.windows(2).all(|w| w[0] == w[1]),
+                    "{d} {set:?}: {shapes:?}"
+                );
+            }
+        }
+        assert_eq!(
+            super::sets(&super::manifest(), "fashion-mnist"),
+            vec![None, Some("diffusers".to_string())]
+        );
     }
 }

@@ -46,10 +46,27 @@ pub fn model_label(spec: &str) -> String {
     }
 }
 
+/// A model for the gallery: a spec, and the most steps to sample it at (none: its whole grid;
+/// the manifest's `max_steps`, e.g. a diffusers teacher's best 50 of 1000).
+#[derive(Clone, Debug)]
+pub struct GalleryModel {
+    pub spec: String,
+    pub max_steps: Option<usize>,
+}
+
+impl GalleryModel {
+    pub fn new(spec: &str) -> GalleryModel {
+        GalleryModel {
+            spec: spec.to_string(),
+            max_steps: None,
+        }
+    }
+}
+
 /// Sample every row. Models whose native step count is their whole grid (teachers, exact)
-/// also get a row at that many steps, and those rows come first.
+/// also get a row at that many steps (or at their `max_steps`), and those rows come first.
 pub fn rows(
-    models: &[String],
+    models: &[GalleryModel],
     steps: &[usize],
     seed: u64,
     cols: usize,
@@ -62,7 +79,7 @@ pub fn rows(
     }
     let mut shape: Option<Vec<usize>> = None;
     let (mut top, mut rest) = (vec![], vec![]);
-    for spec in models {
+    for GalleryModel { spec, max_steps } in models {
         let m = Model::load(spec, Param::Vp, None, device)?;
         let sh = m.shape();
         if sh.len() != 3 {
@@ -82,8 +99,8 @@ pub fn rows(
         }
         let z = column_noise(seed, cols, m.dim());
         let label = model_label(spec);
-        let full = m.grid().steps;
-        let teacher = m.native_steps() == full;
+        let full = max_steps.unwrap_or(usize::MAX).min(m.grid().steps);
+        let teacher = m.native_steps() == m.grid().steps;
         let mut ks: Vec<usize> = steps.to_vec();
         if teacher && !ks.contains(&full) {
             ks.insert(0, full);

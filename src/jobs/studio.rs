@@ -17,11 +17,13 @@ use crate::engine::eval::metrics;
 use crate::engine::schedule::Param;
 use crate::jobs::generate::{Model, noise};
 
-/// A model in the gallery: a label and a spec (`exact:DATA` or a model file).
-#[derive(Clone, Debug, PartialEq)]
+/// A model in the gallery: a label and a spec (`exact:DATA` or a model file), and the most
+/// steps to sample it at (none: its whole grid; the manifest's `max_steps`).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelRef {
     pub label: String,
     pub spec: String,
+    pub max_steps: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -352,7 +354,8 @@ async fn gallery(
             )));
         }
         // images: the largest step count first, so the first model's best row is the reference
-        let mut ks: Vec<usize> = steps.iter().map(|&k| k.min(model.grid().steps)).collect();
+        let most = m.max_steps.unwrap_or(usize::MAX).min(model.grid().steps);
+        let mut ks: Vec<usize> = steps.iter().map(|&k| k.min(most)).collect();
         ks.dedup();
         if images {
             ks.sort_by(|a, b| b.cmp(a));

@@ -90,6 +90,9 @@ pub struct AppOptions {
     pub data: Option<String>,
     /// The sampling seed to open with (default 0).
     pub seed: Option<u64>,
+    /// The gallery set to open with (the manifest's `set`, e.g. `diffusers`; default the data's
+    /// own models).
+    pub set: Option<String>,
     /// Where runs started from the app go (default studio-runs/). At start the app looks
     /// there for a run that was stopped, cancelled or closed before it finished, and offers
     /// to resume it.
@@ -101,6 +104,9 @@ pub struct StudioApp {
     pub tab: Tab,
     // data
     pub data_spec: String,
+    /// The gallery's set of shipped models within the data (the manifest's `set`: the models
+    /// made from one teacher; none is the data's own).
+    pub gallery_set: Option<String>,
     pub mixture_path: String,
     /// (spec, one sample's shape, samples)
     pub data_preview: Option<(String, Vec<usize>, Vec<f32>)>,
@@ -113,6 +119,13 @@ pub struct StudioApp {
     pub teacher_samples: u64,
     // teacher
     pub teacher_file: String,
+    /// What a diffusers teacher's student predicts (none: what the teacher does), and for how
+    /// many samples it is first re-fitted to the teacher when that differs.
+    pub student_prediction: Option<crate::engine::model::diffusers::Prediction>,
+    pub refit_samples: u64,
+    /// The teacher file last looked at, and its network's prediction when it is a diffusers one.
+    teacher_kind:
+        std::cell::RefCell<Option<(String, Option<crate::engine::model::diffusers::Prediction>)>>,
     pub use_exact_teacher: bool,
     pub teacher_preview: Option<Vec<GalleryCell>>,
     teacher_requested: bool,
@@ -212,12 +225,16 @@ impl StudioApp {
             data_preview: None,
             image_folder: String::new(),
             data_cache: std::cell::RefCell::new(None),
+            gallery_set: opts.set.clone(),
             runs_dir: opts
                 .runs_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("studio-runs")),
             teacher_samples: 20_000,
             teacher_file: String::new(),
+            student_prediction: None,
+            refit_samples: 8_000,
+            teacher_kind: std::cell::RefCell::new(None),
             use_exact_teacher: true,
             teacher_preview: None,
             teacher_requested: false,
@@ -345,6 +362,16 @@ impl StudioApp {
             crate::jobs::assets::manifest()
         };
         self.manifest = entries;
+        // the set asked for at start is checked against the data asked for (set_data follows)
+        let data = self
+            .opts
+            .data
+            .clone()
+            .unwrap_or_else(|| self.data_spec.clone());
+        let sets = crate::jobs::assets::sets(&self.manifest, &data);
+        if !sets.contains(&self.gallery_set) {
+            self.gallery_set = sets.first().cloned().flatten();
+        }
         self.models_for_data();
     }
 
@@ -357,15 +384,22 @@ impl StudioApp {
                 ModelRef {
                     label: "teacher (exact)".into(),
                     spec: format!("exact:{}", self.data_spec),
+                    max_steps: None,
                 },
                 true,
             ));
         }
-        for e in self.manifest.iter().filter(|e| e.data == self.data_spec) {
+        let set = self.gallery_set.clone();
+        for e in self
+            .manifest
+            .iter()
+            .filter(|e| e.is_in(&self.data_spec, set.as_deref()))
+        {
             self.models.push((
                 ModelRef {
                     label: e.name.clone(),
                     spec: e.path.clone(),
+                    max_steps: e.max_steps,
                 },
                 true,
             ));
@@ -408,14 +442,15 @@ impl StudioApp {
         self.teacher_preview = None;
         self.teacher_requested = false;
         self.data_preview = None;
+        // the set is kept where the new data has it
+        let sets = crate::jobs::assets::sets(&self.manifest, &self.data_spec);
+        if !sets.contains(&self.gallery_set) {
+            self.gallery_set = sets.first().cloned().flatten();
+        }
         if self.is_images() {
             self.use_exact_teacher = false;
-            if let Some(t) = self
-                .manifest
-                .iter()
-                .find(|e| e.data == self.data_spec && e.kind == "teacher")
-            {
-                self.teacher_file = t.path.clone();
+            if let Some(t) = self.set_teacher() {
+                self.use_teacher(&t);
             }
             self.batch = 64;
             self.train_samples = 50_000;
@@ -438,6 +473,58 @@ impl StudioApp {
     }
 
     /// Data sets with shipped models, plus the current one (the gallery's data choice).
+    /// The shipped teacher of the current data and gallery set (else of the data).
+    fn set_teacher(&self) -> Option<crate::jobs::assets::ManifestEntry> {
+        let teachers = || {
+            self.manifest
+                .iter()
+                .filter(|e| e.data == self.data_spec && e.kind == "teacher")
+        };
+        teachers()
+            .find(|e| e.set == self.gallery_set)
+            .or_else(|| teachers().next())
+            .cloned()
+    }
+
+    /// Distill from a shipped teacher: a diffusers teacher (a 1000-step DDPM grid, an epsilon
+    /// network) gets the schedule and student parametrisation that won on it
+    /// (docs/diffusers.md): `1000,40,1`, a v student re-fitted for 8,000 samples first.
+    pub fn use_teacher(&mut self, e: &crate::jobs::assets::ManifestEntry) {
+        self.teacher_file = e.path.clone();
+        self.use_exact_teacher = false;
+        self.teacher_requested = false;
+        let default = crate::engine::distill::default_schedule(self.param);
+        if e.set.as_deref() == Some("diffusers") {
+            if self.schedule_text == default || self.schedule_text.starts_with("1024,") {
+                self.schedule_text = format!("{},40,1", e.steps);
+            }
+            self.student_prediction =
+                Some(crate::engine::model::diffusers::Prediction::VPrediction);
+        } else {
+            if self.schedule_text.starts_with("1000,") {
+                self.schedule_text = default.into();
+            }
+            self.student_prediction = None;
+        }
+    }
+
+    /// Show the gallery of another set of shipped models (the teacher to distill follows).
+    pub fn set_gallery_set(&mut self, set: Option<String>) {
+        if set == self.gallery_set {
+            return;
+        }
+        self.gallery_set = set;
+        if self.is_images()
+            && matches!(self.status, RunStatus::Idle)
+            && let Some(t) = self.set_teacher()
+        {
+            self.use_teacher(&t);
+        }
+        self.gallery = None;
+        self.models_for_data();
+        self.render_gallery();
+    }
+
     pub fn data_choices(&self) -> Vec<String> {
         let mut v = vec![self.data_spec.clone()];
         for e in &self.manifest {
@@ -528,8 +615,33 @@ impl StudioApp {
             }
         } else if !self.use_exact_teacher && !self.teacher_file.is_empty() {
             cfg.teacher = self.teacher_file.clone();
+            // a re-parametrised diffusers student is first re-fitted to its teacher
+            if let Some(teacher) = self.teacher_prediction()
+                && let Some(p) = self.student_prediction
+            {
+                cfg.student_prediction = Some(p);
+                cfg.fit_samples = if p == teacher { 0 } else { self.refit_samples };
+            }
         }
         cfg
+    }
+
+    /// The teacher file's prediction type when it is a diffusers network (read once per
+    /// file name; none for other networks and files that do not load).
+    pub fn teacher_prediction(&self) -> Option<crate::engine::model::diffusers::Prediction> {
+        if self.use_exact_teacher || self.teacher_file.is_empty() {
+            return None;
+        }
+        if let Some((spec, p)) = self.teacher_kind.borrow().as_ref()
+            && spec == &self.teacher_file
+        {
+            return *p;
+        }
+        let p = crate::jobs::generate::model_file(&self.teacher_file)
+            .ok()
+            .and_then(|f| f.meta.diffusers.map(|d| d.prediction));
+        *self.teacher_kind.borrow_mut() = Some((self.teacher_file.clone(), p));
+        p
     }
 
     fn new_run_dir(&self) -> PathBuf {
@@ -709,6 +821,7 @@ impl StudioApp {
                     ModelRef {
                         label,
                         spec: student.display().to_string(),
+                        max_steps: None,
                     },
                     true,
                 ));

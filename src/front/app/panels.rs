@@ -207,6 +207,54 @@ impl StudioApp {
             ui.radio_value(&mut self.use_exact_teacher, false, "model file:");
             ui.text_edit_singleline(&mut self.teacher_file);
         });
+        // the shipped teachers of this data (a diffusers one brings its schedule and student)
+        let shipped: Vec<crate::jobs::assets::ManifestEntry> = self
+            .manifest
+            .iter()
+            .filter(|e| e.data == self.data_spec && e.kind == "teacher")
+            .cloned()
+            .collect();
+        if !shipped.is_empty() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("shipped:");
+                for e in &shipped {
+                    let on = !self.use_exact_teacher && self.teacher_file == e.path;
+                    if ui.selectable_label(on, e.name.as_str()).clicked() && !on {
+                        self.use_teacher(e);
+                    }
+                }
+            });
+        }
+        if let Some(teacher) = self.teacher_prediction() {
+            use crate::engine::model::diffusers::Prediction;
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "a diffusers teacher ({} prediction); the student predicts:",
+                    teacher.name()
+                ));
+                ui.radio_value(&mut self.student_prediction, None, "the same");
+                for p in [
+                    Prediction::VPrediction,
+                    Prediction::Sample,
+                    Prediction::Epsilon,
+                ] {
+                    if p != teacher {
+                        ui.radio_value(&mut self.student_prediction, Some(p), p.name());
+                    }
+                }
+            });
+            if self.student_prediction.is_some_and(|p| p != teacher) {
+                ui.horizontal(|ui| {
+                    ui.label("re-fitted to the teacher first for");
+                    ui.add(
+                        egui::DragValue::new(&mut self.refit_samples)
+                            .range(0..=50_000_000)
+                            .speed(1000),
+                    );
+                    ui.label("samples (v won on the end-to-end test: docs/diffusers.md)");
+                });
+            }
+        }
         if images {
             ui.horizontal(|ui| {
                 ui.label(format!(
@@ -302,6 +350,7 @@ impl StudioApp {
             models: vec![ModelRef {
                 label: "teacher".into(),
                 spec,
+                max_steps: None,
             }],
             steps: vec![if self.is_images() { 128 } else { 1024 }],
             n: 2000,
@@ -624,6 +673,22 @@ impl StudioApp {
                 }
             });
         }
+        // the shipped models come in sets, one per teacher (a gallery compares one set)
+        let sets = crate::jobs::assets::sets(&self.manifest, &self.data_spec);
+        if sets.len() > 1 {
+            ui.horizontal(|ui| {
+                ui.label("shipped set:");
+                for s in sets {
+                    let label = match &s {
+                        None => "tract-studio's teacher and its students".to_string(),
+                        Some(s) => format!("the {s} teacher and its students"),
+                    };
+                    if ui.radio(self.gallery_set == s, label).clicked() {
+                        self.set_gallery_set(s);
+                    }
+                }
+            });
+        }
         // a change of models, steps or seed recomputes the gallery (a running one is dropped)
         let mut changed = false;
         ui.horizontal_wrapped(|ui| {
@@ -642,7 +707,14 @@ impl StudioApp {
                     .and_then(|s| s.to_str())
                     .unwrap_or("model")
                     .to_string();
-                self.models.push((ModelRef { label, spec: p }, true));
+                self.models.push((
+                    ModelRef {
+                        label,
+                        spec: p,
+                        max_steps: None,
+                    },
+                    true,
+                ));
                 self.add_model_path.clear();
             }
         });

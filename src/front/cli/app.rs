@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-#[cfg(not(feature = "gui"))]
 use anyhow::bail;
 
 #[cfg(feature = "gui")]
@@ -29,6 +28,10 @@ pub(super) struct AppArgs {
     /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], images:DIR
     #[arg(long)]
     pub(super) data: Option<String>,
+    /// the gallery's set of shipped models for that data (`diffusers`: the diffusers teacher and
+    /// its students; default the data's own)
+    #[arg(long)]
+    pub(super) set: Option<String>,
     /// where runs started in the app go; an unfinished one there is offered for resuming
     #[arg(long, default_value = "studio-runs")]
     pub(super) runs: PathBuf,
@@ -47,6 +50,30 @@ pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    if let Some(s) = &a.set
+        && a.assets.is_none()
+    {
+        let data = a.data.clone().unwrap_or_else(|| "toy:ring8".into());
+        let sets: Vec<String> = crate::jobs::assets::sets(&crate::jobs::assets::manifest(), &data)
+            .into_iter()
+            .flatten()
+            .collect();
+        if !sets.contains(s) {
+            let elsewhere = crate::jobs::assets::manifest()
+                .into_iter()
+                .find(|e| e.set.as_deref() == Some(s.as_str()))
+                .map(|e| format!(" (it is {}'s: add --data {})", e.data, e.data));
+            bail!(
+                "--set {s}: no such set of shipped models for {data}; expected {}{}",
+                if sets.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("one of {}", sets.join(", "))
+                },
+                elsewhere.unwrap_or_default()
+            );
+        }
+    }
     let dev = pick_device(a.device)?;
     run_app(
         AppOptions {
@@ -55,6 +82,7 @@ pub(super) fn app(a: AppArgs) -> anyhow::Result<()> {
             autostart: a.autostart,
             assets: a.assets,
             data: a.data,
+            set: a.set,
             runs_dir: Some(a.runs),
             ..Default::default()
         },

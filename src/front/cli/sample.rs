@@ -9,6 +9,7 @@ use super::choices::{DeviceArg, DtypeArg, FormatArg, ParamArg, SolverArg, Spacin
 use super::{MAX_N, MAX_SAMPLE_VALUES, MAX_STEPS, count, examples, pick_device};
 use crate::engine::diffusion::Solver;
 use crate::engine::schedule::Param;
+use crate::jobs::gallery::GalleryModel;
 use crate::jobs::generate::{Model, noise, write_samples};
 use crate::jobs::plot;
 
@@ -69,6 +70,10 @@ pub(super) struct GalleryArgs {
     /// without --models: every shipped model (assets/manifest.json) for this data, teacher first
     #[arg(long)]
     pub(super) data: Option<String>,
+    /// with --data: another set of its shipped models (`diffusers`: the diffusers teacher and
+    /// its students)
+    #[arg(long, requires = "data")]
+    pub(super) set: Option<String>,
     /// step counts, one row per model and step count
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = count(1, MAX_STEPS))]
     pub(super) steps: Vec<usize>,
@@ -243,21 +248,39 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
     if a.steps.contains(&0) {
         bail!("--steps: step counts must be at least 1");
     }
-    let models = if a.models.is_empty() {
+    let models: Vec<GalleryModel> = if a.models.is_empty() {
         let Some(data) = &a.data else {
             bail!("give --models A,B,... or --data DATA (the shipped models for that data)");
         };
-        let mut m: Vec<_> = crate::jobs::assets::manifest()
-            .into_iter()
-            .filter(|e| &e.data == data)
+        let manifest = crate::jobs::assets::manifest();
+        let mut m: Vec<_> = manifest
+            .iter()
+            .filter(|e| e.is_in(data, a.set.as_deref()))
+            .cloned()
             .collect();
         if m.is_empty() {
-            bail!("no shipped models for {data} in assets/manifest.json");
+            let sets: Vec<String> = crate::jobs::assets::sets(&manifest, data)
+                .into_iter()
+                .flatten()
+                .collect();
+            match &a.set {
+                Some(s) if !sets.is_empty() => bail!(
+                    "--set {s}: no such set of shipped models for {data}; expected one of {}",
+                    sets.join(", ")
+                ),
+                Some(s) => bail!("--set {s}: {data} has no other sets of shipped models"),
+                None => bail!("no shipped models for {data} in assets/manifest.json"),
+            }
         }
         m.sort_by_key(|e| e.kind != "teacher");
-        m.into_iter().map(|e| e.path).collect()
+        m.into_iter()
+            .map(|e| GalleryModel {
+                spec: e.path,
+                max_steps: e.max_steps,
+            })
+            .collect()
     } else {
-        a.models.clone()
+        a.models.iter().map(|s| GalleryModel::new(s)).collect()
     };
     let dev = pick_device(a.device)?;
     let t = std::time::Instant::now();
