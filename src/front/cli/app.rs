@@ -11,6 +11,7 @@ use super::pick_device;
 #[command(after_help = super::examples(&[
     ("the app on the gallery panel", "tract-studio app --panel gallery"),
     ("on the CPU, with Fashion-MNIST", "tract-studio app --device cpu --data fashion-mnist"),
+    ("the diffusers teacher and its students, to look at or to distill from", "tract-studio app --data fashion-mnist --set diffusers --panel gallery"),
 ]))]
 pub(super) struct AppArgs {
     /// panel to open: data, teacher, schedule, distill, gallery, compare

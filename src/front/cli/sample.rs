@@ -61,6 +61,7 @@ pub(super) struct SampleArgs {
 #[derive(clap::Args)]
 #[command(after_help = examples(&[
     ("every shipped Fashion-MNIST model at 1, 2 and 4 steps", "tract-studio gallery --data fashion-mnist --steps 1,2,4 --out gallery.png"),
+    ("the diffusers teacher (at 50 steps on top) and its students", "tract-studio gallery --data fashion-mnist --set diffusers --steps 1,2 --out diffusers.png"),
     ("two students side by side", "tract-studio gallery --models run1/student.safetensors,run2/student.safetensors --steps 1,2 --out compare.png"),
 ]))]
 pub(super) struct GalleryArgs {
