@@ -11,15 +11,20 @@ need=()
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+# the colour `emoji` data comes from this font (11 MB)
+emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+[ -e "$emoji_font" ] || need+=(fonts-noto-color-emoji)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${need[*]} (Vulkan on the CPU, for the wgpu tests)"
+    echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; the emoji font)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "note: ${need[*]} missing and not root; wgpu tests will report that no adapter exists" >&2
   fi
 fi
 
+# with the font installed, a test that cannot read it fails instead of skipping
+if [ -e "$emoji_font" ]; then export TRACT_REQUIRE_EMOJI=1; fi
 # with a Vulkan driver present, a missing wgpu adapter is a failure, not a skip
 if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then export TRACT_REQUIRE_WGPU=1; fi
 

@@ -722,6 +722,16 @@ const CASES: &[Case] = &[
         &["no shipped models for toy:nothing"],
     ),
     case(
+        "emoji data at a size that is not a multiple of 4",
+        "teacher --data emoji,30 --train-samples 64 --out OUT/t",
+        &["emoji data: size '30'", "multiple of 4 from 8 to 128"],
+    ),
+    case(
+        "emoji data from a font that is not there",
+        "teacher --data emoji:/nonexistent/e.ttf --train-samples 64 --out OUT/t",
+        &["/nonexistent/e.ttf not found", "fonts-noto-color-emoji"],
+    ),
+    case(
         "gallery of an unknown set of shipped models",
         "gallery --data fashion-mnist --set nope --out OUT/g.png",
         &["--set nope", "expected one of diffusers"],

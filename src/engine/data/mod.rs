@@ -1,8 +1,11 @@
 //! Data sources: Gaussian mixtures (`toy:ring8`, `gmm:PATH`), which come with an exact
 //! analytic denoiser (the project's ground truth), and MNIST-format image sets
-//! (`fashion-mnist[:DIR]`, `mnist:DIR`), pixels in [-1, 1], 28x28 padded to 32x32, and
-//! folders of PNG / JPEG files (`images:DIR[,SIZE][,grey|rgb]`).
+//! (`fashion-mnist[:DIR]`, `mnist:DIR`), pixels in [-1, 1], 28x28 padded to 32x32, folders
+//! of PNG / JPEG files (`images:DIR[,SIZE][,grey|rgb]`) and the colour emoji of an installed
+//! font (`emoji[:FONT][,SIZE]`).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod emoji;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
 pub mod gmm;
@@ -56,15 +59,29 @@ fn load_idx_split(kind: &str, rest: &str, train: bool) -> Result<ImageSet> {
     })
 }
 
+/// A spec's kind and what follows it: `KIND:REST`, or `emoji,SIZE` (the emoji font's options
+/// may follow a comma when the font is the default).
+fn split_spec(spec: &str) -> (&str, &str) {
+    if let Some(size) = spec.strip_prefix("emoji,") {
+        return ("emoji", size);
+    }
+    spec.split_once(':').unwrap_or((spec, ""))
+}
+
 impl Data {
-    /// Held-out images to compare samples with: the test split of idx data sets (t10k), the
-    /// folder itself for `images:DIR`.
+    /// Held-out images to compare samples with: the test split of idx data sets (t10k) and of
+    /// `emoji` (every 10th), the folder itself for `images:DIR`.
     pub fn held_out(&self) -> Result<Arc<ImageSet>> {
-        let (kind, rest) = self.spec.split_once(':').unwrap_or((&self.spec, ""));
+        let (kind, rest) = split_spec(&self.spec);
         match (&self.source, kind) {
             (Source::Images(_), "fashion-mnist" | "mnist") => {
                 Ok(Arc::new(load_idx_split(kind, rest, false)?))
             }
+            #[cfg(not(target_arch = "wasm32"))]
+            (Source::Images(_), "emoji") => Ok(Arc::new(emoji::load(
+                &emoji::EmojiSpec::parse(rest)?,
+                false,
+            )?)),
             (Source::Images(s), _) => Ok(s.clone()),
             (Source::Mixture(_), _) => Err(Error::input(format!(
                 "{}: a mixture has no image test split",
@@ -82,7 +99,7 @@ impl Data {
     }
 
     pub fn parse(spec: &str) -> Result<Data> {
-        let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let (kind, rest) = split_spec(spec);
         let source = match kind {
             "toy" => match mixtures::toy(rest) {
                 Some(g) => Source::Mixture(g),
@@ -106,9 +123,14 @@ impl Data {
             }
             #[cfg(not(target_arch = "wasm32"))]
             "images" => Source::Images(Arc::new(folder::load(&folder::FolderSpec::parse(rest)?)?)),
+            #[cfg(not(target_arch = "wasm32"))]
+            "emoji" => Source::Images(Arc::new(emoji::load(
+                &emoji::EmojiSpec::parse(rest)?,
+                true,
+            )?)),
             _ => {
                 return Err(Error::input(format!(
-                    "unknown data '{spec}': expected toy:ring8, gmm:PATH (a JSON mixture spec), fashion-mnist[:DIR], mnist:DIR or images:DIR[,SIZE][,grey|rgb]"
+                    "unknown data '{spec}': expected toy:ring8, gmm:PATH (a JSON mixture spec), fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb] or emoji[:FONT][,SIZE]"
                 )));
             }
         };

@@ -160,6 +160,17 @@ impl StudioApp {
             }
         });
         ui.horizontal(|ui| {
+            if ui
+                .radio(
+                    self.data_spec == "emoji",
+                    "emoji — 3,788 colour emoji at 32x32 (Debian's fonts-noto-color-emoji)",
+                )
+                .clicked()
+            {
+                self.set_data("emoji".into());
+            }
+        });
+        ui.horizontal(|ui| {
             ui.label("image folder (PNG/JPEG; DIR[,SIZE][,grey]):");
             ui.text_edit_singleline(&mut self.image_folder);
             if ui.button("Load").clicked() {

@@ -26,7 +26,7 @@ pub(super) struct AppArgs {
     /// manifest of shipped models
     #[arg(long)]
     pub(super) assets: Option<PathBuf>,
-    /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], images:DIR
+    /// the data to open with: toy:ring8, gmm:PATH, fashion-mnist[:DIR], emoji, images:DIR
     #[arg(long)]
     pub(super) data: Option<String>,
     /// the gallery's set of shipped models for that data (`diffusers`: the diffusers teacher and

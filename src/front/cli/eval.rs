@@ -209,7 +209,7 @@ pub(super) fn classifier_cmd(a: ClassifierArgs) -> anyhow::Result<()> {
     let data = Data::parse(&a.data)?;
     let crate::engine::data::Source::Images(set) = &data.source else {
         bail!(
-            "{}: a classifier needs labelled images (fashion-mnist[:DIR] or mnist:DIR)",
+            "{}: a classifier needs labelled images (fashion-mnist[:DIR], mnist:DIR or emoji)",
             a.data
         );
     };

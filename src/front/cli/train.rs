@@ -22,7 +22,8 @@ use crate::jobs::plot;
     ("continue it after an interruption, or with a larger budget", "tract-studio teacher --out teacher1 --resume --train-samples 128000"),
 ]))]
 pub(super) struct TeacherArgs {
-    /// fashion-mnist[:DIR], mnist:DIR, images:DIR[,SIZE][,grey|rgb], toy:ring8 or gmm:PATH
+    /// fashion-mnist[:DIR], mnist:DIR, emoji[:FONT][,SIZE] (colour), images:DIR[,SIZE][,grey|rgb],
+    /// toy:ring8 or gmm:PATH
     /// (with --resume: the run's own, may be left out)
     #[arg(long, required_unless_present = "resume")]
     pub(super) data: Option<String>,
@@ -66,8 +67,8 @@ pub(super) struct TeacherArgs {
     ("a 1-step student of the shipped Fashion-MNIST teacher", "tract-studio distill --data fashion-mnist --teacher asset:fashion-mnist-teacher.safetensors --train-samples 256000 --out fm-tract"),
 ]))]
 pub(super) struct DistillArgs {
-    /// toy:ring8, toy:grid5, toy:mix16, gmm:PATH, fashion-mnist[:DIR], mnist:DIR or
-    /// images:DIR[,SIZE][,grey|rgb] (images need a model --teacher; with --resume: the run's
+    /// toy:ring8, toy:grid5, toy:mix16, gmm:PATH, fashion-mnist[:DIR], mnist:DIR,
+    /// emoji[:FONT][,SIZE] or images:DIR[,SIZE][,grey|rgb] (images need a model --teacher; with --resume: the run's
     /// own, may be left out)
     #[arg(long, required_unless_present = "resume")]
     pub(super) data: Option<String>,
