@@ -411,3 +411,53 @@ fn the_gallery_of_the_diffusers_set() {
     assert!(!own.contains("diffusers"), "{own}");
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `eval --data emoji` scores with the shipped emoji classifier (9 Unicode groups): the held-out
+/// images against themselves score FID about 0, the training images a little more, noise
+/// far more. Skipped where the font is missing (scripts/test.sh installs it when root).
+#[test]
+fn eval_on_emoji_uses_the_shipped_emoji_classifier() {
+    if !std::path::Path::new(tract_studio::data::emoji::NOTO_EMOJI).exists() {
+        assert!(std::env::var_os("TRACT_REQUIRE_EMOJI").is_none());
+        eprintln!("skipped: no emoji font (apt-get install fonts-noto-color-emoji)");
+        return;
+    }
+    let d = std::env::temp_dir().join(format!("tract-eval-emoji-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let data = tract_studio::data::Data::parse("emoji").unwrap();
+    let held = data.held_out().unwrap();
+    let tract_studio::data::Source::Images(train) = &data.source else {
+        panic!("images")
+    };
+    let fid = |name: &str, pixels: &[f32]| -> f64 {
+        let p = d.join(name);
+        tract_studio::generate::write_samples(
+            &p,
+            pixels,
+            pixels,
+            &[3, 32, 32],
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        let out = ok(&["eval", "--samples", p.to_str().unwrap(), "--data", "emoji"]);
+        assert!(out.contains("classifier-emoji.safetensors"), "{out}");
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        v["fid_classifier"].as_f64().unwrap()
+    };
+    let n = held.n * held.dim();
+    let same = fid("held.safetensors", &held.pixels);
+    // as many training images, spread over the CLDR order (its groups come one after another)
+    let step = train.n / held.n;
+    let spread: Vec<f32> = (0..held.n)
+        .flat_map(|i| train.image(i * step).to_vec())
+        .collect();
+    let other = fid("train.safetensors", &spread);
+    let mut rng = tract_studio::rng::Rng::new(3);
+    let noise: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    let junk = fid("noise.safetensors", &noise);
+    eprintln!("emoji FID: held-out {same:.2}, training images {other:.2}, noise {junk:.1}");
+    assert!(same < 1e-3, "{same}");
+    assert!(other > same && other < 20.0 * (1.0 + same), "{other}");
+    assert!(junk > 20.0 * other, "{junk} vs {other}");
+    let _ = std::fs::remove_dir_all(d);
+}

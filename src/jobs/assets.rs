@@ -101,10 +101,13 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
         "fashion-mnist-diffusers-btd-2step.safetensors" => Some(include_bytes!(
             "../../assets/fashion-mnist-diffusers-btd-2step.safetensors"
         )),
-        // not a sampler: the feature network of `eval`'s classifier FID
+        // not samplers: the feature networks of `eval`'s classifier FID
         "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
             "../../assets/classifier-fashion-mnist.safetensors"
         )),
+        "classifier-emoji.safetensors" => {
+            Some(include_bytes!("../../assets/classifier-emoji.safetensors"))
+        }
         _ => None,
     }
 }

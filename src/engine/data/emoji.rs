@@ -52,7 +52,9 @@ impl EmojiSpec {
         };
         let (font, size) = match rest.rsplit_once(',') {
             Some((f, s)) => (f, Some(s)),
-            None if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()) => ("", Some(rest)),
+            None if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()) => {
+                ("", Some(rest))
+            }
             None => (rest, None),
         };
         if !font.is_empty() {
@@ -267,7 +269,10 @@ mod tests {
             .unwrap();
         let p = to_pixels(&png, 2, "test").unwrap();
         let px = |c: usize, y: usize, x: usize| ((p[c * 4 + y * 2 + x] + 1.0) * 127.5).round();
-        assert_eq!([px(0, 0, 0), px(1, 0, 0), px(2, 0, 0)], [255.0, 127.0, 127.0]);
+        assert_eq!(
+            [px(0, 0, 0), px(1, 0, 0), px(2, 0, 0)],
+            [255.0, 127.0, 127.0]
+        );
         assert_eq!([px(0, 1, 1), px(1, 1, 1), px(2, 1, 1)], [0.0, 0.0, 255.0]);
     }
 }
@@ -307,6 +312,11 @@ mod font_tests {
             per_group[l as usize] += 1;
         }
         assert!(per_group.iter().all(|&k| k >= 50), "{per_group:?}");
+        let mut held = [0usize; 9];
+        for &l in test.labels.as_ref().unwrap() {
+            held[l as usize] += 1;
+        }
+        eprintln!("per group: train {per_group:?}, held out {held:?}");
         // the first is U+1F600 grinning face: white corners, a yellow face
         let img = train.image(0);
         let px = |c: usize, y: usize, x: usize| img[c * 256 + y * 16 + x];
@@ -314,7 +324,10 @@ mod font_tests {
             assert!(px(c, 0, 0) > 0.99, "corner channel {c}: {}", px(c, 0, 0));
         }
         let (r, g, b) = (px(0, 4, 8), px(1, 4, 8), px(2, 4, 8));
-        assert!(r > 0.8 && g > 0.3 && b < 0.0, "forehead ({r}, {g}, {b}) is not yellow");
+        assert!(
+            r > 0.8 && g > 0.3 && b < 0.0,
+            "forehead ({r}, {g}, {b}) is not yellow"
+        );
         assert!(img.iter().all(|v| (-1.0..=1.0).contains(v)));
     }
 

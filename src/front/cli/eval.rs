@@ -139,10 +139,18 @@ pub(super) fn eval_images(
 ) -> anyhow::Result<()> {
     use crate::engine::eval::classifier::{Classifier, FEATURES};
     let dev = device::cpu();
+    let spec = a.data.as_deref().unwrap_or(&data.spec);
+    // the shipped classifiers: Fashion-MNIST's and the emoji groups' (32x32)
+    let family = |d: &str| d.split([':', ',']).next().unwrap_or("").to_string();
+    let shipped = match family(spec).as_str() {
+        "emoji" => "emoji",
+        _ => "fashion-mnist",
+    };
     let (clf, clf_name) = match &a.classifier {
         Some(p) => (Classifier::load(p, &dev.device)?, p.display().to_string()),
         None => {
-            let name = "classifier-fashion-mnist.safetensors";
+            let name = format!("classifier-{shipped}.safetensors");
+            let name = name.as_str();
             let b = crate::jobs::assets::bytes(name).expect("the classifier is embedded");
             (
                 Classifier::from_bytes(name, b.to_vec(), &dev.device)?,
@@ -151,17 +159,15 @@ pub(super) fn eval_images(
         }
     };
     let m = &clf.meta;
-    let spec = a.data.as_deref().unwrap_or(&data.spec);
     let dims = |v: &[usize]| {
         v.iter()
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join("x")
     };
-    // the shipped classifier knows Fashion-MNIST's classes only: its features say little
-    // about other images, even of the same shape
-    let family = |d: &str| d.split(':').next().unwrap_or("").to_string();
-    if a.classifier.is_none() && family(spec) != "fashion-mnist" {
+    // a shipped classifier knows its own data's classes only: its features say little about
+    // other images, even of the same shape
+    if a.classifier.is_none() && family(spec) != shipped {
         bail!(
             "{spec}: the shipped classifier ({clf_name}) is trained on Fashion-MNIST ({} images), so its FID would say little about this data ({} images); train one for it with `tract-studio classifier --data {spec} --out C.safetensors` and give --classifier C.safetensors",
             dims(&[m.channels, m.height, m.width]),
