@@ -5,6 +5,8 @@
 # session: the state lives under OUT).
 #
 #   TEACHER=path/to/teacher.safetensors BUDGET=256000 bash scripts/fashion-study.sh
+#   DATA=emoji TEACHER=... OUT=runs/emoji-study bash scripts/fashion-study.sh   (colour: the
+#   same study on the emoji data, scored with the shipped emoji classifier)
 #
 # Students (each from the teacher, same budget): tract-1 (TRACT 1024,32,1), tract-2 (TRACT
 # 1024,32,2), btd-1 (BTD 1024 -> 1 with TRACT's recipe), btd-sh-1 (BTD with Salimans & Ho's
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/tract-studio}
 TEACHER=${TEACHER:?TEACHER=path to the teacher model file}
+DATA=${DATA:-fashion-mnist}
 OUT=${OUT:-runs/fashion-study}
 BUDGET=${BUDGET:-256000}
 SEEDS=${SEEDS:-0 1 2}
@@ -27,7 +30,7 @@ N_REF=${N_REF:-256}
 DEVICE=${DEVICE:-cpu}
 PAR=${PAR:-2}
 mkdir -p "$OUT/samples"
-export BIN TEACHER OUT BUDGET DEVICE
+export BIN TEACHER OUT BUDGET DEVICE DATA
 
 student() { # NAME SEED
   local dir="$OUT/$1-s$2" args
@@ -40,10 +43,10 @@ student() { # NAME SEED
     *) echo "unknown student $1" >&2; return 1 ;;
   esac
   if [ -f "$dir/state.safetensors" ]; then
-    RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" --out "$dir" \
+    RAYON_NUM_THREADS=1 "$BIN" distill --data "$DATA" --teacher "$TEACHER" --out "$dir" \
       --device "$DEVICE" --resume >> "$OUT/$1-s$2.log" 2>&1
   else
-    RAYON_NUM_THREADS=1 "$BIN" distill --data fashion-mnist --teacher "$TEACHER" "${args[@]}" \
+    RAYON_NUM_THREADS=1 "$BIN" distill --data "$DATA" --teacher "$TEACHER" "${args[@]}" \
       --train-samples "$BUDGET" --seed "$2" --ckpt-every 100 --out "$dir" --device "$DEVICE" \
       > "$OUT/$1-s$2.log" 2>&1
   fi
@@ -73,8 +76,8 @@ for r in "${rows[@]}"; do
   tag="$name-$steps-$seed"
   sample "$model" "$steps" "$N_FID" 0 "$S/$tag-fid.safetensors"
   sample "$model" "$steps" "$N_REF" 1 "$S/$tag-ref.safetensors"
-  fid=$("$BIN" eval --samples "$S/$tag-fid.safetensors" --data fashion-mnist)
-  psnr=$("$BIN" eval --samples "$S/$tag-ref.safetensors" --data fashion-mnist \
+  fid=$("$BIN" eval --samples "$S/$tag-fid.safetensors" --data "$DATA")
+  psnr=$("$BIN" eval --samples "$S/$tag-ref.safetensors" --data "$DATA" \
            --reference "$S/ref-teacher-1024.safetensors")
   python3 - "$name" "$steps" "$seed" "$fid" "$psnr" >> "$OUT/results.jsonl" <<'PY'
 import json, sys
