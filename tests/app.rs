@@ -675,3 +675,153 @@ fn the_diffusers_set_offers_its_teacher_and_students() {
     assert_eq!(a.models.len(), 4);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Everything the frame uploaded as textures (name-less: size and RGBA pixels).
+fn frame_textures(app: &mut StudioApp, ctx: &egui::Context) -> Vec<([usize; 2], Vec<u8>)> {
+    let out = ctx.run_ui(egui::RawInput::default(), |ui| app.show(ui));
+    out.textures_delta
+        .set
+        .iter()
+        .flat_map(|(_, ds)| ds.iter())
+        .filter_map(|d| match &d.image {
+            egui::ImageData::Color(c) if d.pos.is_none() => Some((
+                c.size,
+                c.pixels
+                    .iter()
+                    .flat_map(|p| p.to_array())
+                    .collect::<Vec<u8>>(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn byte(x: f32) -> u8 {
+    ((x.clamp(-1.0, 1.0) + 1.0) / 2.0 * 255.0).round() as u8
+}
+
+/// The texture of a grid of 8x8 RGB samples (a square-ish grid, as the app lays them out) is
+/// those samples, pixel for pixel; returns each image's colour at pixel (3, 3).
+fn texture_is_the_samples(tex: &[([usize; 2], Vec<u8>)], s: &[f32]) -> Vec<[u8; 3]> {
+    let n = s.len() / 192;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let (size, px) = tex
+        .iter()
+        .find(|t| t.0 == [cols * 8, n.div_ceil(cols) * 8])
+        .expect("a texture of the grid's size");
+    let mut at33 = vec![];
+    for k in 0..n {
+        for y in 0..8 {
+            for x in 0..8 {
+                let (gy, gx) = ((k / cols) * 8 + y, (k % cols) * 8 + x);
+                let got = &px[(gy * size[0] + gx) * 4..][..4];
+                let want = [0, 1, 2].map(|c| byte(s[k * 192 + c * 64 + y * 8 + x]));
+                assert_eq!(got[..3], want[..], "image {k} pixel ({y}, {x})");
+                assert_eq!(got[3], 255);
+                if (y, x) == (3, 3) {
+                    at33.push(want);
+                }
+            }
+        }
+    }
+    at33
+}
+
+/// Colour from end to end in the app: eight one-colour PNGs (red, green, blue, ...) read as
+/// `images:DIR,8,rgb` reach the Data panel's texture with the same colours (no channel swap, no
+/// gamma, no range mistake), and a colour gallery cell's texture is its samples, pixel for
+/// pixel: byte = round((x + 1) / 2 * 255), channel c of pixel (y, x) at c * 64 + y * 8 + x.
+#[test]
+fn colour_reaches_the_screen_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let colours: [[u8; 3]; 8] = [
+        [255, 0, 0],
+        [0, 255, 0],
+        [255, 160, 0],
+        [0, 128, 128],
+        [30, 60, 200],
+        [255, 255, 255],
+        [128, 128, 128],
+        [0, 0, 0],
+    ];
+    // no channel permutation maps the set onto itself (orange goes nowhere in it)
+    for perm in [[1, 0, 2], [2, 1, 0], [0, 2, 1], [1, 2, 0], [2, 0, 1]] {
+        let moved = colours.map(|c| [c[perm[0]], c[perm[1]], c[perm[2]]]);
+        assert!(moved.iter().any(|m| !colours.contains(m)));
+    }
+    for (i, c) in colours.iter().enumerate() {
+        image::RgbImage::from_pixel(8, 8, image::Rgb(*c))
+            .save(dir.path().join(format!("{i}.png")))
+            .unwrap();
+    }
+    let ctx = egui::Context::default();
+    let mut a = app();
+    a.set_data(format!("images:{},8,rgb", dir.path().display()));
+    // waited for on another panel: a texture is made in the first frame that shows it
+    a.tab = Tab::Schedule;
+    assert!(
+        wait(&mut a, &ctx, 30.0, |a| a.data_preview.is_some()),
+        "{:?}",
+        a.errors
+    );
+    a.tab = Tab::Data;
+    let (_, shape, pts) = a.data_preview.clone().unwrap();
+    assert_eq!(shape, vec![3, 8, 8]);
+    // the preview's texture is its samples, and every image is one of the PNGs' colours,
+    // exactly
+    let tex = frame_textures(&mut a, &ctx);
+    let shown = texture_is_the_samples(&tex, &pts);
+    for (k, c) in shown.iter().enumerate() {
+        assert!(
+            colours.contains(c),
+            "image {k}: {c:?} is none of the PNGs' colours"
+        );
+    }
+    // a teacher trained in the app, then its gallery: the cell's texture is its samples
+    a.teacher_samples = 64;
+    a.batch = 8;
+    a.runs_dir = dir.path().join("runs");
+    a.start_teacher();
+    assert!(
+        wait(&mut a, &ctx, 120.0, |a| a.status == RunStatus::Idle),
+        "{:?}",
+        a.errors
+    );
+    a.models = vec![(
+        tract_studio::studio::ModelRef {
+            label: "teacher".into(),
+            spec: a.teacher_file.clone(),
+            ..Default::default()
+        },
+        true,
+    )];
+    for c in &mut a.step_choices {
+        c.1 = c.0 == 1;
+    }
+    a.tab = Tab::Schedule;
+    a.render_gallery();
+    assert!(
+        wait(&mut a, &ctx, 60.0, |a| !a.gallery_busy
+            && a.gallery.is_some()),
+        "{:?}",
+        a.errors
+    );
+    a.tab = Tab::Gallery;
+    let (shape, cells) = a.gallery.clone().unwrap();
+    assert_eq!(shape, vec![3, 8, 8]);
+    let s = &cells[0].samples;
+    let tex = frame_textures(&mut a, &ctx);
+    texture_is_the_samples(&tex, s);
+    let n = s.len() / 192;
+    let coloured = (0..n * 64)
+        .filter(|&i| {
+            let (k, p) = (i / 64, i % 64);
+            let c = [0, 1, 2].map(|c| byte(s[k * 192 + c * 64 + p]));
+            c[0] != c[1] || c[1] != c[2]
+        })
+        .count();
+    assert!(
+        coloured > n * 32,
+        "the samples are grey: {coloured} coloured pixels"
+    );
+}
