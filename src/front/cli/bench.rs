@@ -403,8 +403,13 @@ fn round_trips(t: &crate::jobs::bench::Throughput) -> String {
     )
 }
 
-pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
+pub(super) fn bench(a: BenchArgs, ranks: super::Ranks) -> anyhow::Result<()> {
     use crate::jobs::bench::distill_throughput;
+    if let Some(c) = &ranks
+        && c.size() > 1
+    {
+        anyhow::bail!("under mpirun, bench measures --allreduce only");
+    }
     if a.unet {
         return bench_unet(&a);
     }
