@@ -14,9 +14,14 @@ ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
 # the colour `emoji` data comes from this font (11 MB)
 emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 [ -e "$emoji_font" ] || need+=(fonts-noto-color-emoji)
+# data-parallel training over MPI (the `mpi` feature, tests/mpi.rs): Open MPI, and libclang
+# for rsmpi's bindgen
+command -v mpirun >/dev/null || need+=(openmpi-bin)
+command -v mpicc >/dev/null || need+=(libopenmpi-dev)
+ldconfig -p 2>/dev/null | grep -q 'libclang' || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; the emoji font)"
+    echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; the emoji font; MPI)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "note: ${need[*]} missing and not root; wgpu tests will report that no adapter exists" >&2
@@ -49,6 +54,18 @@ if [ "${TRACT_SKIP_LINT:-0}" != 1 ]; then
 fi
 
 cargo test --release --locked "$@"
+
+# data-parallel training over MPI: `mpirun -np 2` against one process, a killed rank,
+# resume on 1 and 2 ranks, refusals (tests/mpi.rs). One more build of the crate with the
+# `mpi` feature (about 2-3 minutes here); skipped with a message where MPI is missing, and
+# with TRACT_SKIP_MPI=1
+if [ "${TRACT_SKIP_MPI:-0}" != 1 ]; then
+  if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
+    cargo test --release --locked --features mpi --test mpi
+  else
+    echo "MPI tests skipped: mpirun or libopenmpi-dev missing (apt-get install openmpi-bin libopenmpi-dev libclang-dev)"
+  fi
+fi
 
 # the browser build, tested in headless Chromium when it is here (installed when root);
 # TRACT_SKIP_WEB=1 skips it

@@ -19,8 +19,8 @@ pub mod jobs;
 // (`crate::engine::schedule::Grid`), so every `use` line shows where it reaches.
 pub use engine::error::{Error, Result};
 pub use engine::{
-    checkpoint, data, device, diffusion, distill, error, eval, kernels, model, optim, pipeline,
-    rng, schedule, tensors,
+    checkpoint, collective, data, device, diffusion, distill, error, eval, kernels, model, optim,
+    pipeline, rng, schedule, tensors,
 };
 #[cfg(feature = "gui")]
 pub use front::app;

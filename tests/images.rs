@@ -165,7 +165,7 @@ fn teacher_resume_sample_and_distill_on_images() {
     assert_eq!(info.height as usize, 5 * (8 * 2 + 2) + 2);
     // every row is drawn from the same noise: column j is `sample --seed 5+j --n 1`
     let dev = burn::tensor::Device::flex();
-    let specs = vec![teacher.display().to_string(), student.display().to_string()];
+    let specs = [teacher.display().to_string(), student.display().to_string()];
     let picks: Vec<_> = specs
         .iter()
         .map(|s| tract_studio::gallery::GalleryModel::new(s))

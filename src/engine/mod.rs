@@ -4,6 +4,7 @@
 //! (jobs, front ends) calls in here; nothing here calls up (tests/layers.rs checks it).
 
 pub mod checkpoint;
+pub mod collective;
 pub mod data;
 pub mod device;
 pub mod diffusion;

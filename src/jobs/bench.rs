@@ -508,3 +508,98 @@ pub fn peer_unet(
     }
     Ok(json_lines(&String::from_utf8_lossy(&o.stdout)))
 }
+
+/// One data-parallel training step, measured (`bench --allreduce`): per step, the whole
+/// step and its gradient all-reduce (with the device -> host -> device copies), medians
+/// over the measured steps on rank 0.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DataParallelStep {
+    pub what: String,
+    pub ranks: usize,
+    pub batch: usize,
+    pub params: usize,
+    /// bytes each rank puts into the all-reduce per step (the f32 gradient and the loss)
+    pub bytes: usize,
+    pub steps: u64,
+    pub step_ms: f64,
+    pub allreduce_ms: f64,
+    pub compute_ms: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Time the steps after `warmup` of the run `cfg` describes over `collective`, of
+/// phase `phase` (the fit of a teacher: 0; a TRACT phase after a one-step fit: 1).
+pub fn data_parallel_steps(
+    device: &Device,
+    collective: std::sync::Arc<dyn crate::engine::collective::Collective>,
+    what: &str,
+    cfg: DistillConfig,
+    phase: usize,
+    warmup: u64,
+) -> Result<DataParallelStep> {
+    let (ranks, batch) = (collective.size(), cfg.batch);
+    let dir = std::env::temp_dir().join(format!(
+        "tract-bench-dp-{}-{}",
+        std::process::id(),
+        what.replace([' ', ':', '/'], "_")
+    ));
+    let mut run = Run::new(cfg, &dir, device)?;
+    run.set_collective(collective)?;
+    let params = crate::engine::model::Net::new(&run.cfg.net).layout().total;
+    let (mut step_s, mut sync_s) = (vec![], vec![]);
+    let mut obs = |e: &Event| {
+        if let Event::Step {
+            phase: p,
+            step,
+            step_s: s,
+            allreduce_s: a,
+            ..
+        } = e
+            && *p == phase
+            && *step > warmup
+        {
+            step_s.push(*s);
+            sync_s.push(*a);
+        }
+        true
+    };
+    run.run(false, &mut obs, None)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = step_s.len() as u64;
+    let compute: Vec<f64> = step_s.iter().zip(&sync_s).map(|(s, a)| s - a).collect();
+    Ok(DataParallelStep {
+        what: what.into(),
+        ranks,
+        batch,
+        params,
+        bytes: 4 * (params + 1),
+        steps: n,
+        step_ms: 1e3 * median(step_s),
+        allreduce_ms: 1e3 * median(sync_s),
+        compute_ms: 1e3 * median(compute),
+    })
+}
+
+/// Median seconds of one all-reduce of `n` f32 (host buffers, MPI only) over `reps` calls.
+pub fn allreduce_seconds(
+    collective: &dyn crate::engine::collective::Collective,
+    n: usize,
+    reps: usize,
+) -> Result<f64> {
+    let mut buf = vec![1.0f32; n];
+    collective.all_reduce_sum(&mut buf)?;
+    let mut t = vec![];
+    for _ in 0..reps.max(1) {
+        let s = Instant::now();
+        collective.all_reduce_sum(&mut buf)?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    Ok(median(t))
+}

@@ -68,6 +68,17 @@ pub struct DistillConfig {
     /// docs/diffusers.md, "The student's parametrisation".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub student_prediction: Option<Prediction>,
+    /// Data-parallel runs (`mpirun -np N`): the rank counts the run used, each from the global
+    /// step it (re)started at; empty for a run only ever in one process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<RankSpan>,
+}
+
+/// From global step `from_step` on, the run used `ranks` processes.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RankSpan {
+    pub from_step: u64,
+    pub ranks: usize,
 }
 
 /// The default distillation schedule: VP the paper's 1024,32,1 (Algorithm 1); VE 40,1, one
@@ -114,6 +125,7 @@ impl DistillConfig {
             ckpt_every: 500,
             recipe: Recipe::default(),
             student_prediction: None,
+            ranks: vec![],
         }
     }
 }

@@ -18,6 +18,12 @@ pub enum Event {
         samples_done: u64,
         samples_total: u64,
         loss: f32,
+        /// The processes of a data-parallel run (1: one process).
+        ranks: usize,
+        /// Seconds of this step in all, and of them in the gradient all-reduce (with its
+        /// device -> host -> device copies; 0 in one process).
+        step_s: f64,
+        allreduce_s: f64,
     },
     Checkpoint {
         path: PathBuf,

@@ -19,7 +19,7 @@ mod state;
 mod step;
 
 pub use crate::engine::optim::{Adam, AdamConfig, ema_update, ema_weight, inference_mu};
-pub use config::{DistillConfig, Method, default_schedule};
+pub use config::{DistillConfig, Method, RankSpan, default_schedule};
 pub use events::{Event, Observer, Outcome, PreviewSpec};
 pub use plan::{MAX_BATCH, Phase, PhaseKind, plan};
 pub use recipe::Recipe;

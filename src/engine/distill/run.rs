@@ -2,14 +2,18 @@
 //! phases with events, checkpoints and previews, the phase hand-over (the next teacher is
 //! this phase's inference EMA), divergence checks, and resume (the state in `state.rs`).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor};
 
+use super::RankSpan;
 use super::state::{LOSS_FILE, RunState, STATE_FILE, STUDENT_FILE, TEACHER_FILE, read_state};
 use super::step::TeacherNet;
 use super::{DistillConfig, Event, Method, Observer, Outcome, Phase, PhaseKind, PreviewSpec, plan};
 use crate::engine::checkpoint::{ModelFile, ModelMeta};
+use crate::engine::collective::{Collective, Single, check_batch};
 use crate::engine::data::{Data, FASHION_MNIST_DIR};
 use crate::engine::diffusion::{self, Solver};
 use crate::engine::error;
@@ -41,6 +45,11 @@ pub struct Run {
     /// What the front end should tell the user before the run starts: choices the run
     /// accepted that may not be what was meant (a teacher of other data, a fit as the teacher).
     pub warnings: Vec<String>,
+    /// The processes of a data-parallel run ([`Single`] by default; set with
+    /// [`Run::set_collective`]): rank 0 alone writes the run's files.
+    pub(super) collective: Arc<dyn Collective>,
+    /// Seconds of the last step's gradient all-reduce.
+    pub(super) last_allreduce_s: Cell<f64>,
 }
 
 /// The default of [`Run::loss_every`].
@@ -52,6 +61,8 @@ struct PendingStep {
     step: u64,
     global_step: u64,
     samples_done: u64,
+    step_s: f64,
+    allreduce_s: f64,
 }
 
 /// The losses of the pending steps, read back in one transfer.
@@ -399,7 +410,42 @@ impl Run {
             preview: None,
             loss_every: LOSS_READ_EVERY,
             warnings,
+            collective: Arc::new(Single),
+            last_allreduce_s: Cell::new(0.0),
         })
+    }
+
+    /// Run data-parallel over `c`'s processes (every rank calls it with the same run): the
+    /// global batch must split evenly over them. Rank 0 alone writes the run's files.
+    pub fn set_collective(&mut self, c: Arc<dyn Collective>) -> Result<()> {
+        check_batch(self.cfg.batch, c.size())?;
+        self.collective = c;
+        Ok(())
+    }
+
+    /// This process's rank and the number of ranks.
+    pub fn ranks(&self) -> (usize, usize) {
+        (self.collective.rank(), self.collective.size())
+    }
+
+    /// Whether this process writes the run's files (rank 0, or the only process).
+    pub fn writes(&self) -> bool {
+        self.collective.rank() == 0
+    }
+
+    /// Record the rank count from global step `step` on in the config (data-parallel runs,
+    /// and single-process continuations of them); true when it changed.
+    fn note_ranks(&mut self, step: u64) -> bool {
+        let ranks = self.collective.size();
+        let last = self.cfg.ranks.last().map(|r| r.ranks);
+        if (ranks > 1 || last.is_some()) && last != Some(ranks) {
+            self.cfg.ranks.push(RankSpan {
+                from_step: step,
+                ranks,
+            });
+            return true;
+        }
+        false
     }
 
     /// Open a run directory to resume it: the config comes from its state file.
@@ -487,21 +533,26 @@ impl Run {
     ) -> Result<Outcome> {
         let mut st = if resume {
             let st = self.load_state()?;
-            self.remove_stale_temp_files();
-            self.trim_losses(st.global_step)?;
+            let changed = self.note_ranks(st.global_step);
+            if self.writes() {
+                self.remove_stale_temp_files();
+                self.trim_losses(st.global_step)?;
+                if changed {
+                    self.write_config()?;
+                }
+            }
             st
+        } else if !self.writes() {
+            self.note_ranks(0);
+            self.fresh_state()
         } else {
+            self.note_ranks(0);
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
             self.remove_stale_temp_files();
             let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
             error::write_atomic(&self.dir.join(LOSS_FILE), b"phase,step,global_step,loss\n")?;
-            error::write_atomic(
-                &self.dir.join("config.json"),
-                serde_json::to_string_pretty(&self.cfg)
-                    .expect("serializes")
-                    .as_bytes(),
-            )?;
+            self.write_config()?;
             self.fresh_state()
         };
         let samples_total = self.total_samples();
@@ -531,7 +582,9 @@ impl Run {
             let mut pending: Vec<PendingStep> = vec![];
             while st.step < phase.steps {
                 let i = st.step + 1;
+                let started = web_time::Instant::now();
                 let loss = self.train_step(&phase, &mut st, i, mu_i)?;
+                let step_s = started.elapsed().as_secs_f64();
                 st.step += 1;
                 st.global_step += 1;
                 samples_done += self.cfg.batch as u64;
@@ -540,6 +593,8 @@ impl Run {
                     step: st.step,
                     global_step: st.global_step,
                     samples_done: samples_done.min(samples_total),
+                    step_s,
+                    allreduce_s: self.last_allreduce_s.get(),
                 });
                 let at_max = max_global_steps.is_some_and(|m| st.global_step >= m);
                 let ckpt = st.step % self.cfg.ckpt_every == 0 && st.step < phase.steps;
@@ -578,6 +633,9 @@ impl Run {
                         samples_done: p.samples_done,
                         samples_total,
                         loss,
+                        ranks: self.collective.size(),
+                        step_s: p.step_s,
+                        allreduce_s: p.allreduce_s,
                     }) && go;
                 }
                 let go = go && self.emit_preview(&phase, &st, observer);
@@ -616,7 +674,9 @@ impl Run {
                 flat: flat_to_host(&st.ema),
             };
             let pf = self.phase_file(st.phase);
-            mf.save(&pf)?;
+            if self.writes() {
+                mf.save(&pf)?;
+            }
             observer.event(&Event::PhaseEnd {
                 index: st.phase,
                 path: pf,
@@ -646,8 +706,10 @@ impl Run {
         };
         let student = self.dir.join(name);
         // atomically, as every other file: a kill never leaves a half-copied model
-        let bytes = error::read_file(&self.phase_file(last))?;
-        error::write_atomic(&student, &bytes)?;
+        if self.writes() {
+            let bytes = error::read_file(&self.phase_file(last))?;
+            error::write_atomic(&student, &bytes)?;
+        }
         Ok(Outcome::Finished { student })
     }
 
@@ -672,8 +734,22 @@ impl Run {
         )))
     }
 
+    /// The run's config as config.json (rank 0).
+    fn write_config(&self) -> Result<()> {
+        error::write_atomic(
+            &self.dir.join("config.json"),
+            serde_json::to_string_pretty(&self.cfg)
+                .expect("serializes")
+                .as_bytes(),
+        )
+    }
+
     fn emit_preview(&self, phase: &Phase, st: &RunState, observer: &mut dyn Observer) -> bool {
         let Some(p) = &self.preview else { return true };
+        // the pictures are rank 0's (data-parallel ranks > 0 report nothing)
+        if !self.writes() {
+            return true;
+        }
         if !st.step.is_multiple_of(p.every) && st.step != phase.steps {
             return true;
         }

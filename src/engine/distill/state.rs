@@ -136,6 +136,12 @@ impl Run {
     }
 
     pub(super) fn save_state(&mut self, st: &RunState) -> Result<PathBuf> {
+        let path = self.dir.join(STATE_FILE);
+        // data-parallel: rank 0 alone writes (every rank holds the same state)
+        if !self.writes() {
+            self.pending_losses.clear();
+            return Ok(path);
+        }
         let n = self.net.layout().total;
         let mut ts = vec![
             ("student".to_string(), vec![n], flat_to_host(&st.student)),
@@ -162,7 +168,6 @@ impl Run {
         };
         // the loss log first, so the log never lags behind a saved state
         self.flush_losses()?;
-        let path = self.dir.join(STATE_FILE);
         write_tensors(
             &path,
             &ts,

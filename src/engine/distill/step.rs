@@ -24,7 +24,7 @@ use crate::engine::model::{Bound, Net};
 use crate::engine::optim::{AdamConfig, ema_weight};
 use crate::engine::rng::Rng;
 use crate::engine::schedule::{self, Coef, Param};
-use crate::engine::tensors::from_vec2;
+use crate::engine::tensors::{from_vec1, from_vec2, to_vec};
 use crate::{Error, Result};
 
 /// The teacher of a run's first phase (later phases learn from the previous phase's EMA).
@@ -168,11 +168,21 @@ impl Run {
         i: u64,
         mu_i: f64,
     ) -> Result<Tensor<1>> {
-        let (b, d) = (self.cfg.batch, self.data.dim());
+        let (gb, d) = (self.cfg.batch, self.data.dim());
         let dev = &self.device;
-        // the data and the noise from the host RNG (in this order), uploaded in one transfer
-        let mut host = self.data.sample(&mut st.rng, b);
-        host.extend(st.rng.normals(b * d));
+        // the data and the noise from the host RNG (in this order), uploaded in one transfer;
+        // data-parallel: every rank draws the whole global batch and keeps its rows
+        // (engine::collective), so a step's numbers are those of one process
+        let rows = self.collective.rows(gb);
+        let b = rows.len();
+        let mut host = self.data.sample(&mut st.rng, gb);
+        let noise = st.rng.normals(gb * d);
+        if b != gb {
+            host = host[rows.start * d..rows.end * d].to_vec();
+            host.extend_from_slice(&noise[rows.start * d..rows.end * d]);
+        } else {
+            host.extend(noise);
+        }
         let both = from_vec2(host, [2 * b, d], dev);
         let (x0, eps) = (both.clone().slice(0..b), both.slice(b..2 * b));
         let target = match phase.kind {
@@ -212,6 +222,8 @@ impl Run {
             .ok_or_else(|| Error::Diverged("no gradient for the student".into()))?;
         #[cfg(not(feature = "train"))]
         let grad: Tensor<1> = Err(Error::input("built without training (the `train` feature)"))?;
+        // data-parallel: the mean of the ranks' gradients (and losses), one all-reduce
+        let (grad, loss) = self.all_reduce_mean(grad, loss.inner())?;
         let adam = AdamConfig {
             lr: if distilling {
                 self.cfg
@@ -227,7 +239,27 @@ impl Run {
         let (s, e) = kernels::ema2(&st.student, st.self_teacher.clone(), st.ema.clone(), ws, wi);
         st.self_teacher = s;
         st.ema = e;
-        Ok(loss.inner())
+        Ok(loss)
+    }
+
+    /// The mean over the ranks of the gradient and the loss: ONE all-reduce on the flat
+    /// gradient with the loss appended (device -> host -> MPI -> host -> device), timed into
+    /// `last_allreduce_s`. In one process both come back untouched.
+    fn all_reduce_mean(&self, grad: Tensor<1>, loss: Tensor<1>) -> Result<(Tensor<1>, Tensor<1>)> {
+        let ranks = self.collective.size();
+        if ranks <= 1 {
+            return Ok((grad, loss));
+        }
+        let start = web_time::Instant::now();
+        let dev = &self.device;
+        let mut host = to_vec(Tensor::cat(vec![grad, loss], 0));
+        self.collective.all_reduce_sum(&mut host)?;
+        let inv = 1.0 / ranks as f32;
+        host.iter_mut().for_each(|v| *v *= inv);
+        let l = host.pop().expect("the loss was appended");
+        let out = (from_vec1(host, dev), from_vec1(vec![l], dev));
+        self.last_allreduce_s.set(start.elapsed().as_secs_f64());
+        Ok(out)
     }
 
     /// Steps 1-5 of a TRACT phase `from` -> `to` steps (group S = from / to), or of BTD
@@ -242,13 +274,13 @@ impl Run {
         to: usize,
         btd: bool,
     ) -> Target {
-        let b = self.cfg.batch;
+        let gb = self.cfg.batch;
         let stride = self.grid.steps / from;
         let group = from / to;
         // per sample: s ~ {0, S, ..., T-S}, p ~ {1..S}, t = s + p (BTD: t = s + 2)
         let c = |i: usize| self.grid.coef(i * stride);
-        let mut levels = Vec::with_capacity(b);
-        for _ in 0..b {
+        let mut levels = Vec::with_capacity(gb);
+        for _ in 0..gb {
             let s = group * st.rng.below(to);
             let t = if btd {
                 s + 2
@@ -261,6 +293,8 @@ impl Run {
                 s: c(s),
             });
         }
+        // every rank draws the global batch's levels and keeps its rows
+        let levels = &levels[self.collective.rows(gb)];
         // the teacher and the self-teacher (with the recipe's x0 clip, both are clipped)
         let teacher_box = self.teacher_den(st);
         let self_teacher = Bound {
@@ -294,16 +328,19 @@ impl Run {
             distilled: self.teacher_is_distilled(st),
             self_teacher,
         };
-        tract_target(&rule, teachers, x0, eps, &levels)
+        tract_target(&rule, teachers, x0, eps, levels)
     }
 
     /// The fit / teacher phase at continuous noise levels: the target is the teacher's x0
     /// (the data itself when training a teacher), a = 1, b = 0.
     fn fit_target(&self, x0: Tensor<2>, eps: Tensor<2>, st: &mut RunState) -> Target {
-        let b = self.cfg.batch;
-        let ct: Vec<Coef> = (0..b)
+        let gb = self.cfg.batch;
+        let all: Vec<Coef> = (0..gb)
             .map(|_| random_level(&self.grid, &mut st.rng))
             .collect();
+        // every rank draws the global batch's levels and keeps its rows
+        let ct = all[self.collective.rows(gb)].to_vec();
+        let b = ct.len();
         let times = Times::new(ct.clone(), &self.device);
         let xt = noisify(x0.clone(), eps, &ct);
         let xs = match self.original {

@@ -55,6 +55,12 @@ pub(super) struct BenchArgs {
     /// also write what was measured to this file, as one JSON object
     #[arg(long, value_name = "FILE")]
     pub(super) json: Option<std::path::PathBuf>,
+    /// data-parallel training on the CPU, under `mpirun -np N` (or in one process): per step
+    /// the compute and the gradient all-reduce (ring8 MLP distillation at --batch, a tiny-UNet
+    /// teacher at batch 16), and the all-reduce alone at the gradient sizes of the tiny, small
+    /// and ddpm-cifar10 UNets
+    #[arg(long)]
+    pub(super) allreduce: bool,
     /// internal: one CPU measurement with the CPU kernels on or off, as JSON lines
     #[arg(long, hide = true)]
     pub(super) child: Option<String>,
@@ -403,8 +409,16 @@ fn round_trips(t: &crate::jobs::bench::Throughput) -> String {
     )
 }
 
-pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
+pub(super) fn bench(a: BenchArgs, ranks: super::Ranks) -> anyhow::Result<()> {
     use crate::jobs::bench::distill_throughput;
+    if a.allreduce {
+        return bench_allreduce(&a, ranks);
+    }
+    if let Some(c) = &ranks
+        && c.size() > 1
+    {
+        bail!("under mpirun, bench measures --allreduce only");
+    }
     if a.unet {
         return bench_unet(&a);
     }
@@ -534,4 +548,131 @@ pub(super) fn bench(a: BenchArgs) -> anyhow::Result<()> {
             "wgpu": wgpu,
         }),
     )
+}
+
+/// `bench --allreduce`: data-parallel steps on the CPU over this job's ranks (one process
+/// without mpirun), and the all-reduce alone at the UNets' gradient sizes; rank 0 prints.
+fn bench_allreduce(a: &BenchArgs, ranks: super::Ranks) -> anyhow::Result<()> {
+    use crate::engine::collective::{Collective, Single};
+    use crate::engine::data::Data;
+    use crate::engine::distill::{DistillConfig, Method};
+    use crate::engine::model::{Net, NetConfig, Unet2dConfig, UnetConfig};
+    use crate::jobs::bench::{allreduce_seconds, data_parallel_steps};
+    let c: std::sync::Arc<dyn Collective> = ranks.unwrap_or_else(|| std::sync::Arc::new(Single));
+    let say = c.rank() == 0;
+    let dev = device::cpu().device;
+    let threads = rayon::current_num_threads();
+    if say {
+        println!(
+            "data-parallel steps on the CPU: {} rank(s), {threads} thread(s) each; medians over the measured steps (rank 0)",
+            c.size()
+        );
+    }
+    let mut rows = vec![];
+    // the ring8 MLP: a TRACT phase after a one-step fit, as the distillation throughput
+    let data = Data::parse("toy:ring8")?;
+    let mut cfg = DistillConfig::new(&data, Param::Vp);
+    let warmup = 16;
+    cfg.batch = a.batch;
+    cfg.fit_samples = a.batch as u64;
+    cfg.schedule = "1024,32".into();
+    cfg.train_samples = (warmup + a.steps) * a.batch as u64;
+    cfg.ckpt_every = u64::MAX;
+    rows.push(data_parallel_steps(
+        &dev,
+        c.clone(),
+        "distill ring8 MLP",
+        cfg,
+        1,
+        warmup,
+    )?);
+    // a tiny-UNet teacher on 64 generated 32x32 images (each rank writes its own copy)
+    let img = std::env::temp_dir().join(format!("tract-bench-img-{}", std::process::id()));
+    std::fs::create_dir_all(&img)?;
+    let px: Vec<u8> = (0..64 * 32 * 32).map(|i| ((i * 37) % 251) as u8).collect();
+    crate::engine::data::idx::write_idx(
+        &img.join("train-images-idx3-ubyte"),
+        &[64, 32, 32],
+        &px,
+        false,
+    )?;
+    let data = Data::parse(&format!("mnist:{}", img.display()))?;
+    let mut cfg = DistillConfig::new(&data, Param::Vp);
+    let (ub, uwarm, usteps) = (16usize, 2u64, a.steps.clamp(1, 10));
+    cfg.method = Method::Teacher;
+    cfg.teacher = "data".into();
+    cfg.batch = ub;
+    cfg.fit_samples = (uwarm + usteps) * ub as u64;
+    cfg.train_samples = 0;
+    cfg.ckpt_every = u64::MAX;
+    cfg.net =
+        NetConfig::Unet(UnetConfig::preset("tiny", 1, 32, 32, Param::Vp).expect("the tiny preset"));
+    let r = data_parallel_steps(&dev, c.clone(), "teacher tiny UNet 32x32", cfg, 0, uwarm);
+    let _ = std::fs::remove_dir_all(&img);
+    rows.push(r?);
+    if say {
+        println!(
+            "{:<26} {:>6} {:>10} {:>12} {:>9} {:>11} {:>13} {:>7}",
+            "step",
+            "batch",
+            "params",
+            "bytes/step",
+            "step ms",
+            "compute ms",
+            "all-reduce ms",
+            "share"
+        );
+        for r in &rows {
+            println!(
+                "{:<26} {:>6} {:>10} {:>12} {:>9.3} {:>11.3} {:>13.3} {:>6.1}%",
+                r.what,
+                r.batch,
+                r.params,
+                r.bytes,
+                r.step_ms,
+                r.compute_ms,
+                r.allreduce_ms,
+                100.0 * r.allreduce_ms / r.step_ms
+            );
+        }
+    }
+    // the all-reduce alone (host buffers: MPI only) at the UNets' gradient sizes
+    let nets = [
+        (
+            "tiny UNet 1x32x32",
+            NetConfig::Unet(UnetConfig::preset("tiny", 1, 32, 32, Param::Vp).expect("preset")),
+        ),
+        (
+            "small UNet 1x32x32",
+            NetConfig::Unet(UnetConfig::preset("small", 1, 32, 32, Param::Vp).expect("preset")),
+        ),
+        (
+            "ddpm-cifar10 UNet2DModel",
+            NetConfig::Diffusers(Unet2dConfig::ddpm_cifar10()),
+        ),
+    ];
+    let mut reduce = vec![];
+    for (name, net) in &nets {
+        let n = Net::new(net).layout().total + 1;
+        let s = allreduce_seconds(c.as_ref(), n, a.reps.max(3))?;
+        reduce.push(serde_json::json!({"net": name, "params": n - 1, "bytes": 4 * n, "allreduce_ms": 1e3 * s}));
+        if say {
+            // a ring all-reduce moves 2 (N-1) / N of the buffer through each rank's link
+            let ranks = c.size() as f64;
+            let bus = 2.0 * (ranks - 1.0) / ranks * 4.0 * n as f64 / s / 1e9;
+            println!(
+                "all-reduce alone, {name}: {} params, {:.1} MB per step, {:.3} ms (bus {:.2} GB/s)",
+                n - 1,
+                4.0 * n as f64 / 1e6,
+                1e3 * s,
+                bus
+            );
+        }
+    }
+    if say && let Some(p) = &a.json {
+        let j = serde_json::json!({"ranks": c.size(), "threads": threads, "steps": rows, "allreduce": reduce});
+        std::fs::write(p, serde_json::to_string_pretty(&j)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }

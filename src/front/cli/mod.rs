@@ -10,15 +10,19 @@ mod eval;
 mod experiments;
 pub mod flags;
 mod info;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod progress;
 mod sample;
 mod study;
 mod train;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::engine::collective::Collective;
 use crate::engine::device;
 use app::AppArgs;
 use bench::BenchArgs;
@@ -118,9 +122,52 @@ pub fn parses<I: IntoIterator<Item = T>, T: Into<std::ffi::OsString> + Clone>(
 }
 
 fn pick_device(d: DeviceArg) -> anyhow::Result<device::Picked> {
+    pick_device_said(d, true)
+}
+
+/// `pick_device`, saying which device only when `say` (data-parallel: rank 0).
+fn pick_device_said(d: DeviceArg, say: bool) -> anyhow::Result<device::Picked> {
     let p = device::pick(d.into())?;
-    eprintln!("device: {}", p.label);
+    if say {
+        eprintln!("device: {}", p.label);
+    }
     Ok(p)
+}
+
+/// The processes of a training command: None in one process, else the collective of
+/// `mpirun -np N` (the `mpi` feature).
+pub(super) type Ranks = Option<Arc<dyn Collective>>;
+
+/// An error every rank of a data-parallel job has at the same point (said once, by rank 0).
+#[derive(Debug)]
+pub(super) struct Agreed(pub(super) String);
+
+impl std::fmt::Display for Agreed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Agreed {}
+
+/// Run a training command in one process, or as one rank of an MPI job when an MPI
+/// launcher started this one (built with the `mpi` feature).
+fn with_ranks(f: impl FnOnce(Ranks) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    #[cfg(feature = "mpi")]
+    if let Some(world) = mpi::start()? {
+        return world.run(f);
+    }
+    f(None)
+}
+
+/// The run folder a failing data-parallel job names in its last message.
+pub(super) fn note_run_dir(ranks: &Ranks, dir: &std::path::Path) {
+    #[cfg(feature = "mpi")]
+    if let Some(c) = ranks {
+        mpi::set_run_dir(dir, c.rank(), c.size());
+    }
+    #[cfg(not(feature = "mpi"))]
+    let _ = (ranks, dir);
 }
 
 /// The binary's `main`.
@@ -128,13 +175,13 @@ pub fn main() -> ExitCode {
     crate::engine::kernels::cpu::keep_freed_memory();
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Some(Cmd::Distill(a)) => train::distill(a),
+        Some(Cmd::Distill(a)) => with_ranks(|r| train::distill(a, r)),
         Some(Cmd::Sample(a)) => sample::sample(a),
         Some(Cmd::Eval(a)) => eval::eval_cmd(a),
         Some(Cmd::Demo(a)) => experiments::demo_cmd(a),
-        Some(Cmd::Bench(a)) => bench::bench(a),
+        Some(Cmd::Bench(a)) => with_ranks(|r| bench::bench(a, r)),
         Some(Cmd::App(a)) => app::app(a),
-        Some(Cmd::Teacher(a)) => train::teacher(a),
+        Some(Cmd::Teacher(a)) => with_ranks(|r| train::teacher(a, r)),
         Some(Cmd::Gallery(a)) => sample::gallery_cmd(a),
         Some(Cmd::Convert(a)) => sample::convert_cmd(a),
         Some(Cmd::Export(a)) => sample::export_cmd(a),

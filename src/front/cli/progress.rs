@@ -17,6 +17,8 @@ pub(super) struct Progress {
     pub(super) bar: ProgressBar,
     phase: String,
     log: Cell<Option<LogMark>>,
+    /// Data-parallel runs: seconds of the steps and of their all-reduces since the message.
+    sync: (f64, f64),
 }
 
 /// Where the log lines stand: since when and from how far they count, the next per cent due.
@@ -42,6 +44,7 @@ impl Progress {
             bar,
             phase: String::new(),
             log: Cell::new(None),
+            sync: (0.0, 0.0),
         }
     }
 
@@ -87,6 +90,16 @@ impl Progress {
         m.last_done = done;
         self.log.set(Some(m));
     }
+}
+
+/// `, 2 ranks, all-reduce 12%`: a data-parallel run's rank count and the share of the steps'
+/// time spent in the gradient all-reduce (nothing in one process).
+fn ranks_note(ranks: usize, (step_s, allreduce_s): (f64, f64)) -> String {
+    if ranks <= 1 {
+        return String::new();
+    }
+    let share = 100.0 * allreduce_s / step_s.max(1e-12);
+    format!(", {ranks} ranks, all-reduce {share:.0}%")
 }
 
 /// The first multiple of [`LOG_EVERY_PERCENT`] above `percent`.
@@ -143,11 +156,18 @@ impl Observer for Progress {
                 samples_done,
                 samples_total,
                 loss,
+                ranks,
+                step_s,
+                allreduce_s,
                 ..
             } => {
+                self.sync.0 += step_s;
+                self.sync.1 += allreduce_s;
                 if step % 10 == 0 {
+                    let ranks = ranks_note(*ranks, self.sync);
+                    self.sync = (0.0, 0.0);
                     self.bar
-                        .set_message(format!("{} loss {loss:.4}", self.phase));
+                        .set_message(format!("{} loss {loss:.4}{ranks}", self.phase));
                 }
                 self.update(*samples_done, *samples_total);
             }
@@ -188,6 +208,8 @@ mod tests {
             ),
             "distill 2/3 tract-1024to32: 35% (350/1000 samples), 1234 samples/s, ETA 8m47s"
         );
+        assert_eq!(ranks_note(1, (1.0, 0.0)), "");
+        assert_eq!(ranks_note(2, (2.0, 0.25)), ", 2 ranks, all-reduce 12%");
         assert_eq!(human_seconds(42.4), "42s");
         assert_eq!(human_seconds(7500.0), "2h05m");
         assert_eq!(human_seconds(f64::INFINITY), "?");

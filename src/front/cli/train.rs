@@ -8,7 +8,7 @@ use anyhow::bail;
 use super::choices::{DeviceArg, MethodArg, ParamArg, SizeArg, pick};
 use super::flags::{momentum, open_unit, positive_f64};
 use super::progress::Progress;
-use super::{MAX_BATCH, count, examples, pick_device};
+use super::{Agreed, MAX_BATCH, Ranks, count, examples, note_run_dir, pick_device_said};
 use crate::engine::checkpoint::ModelFile;
 use crate::engine::data::Data;
 use crate::engine::distill::{DistillConfig, Event, Method, Observer, Outcome, Run};
@@ -166,19 +166,108 @@ fn open_model(spec: &str) -> crate::Result<ModelFile> {
     }
 }
 
-pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
-    let dev = pick_device(a.device)?;
-    let mut run = if a.resume {
+/// Rank 0 (or the only process) speaks for a data-parallel job.
+fn speaks(ranks: &Ranks) -> bool {
+    ranks.as_ref().is_none_or(|c| c.rank() == 0)
+}
+
+/// Data-parallel: every rank set up its run (`setup`); go on only if all did, with the same
+/// options (`command`, the flags that are not in the config, and the run's config). Every
+/// rank gets the same answer, so a refused job ends on every rank with one message.
+fn start_together(
+    ranks: &Ranks,
+    setup: anyhow::Result<Run>,
+    command: &str,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> anyhow::Result<Run> {
+    let Some(c) = ranks else { return setup };
+    let mut setup = setup;
+    if let Ok(run) = &mut setup
+        && let Err(e) = run.set_collective(c.clone())
+    {
+        setup = Err(e.into());
+    }
+    let status = match &setup {
+        Ok(_) => String::new(),
+        Err(e) => format!("{e:#}"),
+    };
+    let all = c.all_gather_text(&status)?;
+    let failed: Vec<(usize, &String)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    if let Some((_, first)) = failed.first() {
+        let msg = if failed.len() == all.len() && failed.iter().all(|(_, s)| s == first) {
+            first.to_string()
+        } else {
+            failed
+                .iter()
+                .map(|(r, s)| format!("rank {r} of {}: {s}", all.len()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        return Err(Agreed(msg).into());
+    }
+    let run = setup?;
+    let options = serde_json::to_string_pretty(&serde_json::json!({
+        "command": command,
+        "resume": resume,
+        "stop_after": stop_after,
+        "config": &run.cfg,
+    }))?;
+    crate::engine::collective::check_agree(c.as_ref(), "the options", &options)
+        .map_err(|e| Agreed(e.to_string()))?;
+    note_run_dir(ranks, &run.dir);
+    Ok(run)
+}
+
+/// What a data-parallel job's observer is on ranks > 0: silent (rank 0 reports).
+fn silent(_: &Event) -> bool {
+    true
+}
+
+pub(super) fn distill(a: DistillArgs, ranks: Ranks) -> anyhow::Result<()> {
+    let say = speaks(&ranks);
+    let setup = distill_setup(&a, say);
+    let mut run = start_together(&ranks, setup, "distill", a.resume, a.stop_after)?;
+    if say {
+        for w in &run.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let label = format!("{:?}", run.cfg.method).to_lowercase();
+    if !say {
+        run.run(a.resume, &mut silent, a.stop_after)?;
+        return Ok(());
+    }
+    let mut prog = Progress::new(&label);
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.bar.finish_and_clear();
+    if let Some(student) = report(outcome?, &a.out, "DISTILLATION LOSS")? {
+        println!("student: {}", student.display());
+        println!("loss curve: {}", a.out.join("loss.png").display());
+    }
+    Ok(())
+}
+
+/// A distillation run from the flags (a new one, or the one in --out with --resume).
+fn distill_setup(a: &DistillArgs, say: bool) -> anyhow::Result<Run> {
+    let dev = pick_device_said(a.device, say)?;
+    let run = if a.resume {
         let mut r = Run::open_with(&a.out, &dev.device, &open_model)?;
-        check_distill_resume(&r.cfg, &a)?;
+        check_distill_resume(&r.cfg, a)?;
         refuse_finished(&r, &a.out, crate::engine::distill::STUDENT_FILE)?;
-        resume_changes(&mut r, a.lr, a.ckpt_every);
-        eprintln!(
-            "resuming {} (method {:?}, schedule {})",
-            a.out.display(),
-            r.cfg.method,
-            r.cfg.schedule
-        );
+        resume_changes(&mut r, a.lr, a.ckpt_every, say);
+        if say {
+            eprintln!(
+                "resuming {} (method {:?}, schedule {})",
+                a.out.display(),
+                r.cfg.method,
+                r.cfg.schedule
+            );
+        }
         r
     } else {
         let data = Data::parse(required(&a.data, "--data")?)?;
@@ -223,21 +312,12 @@ pub(super) fn distill(a: DistillArgs) -> anyhow::Result<()> {
         }
         a.recipe.apply(&mut cfg)?;
         let r = new_run(cfg, &a.out, &dev.device)?;
-        say_phases(&r);
+        if say {
+            say_phases(&r);
+        }
         r
     };
-    for w in &run.warnings {
-        eprintln!("warning: {w}");
-    }
-    let label = format!("{:?}", run.cfg.method).to_lowercase();
-    let mut prog = Progress::new(&label);
-    let outcome = run.run(a.resume, &mut prog, a.stop_after);
-    prog.bar.finish_and_clear();
-    if let Some(student) = report(outcome?, &a.out, "DISTILLATION LOSS")? {
-        println!("student: {}", student.display());
-        println!("loss curve: {}", a.out.join("loss.png").display());
-    }
-    Ok(())
+    Ok(run)
 }
 
 /// Say the phases of a new run before it starts, the fit to the exact teacher first (its
@@ -394,11 +474,13 @@ pub(super) fn refuse_finished(run: &Run, out: &std::path::Path, model: &str) -> 
 }
 
 /// The options that may change on resume: the learning rate and the checkpoint interval.
-pub(super) fn resume_changes(run: &mut Run, lr: Option<f64>, ckpt_every: Option<u64>) {
+pub(super) fn resume_changes(run: &mut Run, lr: Option<f64>, ckpt_every: Option<u64>, say: bool) {
     if let Some(lr) = lr
         && lr != run.cfg.adam.lr
     {
-        eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
+        if say {
+            eprintln!("--lr: {} -> {lr} (changed on resume)", run.cfg.adam.lr);
+        }
         run.cfg.adam.lr = lr;
     }
     if let Some(c) = ckpt_every {
@@ -508,20 +590,55 @@ impl Observer for TeacherProgress {
     }
 }
 
-pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
-    let dev = pick_device(a.device)?;
-    let mut run = if a.resume {
+pub(super) fn teacher(a: TeacherArgs, ranks: Ranks) -> anyhow::Result<()> {
+    let say = speaks(&ranks);
+    let setup = teacher_setup(&a, say);
+    let mut run = start_together(&ranks, setup, "teacher", a.resume, a.stop_after)?;
+    let data = Data::parse(&run.cfg.data)?;
+    let n = if data.is_images() { 16 } else { 2000 };
+    run.preview = Some(crate::engine::distill::PreviewSpec {
+        every: run.cfg.ckpt_every,
+        noise: noise(1, n, data.dim()),
+    });
+    if !say {
+        run.run(a.resume, &mut silent, a.stop_after)?;
+        return Ok(());
+    }
+    let mut prog = TeacherProgress {
+        inner: Progress::new("teacher"),
+        dir: a.out.clone(),
+        shape: data.shape(),
+    };
+    let outcome = run.run(a.resume, &mut prog, a.stop_after);
+    prog.inner.bar.finish_and_clear();
+    if let Some(teacher) = report(outcome?, &a.out, "TEACHER LOSS")? {
+        println!("teacher: {}", teacher.display());
+        println!(
+            "samples: {}  loss curve: {}",
+            a.out.join("samples.png").display(),
+            a.out.join("loss.png").display()
+        );
+    }
+    Ok(())
+}
+
+/// A teacher run from the flags (a new one, or the one in --out with --resume).
+fn teacher_setup(a: &TeacherArgs, say: bool) -> anyhow::Result<Run> {
+    let dev = pick_device_said(a.device, say)?;
+    let run = if a.resume {
         let mut r = Run::open(&a.out, &dev.device)?;
-        check_teacher_resume(&r.cfg, &a)?;
+        check_teacher_resume(&r.cfg, a)?;
         if let Some(budget) = a.train_samples.filter(|&b| b != r.cfg.fit_samples) {
-            eprintln!(
-                "budget: {} -> {budget} samples (changed on resume)",
-                r.cfg.fit_samples
-            );
+            if say {
+                eprintln!(
+                    "budget: {} -> {budget} samples (changed on resume)",
+                    r.cfg.fit_samples
+                );
+            }
             r = Run::open_with_budget(&a.out, &dev.device, budget)?;
         }
         refuse_finished(&r, &a.out, crate::engine::distill::TEACHER_FILE)?;
-        resume_changes(&mut r, a.lr, a.ckpt_every);
+        resume_changes(&mut r, a.lr, a.ckpt_every, say);
         r
     } else {
         let data = Data::parse(required(&a.data, "--data")?)?;
@@ -543,28 +660,7 @@ pub(super) fn teacher(a: TeacherArgs) -> anyhow::Result<()> {
         }
         new_run(cfg, &a.out, &dev.device)?
     };
-    let data = Data::parse(&run.cfg.data)?;
-    let n = if data.is_images() { 16 } else { 2000 };
-    run.preview = Some(crate::engine::distill::PreviewSpec {
-        every: run.cfg.ckpt_every,
-        noise: noise(1, n, data.dim()),
-    });
-    let mut prog = TeacherProgress {
-        inner: Progress::new("teacher"),
-        dir: a.out.clone(),
-        shape: data.shape(),
-    };
-    let outcome = run.run(a.resume, &mut prog, a.stop_after);
-    prog.inner.bar.finish_and_clear();
-    if let Some(teacher) = report(outcome?, &a.out, "TEACHER LOSS")? {
-        println!("teacher: {}", teacher.display());
-        println!(
-            "samples: {}  loss curve: {}",
-            a.out.join("samples.png").display(),
-            a.out.join("loss.png").display()
-        );
-    }
-    Ok(())
+    Ok(run)
 }
 
 pub(super) fn check_teacher_resume(cfg: &DistillConfig, a: &TeacherArgs) -> anyhow::Result<()> {
