@@ -5,7 +5,7 @@
 //! cleanly when a rank fails:
 //!
 //! - an error the ranks agree on (bad options, a batch that does not split, divergence)
-//!   is printed once, by rank 0, and every rank exits normally;
+//!   is printed once, by rank 0, and every rank then exits with status 1;
 //! - any other error on a rank is printed with its rank, then MPI_Abort ends every rank;
 //! - a rank that dies (kill -9, out of memory) makes mpirun end the others with SIGTERM;
 //!   rank 0 then says what happened and where the intact checkpoint is (the files are
@@ -191,10 +191,13 @@ impl World {
                 Some(crate::Error::Diverged(_))
             );
         if agreed {
-            // every rank has this error at the same point: rank 0 says it, all exit
+            // every rank has this error at the same point: rank 0 says it, then all exit
+            // together (mpirun ends the job at the first rank that exits with an error, so a
+            // rank leaving early could end rank 0 before it has said why)
             if rank == 0 {
-                return Err(e);
+                eprintln!("error: {e:#}");
             }
+            SimpleCommunicator::world().barrier();
             drop(self);
             std::process::exit(1);
         }
