@@ -8,8 +8,8 @@
 //! x0 by the prediction type, so every sampler, teacher step and distillation target works
 //! with it unchanged. Supported fields and what is refused: docs/diffusers.md.
 
+use burn::tensor::Tensor;
 use burn::tensor::ops::PadMode;
-use burn::tensor::{Tensor, activation::softmax};
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Params};
@@ -489,27 +489,20 @@ impl Fwd<'_> {
     }
     /// Attention over the pixels: GroupNorm, q/k/v projections, heads of
     /// attention_head_dim channels (one head when None), softmax(q k^T / sqrt(d)) v,
-    /// to_out, plus the input.
+    /// to_out, plus the input (`kernels::cpu::attention`: one CPU op each way on the CPU
+    /// backend, Burn's ops elsewhere).
     fn attention(&self, name: &str, x: Tensor<4>) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+        let c = x.dims()[1];
         let d = self.net.cfg.attention_head_dim.unwrap_or(c);
-        let heads = c / d;
         let xn = self.norm(&format!("{name}.group_norm"), x.clone(), false);
-        let seq = xn.reshape([n, c, h * w]).swap_dims(1, 2); // [n, hw, c]
-        let split = |t: Tensor<2>| -> Tensor<4> {
-            t.reshape([n, h * w, heads, d]).swap_dims(1, 2) // [n, heads, hw, d]
+        let lin = |p: &str| {
+            let (w, s) = self.get(&format!("{name}.{p}.weight"));
+            let w = w.reshape([s[0], s[1]]);
+            (w, self.get(&format!("{name}.{p}.bias")).0)
         };
-        let flat = seq.reshape([n * h * w, c]);
-        let q = split(self.linear(&format!("{name}.to_q"), flat.clone()));
-        let k = split(self.linear(&format!("{name}.to_k"), flat.clone()));
-        let v = split(self.linear(&format!("{name}.to_v"), flat));
-        let att = softmax(q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()), 3);
-        let o = att.matmul(v).swap_dims(1, 2).reshape([n * h * w, c]);
-        let o = self.linear(&format!("{name}.to_out.0"), o);
-        x + o
-            .reshape([n, h * w, c])
-            .swap_dims(1, 2)
-            .reshape([n, c, h, w])
+        let [(wq, bq), (wk, bk), (wv, bv), (wo, bo)] =
+            ["to_q", "to_k", "to_v", "to_out.0"].map(lin);
+        cpu::attention(xn, [wq, wk, wv, wo], [bq, bk, bv, bo], c / d, x)
     }
 }
 
