@@ -104,22 +104,26 @@ pub trait CpuKernels: Backend {
         image_bias: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// GroupNorm of x `[N, C, H, W]` with affine gamma, beta `[C]`, then SiLU when `act`.
+    /// GroupNorm of x `[N, C, H, W]` with epsilon eps and affine gamma, beta `[C]`, then SiLU
+    /// when `act`.
     fn cpu_group_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FloatTensor<Self>;
 
     /// (gx, ggamma, gbeta) of `cpu_group_norm` for the output gradient gy.
+    #[allow(clippy::too_many_arguments)]
     fn cpu_group_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         gy: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
@@ -297,6 +301,7 @@ impl CpuKernels for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FlexTensor {
         let [n, c, h, w] = dims4(&x);
@@ -304,6 +309,7 @@ impl CpuKernels for Flex {
             &values(&x),
             (n, c, h * w),
             groups,
+            eps,
             &values(&gamma),
             &values(&beta),
             act,
@@ -317,6 +323,7 @@ impl CpuKernels for Flex {
         beta: FlexTensor,
         gy: FlexTensor,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [n, c, h, w] = dims4(&x);
@@ -324,6 +331,7 @@ impl CpuKernels for Flex {
             &values(&x),
             (n, c, h * w),
             groups,
+            eps,
             &values(&gamma),
             &values(&beta),
             &values(&gy),
@@ -445,13 +453,21 @@ struct NormBackward;
 
 #[cfg(feature = "train")]
 impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize, bool);
+    /// (x, gamma, beta, groups, eps, act)
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        usize,
+        f32,
+        bool,
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_g, node_b] = ops.parents;
         let gy = grads.consume::<B>(&ops.node);
-        let (x, gamma, beta, groups, act) = ops.state;
-        let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, act);
+        let (x, gamma, beta, groups, eps, act) = ops.state;
+        let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, eps, act);
         register::<B, 3>(
             [node_x, node_g, node_b].map(|n| n.map(|n| n.id)),
             [gx, gg, gb],
@@ -570,6 +586,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FloatTensor<Self> {
         let prep = NormBackward
@@ -583,10 +600,12 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         );
         match prep {
             OpsKind::Tracked(prep) => {
-                let y = B::cpu_group_norm(x.clone(), gamma.clone(), beta.clone(), groups, act);
-                prep.finish((x, gamma, beta, groups, act), y)
+                let y = B::cpu_group_norm(x.clone(), gamma.clone(), beta.clone(), groups, eps, act);
+                prep.finish((x, gamma, beta, groups, eps, act), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::cpu_group_norm(x, gamma, beta, groups, act)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::cpu_group_norm(x, gamma, beta, groups, eps, act))
+            }
         }
     }
 
@@ -596,6 +615,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         beta: FloatTensor<Self>,
         gy: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (gx, gg, gb) = B::cpu_group_norm_backward(
@@ -604,6 +624,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
             Self::inner(beta),
             Self::inner(gy),
             groups,
+            eps,
             act,
         );
         (
@@ -834,6 +855,18 @@ pub fn group_norm(
     groups: usize,
     act: bool,
 ) -> Tensor<4> {
+    group_norm_eps(x, gamma, beta, groups, cpu_ops::GN_EPS, act)
+}
+
+/// `group_norm` with epsilon eps (diffusers' `norm_eps`).
+pub fn group_norm_eps(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    eps: f32,
+    act: bool,
+) -> Tensor<4> {
     let c = x.dims()[1];
     let ok = use_cpu_kernels(&x.device())
         && groups > 0
@@ -847,10 +880,11 @@ pub fn group_norm(
             gamma.into_dispatch(),
             beta.into_dispatch(),
             groups,
+            eps,
             act,
         ))
     } else {
-        reference::group_norm(x, gamma, beta, groups, act)
+        reference::group_norm_eps(x, gamma, beta, groups, eps, act)
     }
 }
 
@@ -972,12 +1006,23 @@ pub mod reference {
         groups: usize,
         act: bool,
     ) -> Tensor<4> {
+        group_norm_eps(x, gamma, beta, groups, super::cpu_ops::GN_EPS, act)
+    }
+
+    pub fn group_norm_eps(
+        x: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        groups: usize,
+        eps: f32,
+        act: bool,
+    ) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let xg = x.reshape([n, groups, (c / groups) * h * w]);
         let mean = xg.clone().mean_dim(2);
         let xc = xg - mean;
         let var = (xc.clone() * xc.clone()).mean_dim(2);
-        let xn = (xc / var.add_scalar(super::cpu_ops::GN_EPS as f64).sqrt()).reshape([n, c, h, w]);
+        let xn = (xc / var.add_scalar(eps as f64).sqrt()).reshape([n, c, h, w]);
         let y = xn * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
         if act { silu(y) } else { y }
     }

@@ -4,7 +4,7 @@
 //! student is that file again. The forward pass is diffusers' (positional timestep
 //! embedding of the discrete timestep, ResnetBlock2D, multi-head Attention, Downsample2D with
 //! padding 0 or 1, nearest Upsample2D), on the project's CPU kernels (convolutions, fused
-//! GroupNorm+SiLU) on the CPU backend and Burn's ops elsewhere. What comes out is converted to
+//! GroupNorm+SiLU, attention) on the CPU backend and Burn's ops elsewhere. What comes out is converted to
 //! x0 by the prediction type, so every sampler, teacher step and distillation target works
 //! with it unchanged. Supported fields and what is refused: docs/diffusers.md.
 
@@ -456,20 +456,12 @@ impl Fwd<'_> {
         let b = self.get(&format!("{name}.bias")).0.reshape([1, o]);
         x.matmul(w.transpose()) + b
     }
-    /// GroupNorm with norm_eps (the kernel's eps is 1e-5: GroupNorm(s x) with eps e0 is
-    /// GroupNorm(x) with eps e0 / s^2, so x is scaled by s = sqrt(1e-5 / norm_eps)), then SiLU
-    /// when `act`.
+    /// GroupNorm with norm_eps, then SiLU when `act`.
     fn norm(&self, name: &str, x: Tensor<4>, act: bool) -> Tensor<4> {
         let g = self.get(&format!("{name}.weight")).0;
         let b = self.get(&format!("{name}.bias")).0;
-        let eps0 = crate::engine::kernels::cpu_ops::GN_EPS as f64;
-        let eps = self.net.cfg.norm_eps;
-        let x = if (eps - eps0).abs() > 1e-12 {
-            x.mul_scalar((eps0 / eps).sqrt())
-        } else {
-            x
-        };
-        cpu::group_norm(x, g, b, self.net.cfg.norm_num_groups, act)
+        let eps = self.net.cfg.norm_eps as f32;
+        cpu::group_norm_eps(x, g, b, self.net.cfg.norm_num_groups, eps, act)
     }
     /// ResnetBlock2D: shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb)))))
     fn resnet(&self, name: &str, x: Tensor<4>, semb: &Tensor<2>) -> Tensor<4> {
