@@ -93,6 +93,9 @@ fn conv2d_matches_burn_values_and_gradients() {
         (2, 3, 6, 7, 4, 5, 1, 2),
         (5, 16, 16, 16, 32, 3, 1, 1),
         (3, 32, 8, 8, 96, 1, 1, 0),
+        // small images: several per weight-gradient GEMM, unevenly split
+        (9, 8, 4, 4, 8, 3, 1, 1),
+        (7, 3, 3, 5, 4, 3, 1, 1),
     ];
     for (n, cin, h, w, cout, k, st, p) in cases {
         compare_conv(
