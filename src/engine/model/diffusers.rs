@@ -4,9 +4,9 @@
 //! student is that file again. The forward pass is diffusers' (positional timestep
 //! embedding of the discrete timestep, ResnetBlock2D, multi-head Attention, Downsample2D with
 //! padding 0 or 1, nearest Upsample2D), on the project's CPU kernels (convolutions, fused
-//! GroupNorm+SiLU, attention) on the CPU backend and Burn's ops elsewhere. What comes out is converted to
-//! x0 by the prediction type, so every sampler, teacher step and distillation target works
-//! with it unchanged. Supported fields and what is refused: docs/diffusers.md.
+//! GroupNorm+SiLU, attention) on the CPU backend and Burn's ops elsewhere. What comes out is
+//! converted to x0 by the prediction type, so every sampler, teacher step and distillation
+//! target works with it unchanged. Supported fields and what is refused: docs/diffusers.md.
 
 use burn::tensor::Tensor;
 use burn::tensor::ops::PadMode;

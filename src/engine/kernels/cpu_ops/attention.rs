@@ -1,6 +1,6 @@
 //! Multi-head self-attention over the pixels of an image as one op each way: the q/k/v
 //! projections (one GEMM on the stacked weights), softmax(q k^T / sqrt(d)) v per head and the
-//! output projection plus its bias and a residual, all on channel-major [c, pixels] matrices
+//! output projection plus its bias and a residual, all on channel-major `[c, pixels]` matrices
 //! (NCHW as it is: no transposed copies of the activations in the forward). Every GEMM is a
 //! plain product of row-major operands (the layout `mm` runs without gathering, see there);
 //! where a product needs a transposed operand it is transposed once into scratch.
@@ -35,7 +35,7 @@ impl AttnShape {
     fn scale(&self) -> f32 {
         1.0 / (self.d() as f32).sqrt()
     }
-    /// What the forward keeps per image for the backward: [q; k; v] (3c x t), the heads'
+    /// What the forward keeps per image for the backward: `[q; k; v]` (3c x t), the heads'
     /// outputs before the output projection (c x t) and the attention weights (heads x t x t).
     pub fn saved_len(&self) -> usize {
         4 * self.c * self.t + self.heads * self.t * self.t
@@ -102,7 +102,7 @@ fn fill_rows(dst: &mut [f32], len: usize, b: &[f32], r: Option<&[f32]>) {
     }
 }
 
-/// One image up to the output projection: saved = [q; k; v | o | p] (see `saved_len`).
+/// One image up to the output projection: saved = `[q; k; v | o | p]` (see `saved_len`).
 fn project(s: &AttnShape, xi: &[f32], wqkv: &[f32], bqkv: &[f32], saved: &mut [f32], inner: bool) {
     let (c, t, d) = (s.c, s.t, s.d());
     let par = || parallelism(inner);
@@ -138,7 +138,7 @@ fn project(s: &AttnShape, xi: &[f32], wqkv: &[f32], bqkv: &[f32], saved: &mut [f
     });
 }
 
-/// One image's output: y = r + bo + Wo [c, c] . o [c, t].
+/// One image's output: y = r + bo + Wo `[c, c]` . o `[c, t]`.
 #[allow(clippy::too_many_arguments)]
 fn output(
     s: &AttnShape,
@@ -165,9 +165,9 @@ fn output(
     );
 }
 
-/// The op's operands: x [n, c, t] (the normalised input), Wqkv [3c, c] (to_q, to_k, to_v
-/// stacked, PyTorch Linear layout [out, in]), bqkv [3c], Wo [c, c], bo [c] and the residual r
-/// ([n, c, t], or empty: none).
+/// The op's operands: x `[n, c, t]` (the normalised input), Wqkv `[3c, c]` (to_q, to_k,
+/// to_v stacked, PyTorch Linear layout `[out, in]`), bqkv `[3c]`, Wo `[c, c]`, bo `[c]` and
+/// the residual r (`[n, c, t]`, or empty: none).
 #[derive(Clone, Copy)]
 pub struct AttnInputs<'a> {
     pub x: &'a [f32],
@@ -197,8 +197,8 @@ impl AttnInputs<'_> {
     }
 }
 
-/// y [n, c, t] = r + to_out(softmax(q k^T / sqrt(d)) v) per head; with `save`, also what the
-/// backward reads ([n, saved_len]), else an empty vector.
+/// y `[n, c, t]` = r + to_out(softmax(q k^T / sqrt(d)) v) per head; with `save`, also what the
+/// backward reads (`[n, saved_len]`), else an empty vector.
 pub fn attention_forward(s: &AttnShape, a: AttnInputs, save: bool) -> (Vec<f32>, Vec<f32>) {
     a.check(s);
     let (il, sl) = (s.image_len(), s.saved_len());
@@ -226,19 +226,19 @@ pub fn attention_forward(s: &AttnShape, a: AttnInputs, save: bool) -> (Vec<f32>,
 
 /// The gradients of `attention_forward`'s inputs (the residual's is the output's own).
 pub struct AttnGrads {
-    /// [n, c, t]
+    /// `[n, c, t]`
     pub x: Vec<f32>,
-    /// [3c, c]
+    /// `[3c, c]`
     pub wqkv: Vec<f32>,
-    /// [3c]
+    /// `[3c]`
     pub bqkv: Vec<f32>,
-    /// [c, c]
+    /// `[c, c]`
     pub wo: Vec<f32>,
-    /// [c]
+    /// `[c]`
     pub bo: Vec<f32>,
 }
 
-/// The gradients of `attention_forward` for the output gradient gy [n, c, t], from its
+/// The gradients of `attention_forward` for the output gradient gy `[n, c, t]`, from its
 /// inputs and what it saved.
 pub fn attention_backward(
     s: &AttnShape,
