@@ -1,7 +1,9 @@
 //! The CPU kernels (src/engine/kernels/cpu.rs) on Burn's CPU backend against Burn's own ops
-//! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input), GroupNorm (+ SiLU) and SiLU, on odd
-//! sizes, 1 and prime channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|)
-//! at most 2e-5 for values and 1e-4 for gradients (different summation orders in f32).
+//! (`cpu::reference`): values and gradients of convolution (also of a 2x-upsampled input),
+//! GroupNorm (+ SiLU, at three epsilons), SiLU and attention, on odd sizes, 1 and prime
+//! channel counts, batch 1 and stride 2. Tolerance: max |a - b| / (1 + |b|) at most 2e-5 for
+//! values and 1e-4 for gradients (different summation orders in f32); attention: max |a - b|
+//! at most 1e-5 of the tensor's largest magnitude.
 
 mod common;
 use burn::tensor::{Device, Tensor};
@@ -91,6 +93,9 @@ fn conv2d_matches_burn_values_and_gradients() {
         (2, 3, 6, 7, 4, 5, 1, 2),
         (5, 16, 16, 16, 32, 3, 1, 1),
         (3, 32, 8, 8, 96, 1, 1, 0),
+        // small images: several per weight-gradient GEMM, unevenly split
+        (9, 8, 4, 4, 8, 3, 1, 1),
+        (7, 3, 3, 5, 4, 3, 1, 1),
     ];
     for (n, cin, h, w, cout, k, st, p) in cases {
         compare_conv(
@@ -226,9 +231,11 @@ fn group_norm_silu_matches_burn_values_and_gradients() {
         (1, 32, 9, 7, 8),
         (4, 64, 16, 16, 8),
     ];
-    for (n, c, h, w, g) in cases {
+    for (i, (n, c, h, w, g)) in cases.into_iter().enumerate() {
+        // the default epsilon, diffusers' 1e-6 and one large enough to change every value
+        let eps = [1e-5f32, 1e-6, 0.5][i % 3];
         for act in [true, false] {
-            let what = format!("group norm n{n} c{c} {h}x{w} g{g} silu {act}");
+            let what = format!("group norm n{n} c{c} {h}x{w} g{g} eps {eps} silu {act}");
             // an offset and a scale, so the normalisation matters
             let xv: Vec<f32> = rng
                 .normals(n * c * h * w)
@@ -245,8 +252,8 @@ fn group_norm_silu_matches_burn_values_and_gradients() {
                 )
             };
             let (x, ga, be) = mk(&dev);
-            let ours = cpu::group_norm(x.clone(), ga.clone(), be.clone(), g, act);
-            let theirs = reference::group_norm(x, ga, be, g, act);
+            let ours = cpu::group_norm_eps(x.clone(), ga.clone(), be.clone(), g, eps, act);
+            let theirs = reference::group_norm_eps(x, ga, be, g, eps, act);
             close(&to_vec(ours), &to_vec(theirs), 2e-5, &what);
             let r = rng.normals(n * c * h * w);
             let grads = |f: &dyn Fn(Tensor<4>, Tensor<1>, Tensor<1>) -> Tensor<4>| {
@@ -260,8 +267,8 @@ fn group_norm_silu_matches_burn_values_and_gradients() {
                     to_vec(be.grad(&gr).unwrap()),
                 )
             };
-            let a = grads(&|x, ga, be| cpu::group_norm(x, ga, be, g, act));
-            let e = grads(&|x, ga, be| reference::group_norm(x, ga, be, g, act));
+            let a = grads(&|x, ga, be| cpu::group_norm_eps(x, ga, be, g, eps, act));
+            let e = grads(&|x, ga, be| reference::group_norm_eps(x, ga, be, g, eps, act));
             // a group of one element normalises to 0: no gradient for x or gamma
             if h * w * c / g > 1 {
                 close(&a.0, &e.0, 1e-4, &format!("{what} dx"));
@@ -302,5 +309,128 @@ fn silu_matches_burn_values_and_gradients() {
         let a = grad(&|x| cpu::silu(x));
         let e = grad(&|x| burn::tensor::activation::silu(x));
         close(&a, &e, 1e-5, &format!("{what} dx"));
+    }
+}
+
+/// max |a - b| at most `tol` times the reference's largest magnitude (the gradients of the
+/// attention weights span orders of magnitude, so the scale is the whole tensor's).
+fn close_to_scale(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "{what}: all zero");
+    close_or_zero(a, b, tol, what)
+}
+
+/// `close_to_scale`, also when both are all zero.
+fn close_or_zero(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        worst <= tol * scale,
+        "{what}: max abs diff {worst} vs scale {scale}"
+    );
+}
+
+#[test]
+fn attention_matches_burn_values_and_every_gradient() {
+    on_flex();
+    let dev = Device::flex();
+    let ad = dev.clone().autodiff();
+    let mut rng = Rng::new(11);
+    // (n, c, h, w, heads): one head and several, one channel per head, batch 1 (threads
+    // inside the GEMMs), odd and prime sizes, a single pixel, the UNet's 16x16 at 64 channels
+    for (n, c, h, w, heads) in [
+        (2, 8, 3, 5, 1),
+        (3, 12, 4, 3, 3),
+        (1, 6, 5, 5, 2),
+        (2, 7, 1, 9, 7),
+        (3, 5, 1, 1, 1),
+        (4, 32, 8, 8, 4),
+        (2, 64, 16, 16, 1),
+    ] {
+        let what = format!("attention n{n} c{c} {h}x{w} heads{heads}");
+        let len = n * c * h * w;
+        let xv = rng.normals(len);
+        let rv = rng.normals(len);
+        let gv = rng.normals(len);
+        // weights of a few times the usual 1/sqrt(c): attention far from uniform
+        let sc = 2.0 / (c as f32).sqrt();
+        let wv: Vec<Vec<f32>> = (0..4)
+            .map(|_| rng.normals(c * c).iter().map(|v| v * sc).collect())
+            .collect();
+        let bv: Vec<Vec<f32>> = (0..4).map(|_| rng.normals(c)).collect();
+        let inputs = |d: &Device, grad: bool| {
+            let g = |t: Tensor<4>| if grad { t.require_grad() } else { t };
+            let x = g(t4(xv.clone(), [n, c, h, w], d));
+            let r = g(t4(rv.clone(), [n, c, h, w], d));
+            let ws: [Tensor<2>; 4] = std::array::from_fn(|i| {
+                let t = from_vec1(wv[i].clone(), d).reshape([c, c]);
+                if grad { t.require_grad() } else { t }
+            });
+            let bs: [Tensor<1>; 4] = std::array::from_fn(|i| {
+                let t = from_vec1(bv[i].clone(), d);
+                if grad { t.require_grad() } else { t }
+            });
+            (x, ws, bs, r)
+        };
+        // values without autodiff (the op that saves nothing) and with it
+        let (x, ws, bs, r) = inputs(&dev, false);
+        let a = to_vec(cpu::attention(
+            x.clone(),
+            ws.clone(),
+            bs.clone(),
+            heads,
+            r.clone(),
+        ));
+        let e = to_vec(reference::attention(x, ws, bs, heads, r));
+        close_to_scale(&a, &e, 1e-5, &what);
+        // the gradients of sum(y * g) for x, the four weights, the four biases and r
+        let grads = |ours: bool| {
+            let (x, ws, bs, r) = inputs(&ad, true);
+            let f = if ours {
+                cpu::attention
+            } else {
+                reference::attention
+            };
+            let y = f(x.clone(), ws.clone(), bs.clone(), heads, r.clone());
+            let yv = to_vec(y.clone());
+            let gt = t4(gv.clone(), [n, c, h, w], &ad);
+            let g = (y * gt).sum().backward();
+            let mut out = vec![yv, to_vec(x.grad(&g).unwrap())];
+            out.extend(ws.iter().map(|t| to_vec(t.grad(&g).unwrap())));
+            out.extend(bs.iter().map(|t| to_vec(t.grad(&g).unwrap())));
+            out.push(to_vec(r.grad(&g).unwrap()));
+            out
+        };
+        let (a, e) = (grads(true), grads(false));
+        let names = [
+            "y (autodiff)",
+            "dx",
+            "dwq",
+            "dwk",
+            "dwv",
+            "dwo",
+            "dbq",
+            "dbk",
+            "dbv",
+            "dbo",
+            "dr",
+        ];
+        for ((ga, ge), nm) in a.iter().zip(&e).zip(names) {
+            if nm == "dbk" {
+                // a key bias adds the same q.bk to every score of a row, which the softmax
+                // ignores: its gradient is 0, in both up to rounding (next to dbv's size)
+                let scale = a[8].iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = ga.iter().chain(ge).fold(0f32, |m, v| m.max(v.abs()));
+                assert!(worst <= 1e-5 * scale, "{what} dbk: {worst} vs {scale}");
+                continue;
+            }
+            if h * w == 1 && ["dwq", "dwk", "dbq"].contains(&nm) {
+                // one pixel: the softmax is 1 whatever q and k are
+                close_or_zero(ga, ge, 1e-5, &format!("{what} {nm}"));
+                continue;
+            }
+            close_to_scale(ga, ge, 1e-5, &format!("{what} {nm}"));
+        }
     }
 }

@@ -32,8 +32,12 @@ static STATE: AtomicU8 = AtomicU8::new(0);
 /// the top of the heap). A training step allocates and frees the same activation sizes every
 /// step; with the defaults each of them came back as fresh zeroed pages, and the page faults
 /// were a fifth of a tiny-UNet training step (perf). Called once at start by the front ends;
-/// `TRACT_KEEP_FREED=0` leaves glibc's defaults. Blocks above 32 MiB (glibc's maximum mmap
-/// threshold) are still mapped and unmapped each time.
+/// `TRACT_KEEP_FREED=0` leaves glibc's defaults. No block is mapped on its own (M_MMAP_MAX 0):
+/// glibc caps the mmap threshold at 32 MiB, and the blocks above it (a 35.7M-parameter
+/// network's parameter-sized vectors: gradient, Adam's moments and temporaries, 143 MB each)
+/// were mapped and unmapped every step, 1.25 million page faults over a `bench --unet --net
+/// ddpm-cifar10` training child, 0.37 million without (glibc still maps what a thread's own
+/// arena cannot hold).
 pub fn keep_freed_memory() {
     if std::env::var("TRACT_KEEP_FREED").is_ok_and(|v| v == "0") {
         return;
@@ -45,11 +49,13 @@ pub fn keep_freed_memory() {
         }
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_MMAP_THRESHOLD: i32 = -3;
+        const M_MMAP_MAX: i32 = -4;
         // SAFETY: mallopt only changes glibc's allocation thresholds; called before threads
         // allocate concurrently matters not (glibc locks), and a refused value keeps the old one
         unsafe {
             mallopt(M_MMAP_THRESHOLD, 32 << 20);
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            mallopt(M_MMAP_MAX, 0);
         }
     }
 }
@@ -104,24 +110,71 @@ pub trait CpuKernels: Backend {
         image_bias: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// GroupNorm of x `[N, C, H, W]` with affine gamma, beta `[C]`, then SiLU when `act`.
+    /// GroupNorm of x `[N, C, H, W]` with epsilon eps and affine gamma, beta `[C]`, then SiLU
+    /// when `act`.
     fn cpu_group_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FloatTensor<Self>;
 
     /// (gx, ggamma, gbeta) of `cpu_group_norm` for the output gradient gy.
+    #[allow(clippy::too_many_arguments)]
     fn cpu_group_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         gy: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Multi-head self-attention over the pixels of x `[N, C, H, W]` (already normalised):
+    /// r + Wo (softmax(q k^T / sqrt(d)) v per head) + bo, with [q; k; v] = Wqkv x + bqkv
+    /// (wqkv `[3C, C]`, bqkv `[3C]`, wo `[C, C]`, bo `[C]`; r the output's shape, or `[0]`:
+    /// none).
+    fn cpu_attention(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        bqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        bo: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self>;
+
+    /// `cpu_attention` and what its backward reads (`[N, saved_len]`, see `AttnShape`).
+    fn cpu_attention_saving(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        bqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        bo: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// (gx, gwqkv, gbqkv, gwo, gbo) of `cpu_attention` for the output gradient gy; the
+    /// residual's gradient is gy itself.
+    #[allow(clippy::type_complexity)]
+    fn cpu_attention_backward(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        heads: usize,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    );
 
     /// SiLU, x sigmoid(x), elementwise.
     fn cpu_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -155,6 +208,44 @@ fn conv_shape(x: &FlexTensor, w: &FlexTensor, stride: usize, pad: usize) -> Conv
     let [n, cin, h, wd] = dims4(x);
     let [cout, _, k, _] = dims4(w);
     ConvShape::new(n, cin, h, wd, cout, k, stride, pad).expect("checked by the wrapper")
+}
+
+fn attn_shape(x: &FlexTensor, heads: usize) -> cpu_ops::AttnShape {
+    let [n, c, h, w] = dims4(x);
+    cpu_ops::AttnShape::new(n, c, h * w, heads).expect("checked by the wrapper")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_flex(
+    x: FlexTensor,
+    wqkv: FlexTensor,
+    bqkv: FlexTensor,
+    wo: FlexTensor,
+    bo: FlexTensor,
+    r: FlexTensor,
+    heads: usize,
+    save: bool,
+) -> (FlexTensor, FlexTensor) {
+    let s = attn_shape(&x, heads);
+    let (xv, wqkv, bqkv, wo, bo, r) = (
+        values(&x),
+        values(&wqkv),
+        values(&bqkv),
+        values(&wo),
+        values(&bo),
+        values(&r),
+    );
+    let inputs = cpu_ops::AttnInputs {
+        x: &xv,
+        wqkv: &wqkv,
+        bqkv: &bqkv,
+        wo: &wo,
+        bo: &bo,
+        r: &r,
+    };
+    let (y, saved) = cpu_ops::attention_forward(&s, inputs, save);
+    let saved_shape = if save { [s.n, s.saved_len()] } else { [0, 0] };
+    (flex(y, &x.shape()), flex(saved, &saved_shape))
 }
 
 impl CpuKernels for Flex {
@@ -216,6 +307,7 @@ impl CpuKernels for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FlexTensor {
         let [n, c, h, w] = dims4(&x);
@@ -223,6 +315,7 @@ impl CpuKernels for Flex {
             &values(&x),
             (n, c, h * w),
             groups,
+            eps,
             &values(&gamma),
             &values(&beta),
             act,
@@ -236,6 +329,7 @@ impl CpuKernels for Flex {
         beta: FlexTensor,
         gy: FlexTensor,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [n, c, h, w] = dims4(&x);
@@ -243,12 +337,64 @@ impl CpuKernels for Flex {
             &values(&x),
             (n, c, h * w),
             groups,
+            eps,
             &values(&gamma),
             &values(&beta),
             &values(&gy),
             act,
         );
         (flex(gx, &[n, c, h, w]), flex(gg, &[c]), flex(gb, &[c]))
+    }
+
+    fn cpu_attention(
+        x: FlexTensor,
+        wqkv: FlexTensor,
+        bqkv: FlexTensor,
+        wo: FlexTensor,
+        bo: FlexTensor,
+        r: FlexTensor,
+        heads: usize,
+    ) -> FlexTensor {
+        attention_flex(x, wqkv, bqkv, wo, bo, r, heads, false).0
+    }
+
+    fn cpu_attention_saving(
+        x: FlexTensor,
+        wqkv: FlexTensor,
+        bqkv: FlexTensor,
+        wo: FlexTensor,
+        bo: FlexTensor,
+        r: FlexTensor,
+        heads: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        attention_flex(x, wqkv, bqkv, wo, bo, r, heads, true)
+    }
+
+    fn cpu_attention_backward(
+        x: FlexTensor,
+        wqkv: FlexTensor,
+        wo: FlexTensor,
+        saved: FlexTensor,
+        gy: FlexTensor,
+        heads: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        let s = attn_shape(&x, heads);
+        let g = cpu_ops::attention_backward(
+            &s,
+            &values(&x),
+            &values(&wqkv),
+            &values(&wo),
+            &values(&saved),
+            &values(&gy),
+        );
+        let c = s.c;
+        (
+            flex(g.x, &x.shape()),
+            flex(g.wqkv, &[3 * c, c]),
+            flex(g.bqkv, &[3 * c]),
+            flex(g.wo, &[c, c]),
+            flex(g.bo, &[c]),
+        )
     }
 
     fn cpu_silu(x: FlexTensor) -> FlexTensor {
@@ -313,16 +459,52 @@ struct NormBackward;
 
 #[cfg(feature = "train")]
 impl<B: Backend + CpuKernels> Backward<B, 3> for NormBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize, bool);
+    /// (x, gamma, beta, groups, eps, act)
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        usize,
+        f32,
+        bool,
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_g, node_b] = ops.parents;
         let gy = grads.consume::<B>(&ops.node);
-        let (x, gamma, beta, groups, act) = ops.state;
-        let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, act);
+        let (x, gamma, beta, groups, eps, act) = ops.state;
+        let (gx, gg, gb) = B::cpu_group_norm_backward(x, gamma, beta, gy, groups, eps, act);
         register::<B, 3>(
             [node_x, node_g, node_b].map(|n| n.map(|n| n.id)),
             [gx, gg, gb],
+            grads,
+        );
+    }
+}
+
+#[cfg(feature = "train")]
+#[derive(Debug)]
+struct AttnBackward;
+
+#[cfg(feature = "train")]
+impl<B: Backend + CpuKernels> Backward<B, 6> for AttnBackward {
+    /// (x, wqkv, wo, saved, heads)
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        usize,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let gy = grads.consume::<B>(&ops.node);
+        let (x, wqkv, wo, saved, heads) = ops.state;
+        let (gx, gw, gb, gwo, gbo) =
+            B::cpu_attention_backward(x, wqkv, wo, saved, gy.clone(), heads);
+        register::<B, 6>(
+            ops.parents.map(|n| n.map(|n| n.id)),
+            [gx, gw, gb, gwo, gbo, gy],
             grads,
         );
     }
@@ -410,6 +592,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> FloatTensor<Self> {
         let prep = NormBackward
@@ -423,10 +606,12 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         );
         match prep {
             OpsKind::Tracked(prep) => {
-                let y = B::cpu_group_norm(x.clone(), gamma.clone(), beta.clone(), groups, act);
-                prep.finish((x, gamma, beta, groups, act), y)
+                let y = B::cpu_group_norm(x.clone(), gamma.clone(), beta.clone(), groups, eps, act);
+                prep.finish((x, gamma, beta, groups, eps, act), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::cpu_group_norm(x, gamma, beta, groups, act)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::cpu_group_norm(x, gamma, beta, groups, eps, act))
+            }
         }
     }
 
@@ -436,6 +621,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         beta: FloatTensor<Self>,
         gy: FloatTensor<Self>,
         groups: usize,
+        eps: f32,
         act: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (gx, gg, gb) = B::cpu_group_norm_backward(
@@ -444,12 +630,113 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
             Self::inner(beta),
             Self::inner(gy),
             groups,
+            eps,
             act,
         );
         (
             Self::from_inner(gx),
             Self::from_inner(gg),
             Self::from_inner(gb),
+        )
+    }
+
+    fn cpu_attention(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        bqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        bo: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        let prep = AttnBackward
+            .prepare::<C>([
+                x.node(),
+                wqkv.node(),
+                bqkv.node(),
+                wo.node(),
+                bo.node(),
+                r.node(),
+            ])
+            .compute_bound()
+            .stateful();
+        let (x, wqkv, bqkv, wo, bo, r) = (
+            x.into_primitive(),
+            wqkv.into_primitive(),
+            bqkv.into_primitive(),
+            wo.into_primitive(),
+            bo.into_primitive(),
+            r.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (y, saved) = B::cpu_attention_saving(
+                    x.clone(),
+                    wqkv.clone(),
+                    bqkv,
+                    wo.clone(),
+                    bo,
+                    r,
+                    heads,
+                );
+                prep.finish((x, wqkv, wo, saved, heads), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::cpu_attention(x, wqkv, bqkv, wo, bo, r, heads))
+            }
+        }
+    }
+
+    fn cpu_attention_saving(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        bqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        bo: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // only the backward reads what is saved: constants
+        let (y, saved) = B::cpu_attention_saving(
+            Self::inner(x),
+            Self::inner(wqkv),
+            Self::inner(bqkv),
+            Self::inner(wo),
+            Self::inner(bo),
+            Self::inner(r),
+            heads,
+        );
+        (Self::from_inner(y), Self::from_inner(saved))
+    }
+
+    fn cpu_attention_backward(
+        x: FloatTensor<Self>,
+        wqkv: FloatTensor<Self>,
+        wo: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
+        gy: FloatTensor<Self>,
+        heads: usize,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let (gx, gw, gb, gwo, gbo) = B::cpu_attention_backward(
+            Self::inner(x),
+            Self::inner(wqkv),
+            Self::inner(wo),
+            Self::inner(saved),
+            Self::inner(gy),
+            heads,
+        );
+        (
+            Self::from_inner(gx),
+            Self::from_inner(gw),
+            Self::from_inner(gb),
+            Self::from_inner(gwo),
+            Self::from_inner(gbo),
         )
     }
 
@@ -574,6 +861,18 @@ pub fn group_norm(
     groups: usize,
     act: bool,
 ) -> Tensor<4> {
+    group_norm_eps(x, gamma, beta, groups, cpu_ops::GN_EPS, act)
+}
+
+/// `group_norm` with epsilon eps (diffusers' `norm_eps`).
+pub fn group_norm_eps(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    eps: f32,
+    act: bool,
+) -> Tensor<4> {
     let c = x.dims()[1];
     let ok = use_cpu_kernels(&x.device())
         && groups > 0
@@ -587,10 +886,11 @@ pub fn group_norm(
             gamma.into_dispatch(),
             beta.into_dispatch(),
             groups,
+            eps,
             act,
         ))
     } else {
-        reference::group_norm(x, gamma, beta, groups, act)
+        reference::group_norm_eps(x, gamma, beta, groups, eps, act)
     }
 }
 
@@ -605,10 +905,50 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// diffusers' attention block after its GroupNorm: r + to_out(softmax(q k^T / sqrt(d)) v) over
+/// the pixels of xn `[N, C, H, W]`, with `heads` heads of d = C / heads channels; `w` and `b`
+/// are to_q, to_k, to_v and to_out.0's weights (PyTorch Linear layout `[out, in]`, here
+/// `[C, C]`) and biases. On the CPU backend one op each way (the projections, every head and
+/// the residual, straight on NCHW: `cpu_ops::attention_forward`), Burn's ops elsewhere.
+pub fn attention(
+    xn: Tensor<4>,
+    w: [Tensor<2>; 4],
+    b: [Tensor<1>; 4],
+    heads: usize,
+    r: Tensor<4>,
+) -> Tensor<4> {
+    let [n, c, h, wd] = xn.dims();
+    let mut dtypes = vec![xn.dtype(), r.dtype()];
+    dtypes.extend(w.iter().map(|t| t.dtype()));
+    dtypes.extend(b.iter().map(|t| t.dtype()));
+    let ok = use_cpu_kernels(&xn.device())
+        && cpu_ops::AttnShape::new(n, c, h * wd, heads).is_some()
+        && w.iter().all(|t| t.dims() == [c, c])
+        && b.iter().all(|t| t.dims() == [c])
+        && r.dims() == [n, c, h, wd]
+        && all_f32(&dtypes);
+    if !ok {
+        return reference::attention(xn, w, b, heads, r);
+    }
+    let [wq, wk, wv, wo] = w;
+    let [bq, bk, bv, bo] = b;
+    let wqkv = Tensor::cat(vec![wq, wk, wv], 0);
+    let bqkv = Tensor::cat(vec![bq, bk, bv], 0);
+    Tensor::from_dispatch(Dispatch::cpu_attention(
+        xn.into_dispatch(),
+        wqkv.into_dispatch(),
+        bqkv.into_dispatch(),
+        wo.into_dispatch(),
+        bo.into_dispatch(),
+        r.into_dispatch(),
+        heads,
+    ))
+}
+
 /// The plain Burn-ops versions (every non-CPU device, and the tests' reference).
 pub mod reference {
     use burn::tensor::Tensor;
-    use burn::tensor::activation::silu;
+    use burn::tensor::activation::{silu, softmax};
     use burn::tensor::module::conv2d as burn_conv2d;
     use burn::tensor::ops::ConvOptions;
 
@@ -636,6 +976,35 @@ pub mod reference {
             .reshape([n, c, 2 * h, 2 * w])
     }
 
+    /// `super::attention` as Burn ops: Linear layers as matmuls, the heads split by
+    /// reshape and swap_dims, Burn's softmax.
+    pub fn attention(
+        xn: Tensor<4>,
+        w: [Tensor<2>; 4],
+        b: [Tensor<1>; 4],
+        heads: usize,
+        r: Tensor<4>,
+    ) -> Tensor<4> {
+        let [n, c, h, wd] = xn.dims();
+        let (t, d) = (h * wd, c / heads);
+        let [wq, wk, wv, wo] = w;
+        let [bq, bk, bv, bo] = b;
+        let linear = |x: Tensor<2>, w: Tensor<2>, b: Tensor<1>| -> Tensor<2> {
+            x.matmul(w.transpose()) + b.reshape([1, c])
+        };
+        let split = |x: Tensor<2>| -> Tensor<4> {
+            x.reshape([n, t, heads, d]).swap_dims(1, 2) // [n, heads, t, d]
+        };
+        let flat = xn.reshape([n, c, t]).swap_dims(1, 2).reshape([n * t, c]);
+        let q = split(linear(flat.clone(), wq, bq));
+        let k = split(linear(flat.clone(), wk, bk));
+        let v = split(linear(flat, wv, bv));
+        let att = softmax(q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()), 3);
+        let o = att.matmul(v).swap_dims(1, 2).reshape([n * t, c]);
+        let o = linear(o, wo, bo);
+        r + o.reshape([n, t, c]).swap_dims(1, 2).reshape([n, c, h, wd])
+    }
+
     pub fn group_norm(
         x: Tensor<4>,
         gamma: Tensor<1>,
@@ -643,12 +1012,23 @@ pub mod reference {
         groups: usize,
         act: bool,
     ) -> Tensor<4> {
+        group_norm_eps(x, gamma, beta, groups, super::cpu_ops::GN_EPS, act)
+    }
+
+    pub fn group_norm_eps(
+        x: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        groups: usize,
+        eps: f32,
+        act: bool,
+    ) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let xg = x.reshape([n, groups, (c / groups) * h * w]);
         let mean = xg.clone().mean_dim(2);
         let xc = xg - mean;
         let var = (xc.clone() * xc.clone()).mean_dim(2);
-        let xn = (xc / var.add_scalar(super::cpu_ops::GN_EPS as f64).sqrt()).reshape([n, c, h, w]);
+        let xn = (xc / var.add_scalar(eps as f64).sqrt()).reshape([n, c, h, w]);
         let y = xn * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
         if act { silu(y) } else { y }
     }

@@ -4,12 +4,12 @@
 //! student is that file again. The forward pass is diffusers' (positional timestep
 //! embedding of the discrete timestep, ResnetBlock2D, multi-head Attention, Downsample2D with
 //! padding 0 or 1, nearest Upsample2D), on the project's CPU kernels (convolutions, fused
-//! GroupNorm+SiLU) on the CPU backend and Burn's ops elsewhere. What comes out is converted to
-//! x0 by the prediction type, so every sampler, teacher step and distillation target works
-//! with it unchanged. Supported fields and what is refused: docs/diffusers.md.
+//! GroupNorm+SiLU, attention) on the CPU backend and Burn's ops elsewhere. What comes out is
+//! converted to x0 by the prediction type, so every sampler, teacher step and distillation
+//! target works with it unchanged. Supported fields and what is refused: docs/diffusers.md.
 
+use burn::tensor::Tensor;
 use burn::tensor::ops::PadMode;
-use burn::tensor::{Tensor, activation::softmax};
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Params};
@@ -456,20 +456,12 @@ impl Fwd<'_> {
         let b = self.get(&format!("{name}.bias")).0.reshape([1, o]);
         x.matmul(w.transpose()) + b
     }
-    /// GroupNorm with norm_eps (the kernel's eps is 1e-5: GroupNorm(s x) with eps e0 is
-    /// GroupNorm(x) with eps e0 / s^2, so x is scaled by s = sqrt(1e-5 / norm_eps)), then SiLU
-    /// when `act`.
+    /// GroupNorm with norm_eps, then SiLU when `act`.
     fn norm(&self, name: &str, x: Tensor<4>, act: bool) -> Tensor<4> {
         let g = self.get(&format!("{name}.weight")).0;
         let b = self.get(&format!("{name}.bias")).0;
-        let eps0 = crate::engine::kernels::cpu_ops::GN_EPS as f64;
-        let eps = self.net.cfg.norm_eps;
-        let x = if (eps - eps0).abs() > 1e-12 {
-            x.mul_scalar((eps0 / eps).sqrt())
-        } else {
-            x
-        };
-        cpu::group_norm(x, g, b, self.net.cfg.norm_num_groups, act)
+        let eps = self.net.cfg.norm_eps as f32;
+        cpu::group_norm_eps(x, g, b, self.net.cfg.norm_num_groups, eps, act)
     }
     /// ResnetBlock2D: shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb)))))
     fn resnet(&self, name: &str, x: Tensor<4>, semb: &Tensor<2>) -> Tensor<4> {
@@ -489,27 +481,20 @@ impl Fwd<'_> {
     }
     /// Attention over the pixels: GroupNorm, q/k/v projections, heads of
     /// attention_head_dim channels (one head when None), softmax(q k^T / sqrt(d)) v,
-    /// to_out, plus the input.
+    /// to_out, plus the input (`kernels::cpu::attention`: one CPU op each way on the CPU
+    /// backend, Burn's ops elsewhere).
     fn attention(&self, name: &str, x: Tensor<4>) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
+        let c = x.dims()[1];
         let d = self.net.cfg.attention_head_dim.unwrap_or(c);
-        let heads = c / d;
         let xn = self.norm(&format!("{name}.group_norm"), x.clone(), false);
-        let seq = xn.reshape([n, c, h * w]).swap_dims(1, 2); // [n, hw, c]
-        let split = |t: Tensor<2>| -> Tensor<4> {
-            t.reshape([n, h * w, heads, d]).swap_dims(1, 2) // [n, heads, hw, d]
+        let lin = |p: &str| {
+            let (w, s) = self.get(&format!("{name}.{p}.weight"));
+            let w = w.reshape([s[0], s[1]]);
+            (w, self.get(&format!("{name}.{p}.bias")).0)
         };
-        let flat = seq.reshape([n * h * w, c]);
-        let q = split(self.linear(&format!("{name}.to_q"), flat.clone()));
-        let k = split(self.linear(&format!("{name}.to_k"), flat.clone()));
-        let v = split(self.linear(&format!("{name}.to_v"), flat));
-        let att = softmax(q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()), 3);
-        let o = att.matmul(v).swap_dims(1, 2).reshape([n * h * w, c]);
-        let o = self.linear(&format!("{name}.to_out.0"), o);
-        x + o
-            .reshape([n, h * w, c])
-            .swap_dims(1, 2)
-            .reshape([n, c, h, w])
+        let [(wq, bq), (wk, bk), (wv, bv), (wo, bo)] =
+            ["to_q", "to_k", "to_v", "to_out.0"].map(lin);
+        cpu::attention(xn, [wq, wk, wv, wo], [bq, bk, bv, bo], c / d, x)
     }
 }
 

@@ -92,7 +92,7 @@ pub fn silu_backward(x: &[f32], gy: &[f32]) -> Vec<f32> {
 }
 
 multiversion! {
-    fn stats(x: &[f32]) -> (f32, f32) {
+    fn stats(x: &[f32], eps: f32) -> (f32, f32) {
         let len = x.len().max(1) as f32;
         let mean = sum8(x) / len;
         let mut acc = [0f32; 8];
@@ -105,7 +105,7 @@ multiversion! {
         }
         let tail: f32 = it.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
         let var = (acc.iter().sum::<f32>() + tail) / len;
-        (mean, 1.0 / (var + GN_EPS).sqrt())
+        (mean, 1.0 / (var + eps).sqrt())
     }
 }
 
@@ -181,15 +181,18 @@ multiversion! {
     }
 }
 
-/// The epsilon of every GroupNorm here (as the composed reference).
+/// The epsilon of a GroupNorm unless given (PyTorch's default).
 pub const GN_EPS: f32 = 1e-5;
 
-/// GroupNorm over [n, c, hw] with `groups` groups (c divisible by it), per-channel affine
-/// gamma, beta, then SiLU when `act`: one statistics pass and one fused pass per group.
+/// GroupNorm over [n, c, hw] with `groups` groups (c divisible by it) and epsilon eps,
+/// per-channel affine gamma, beta, then SiLU when `act`: one statistics pass and one fused
+/// pass per group.
+#[allow(clippy::too_many_arguments)]
 pub fn group_norm(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
     groups: usize,
+    eps: f32,
     gamma: &[f32],
     beta: &[f32],
     act: bool,
@@ -203,7 +206,7 @@ pub fn group_norm(
     let len = cpg * hw;
     new_chunks(n * groups, len, false, |b, yb| {
         let xb = &x[b * len..(b + 1) * len];
-        let (mean, rstd) = stats(xb);
+        let (mean, rstd) = stats(xb, eps);
         let c0 = (b % groups) * cpg;
         for ci in 0..cpg {
             let sc = rstd * gamma[c0 + ci];
@@ -215,10 +218,12 @@ pub fn group_norm(
 }
 
 /// Gradients of `group_norm` for the output gradient gy: (gx, ggamma, gbeta).
+#[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
     groups: usize,
+    eps: f32,
     gamma: &[f32],
     beta: &[f32],
     gy: &[f32],
@@ -239,7 +244,7 @@ pub fn group_norm_backward(
     let block = |b: usize, gxb: &mut [f32], pb: &mut [f32]| {
         let xb = &x[b * len..(b + 1) * len];
         let gyb = &gy[b * len..(b + 1) * len];
-        let (mean, rstd) = stats(xb);
+        let (mean, rstd) = stats(xb, eps);
         let c0 = (b % groups) * cpg;
         let (mut m1, mut m2) = (0f32, 0f32);
         for ci in 0..cpg {

@@ -1,17 +1,23 @@
 //! The CPU kernels on plain f32 slices (NCHW, contiguous): convolution forward and backward
 //! through one GEMM per image (the `gemm` crate Burn's CPU backend uses, AVX-512 micro-kernels
 //! chosen at run time), and GroupNorm with an optional SiLU as one fused pass each way, with a
-//! vectorised exp. `cpu.rs` puts them behind a Burn backend extension; the tests compare them
+//! vectorised exp, and multi-head self-attention with its projections as one op each way.
+//! `cpu.rs` puts them behind a Burn backend extension; the tests compare them
 //! with Burn's own ops.
 
+// first: its `multiversion!` macro is used by the modules declared after it
+#[macro_use]
+mod groupnorm;
+
+mod attention;
 mod conv;
 mod gemm;
-mod groupnorm;
 #[cfg(test)]
 mod tests;
 mod threads;
 mod upconv;
 
+pub use attention::{AttnGrads, AttnInputs, AttnShape, attention_backward, attention_forward};
 pub use conv::{ConvShape, Epilogue, conv2d_backward, conv2d_forward};
 pub use gemm::row_sums;
 pub use groupnorm::{GN_EPS, exp_f32, group_norm, group_norm_backward, silu, silu_backward};
