@@ -31,6 +31,8 @@ pub struct Adam {
     pub m: Tensor<1>,
     pub v: Tensor<1>,
     pub t: u64,
+    /// Burn's ops even where the one-pass CPU kernel applies (the tests compare the two).
+    pub burn_ops: bool,
 }
 
 impl Adam {
@@ -39,27 +41,53 @@ impl Adam {
             m: like.zeros_like(),
             v: like.zeros_like(),
             t: 0,
+            burn_ops: false,
         }
     }
 
     /// One step; returns the new parameters.
     pub fn step(&mut self, cfg: &AdamConfig, params: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
-        let grad = match cfg.clip {
-            Some(c) => {
-                let norm = (grad.clone() * grad.clone()).sum().sqrt();
-                // scale = min(1, c / norm), computed on the device (no sync)
-                let scale = norm.add_scalar(1e-12).recip().mul_scalar(c).clamp_max(1.0);
-                grad * scale
-            }
-            None => grad,
-        };
+        // scale = min(1, c / norm), computed on the device (no sync)
+        let scale = cfg.clip.map(|c| {
+            let norm = (grad.clone() * grad.clone()).sum().sqrt();
+            norm.add_scalar(1e-12).recip().mul_scalar(c).clamp_max(1.0)
+        });
         self.t += 1;
-        self.m = self.m.clone().mul_scalar(cfg.beta1) + grad.clone().mul_scalar(1.0 - cfg.beta1);
-        self.v = self.v.clone().mul_scalar(cfg.beta2)
-            + (grad.clone() * grad).mul_scalar(1.0 - cfg.beta2);
         let bc1 = 1.0 - cfg.beta1.powi(self.t as i32);
         let bc2 = 1.0 - cfg.beta2.powi(self.t as i32);
         let step_size = cfg.lr / bc1;
+        if crate::engine::kernels::cpu::adam_applies(&params) && !self.burn_ops {
+            // one pass on the CPU, the same f32 operations as below (scalars rounded to f32
+            // as Burn's scalar ops round them): the same bits
+            let k = crate::engine::kernels::cpu_ops::AdamCoefs {
+                beta1: cfg.beta1 as f32,
+                one_minus_beta1: (1.0 - cfg.beta1) as f32,
+                beta2: cfg.beta2 as f32,
+                one_minus_beta2: (1.0 - cfg.beta2) as f32,
+                bc2: bc2 as f32,
+                eps: cfg.eps as f32,
+                step: step_size as f32,
+            };
+            let (p, m, v) = crate::engine::kernels::cpu::adam(
+                params,
+                grad,
+                self.m.clone(),
+                self.v.clone(),
+                scale,
+                k,
+            );
+            self.m = m;
+            self.v = v;
+            return p;
+        }
+        // Burn's ops (every other device)
+        let grad = match scale {
+            Some(s) => grad * s,
+            None => grad,
+        };
+        self.m = self.m.clone().mul_scalar(cfg.beta1) + grad.clone().mul_scalar(1.0 - cfg.beta1);
+        self.v = self.v.clone().mul_scalar(cfg.beta2)
+            + (grad.clone() * grad).mul_scalar(1.0 - cfg.beta2);
         let denom = self.v.clone().div_scalar(bc2).sqrt().add_scalar(cfg.eps);
         params - (self.m.clone() / denom).mul_scalar(step_size)
     }
@@ -94,6 +122,43 @@ mod tests {
     use super::*;
     use crate::engine::tensors::{from_vec1, to_vec};
     use burn::tensor::Device;
+
+    /// The one-pass CPU kernel gives Burn's ops' bits: 6 steps, with the clip biting (a
+    /// gradient of norm about 30 against clip 1), without a clip, and over more elements than
+    /// one parallel chunk.
+    #[test]
+    fn the_cpu_kernel_is_burns_adam_bit_for_bit() {
+        let dev = Device::flex();
+        let mut rng = crate::engine::rng::Rng::new(9);
+        for (n, clip) in [
+            (1_000usize, Some(1.0)),
+            (100_000, Some(1.0)),
+            (70_001, None),
+        ] {
+            let cfg = AdamConfig {
+                clip,
+                lr: 3e-3,
+                ..Default::default()
+            };
+            let p0: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let mut p = [from_vec1(p0.clone(), &dev), from_vec1(p0, &dev)];
+            let like = p[0].clone();
+            let mut a = [Adam::new(&like), Adam::new(&like)];
+            a[1].burn_ops = true;
+            assert!(crate::engine::kernels::cpu::adam_applies(&like));
+            for _ in 0..6 {
+                let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.1).collect();
+                for i in 0..2 {
+                    p[i] = a[i].step(&cfg, p[i].clone(), from_vec1(g.clone(), &dev));
+                }
+                for (x, y) in [(&p[0], &p[1]), (&a[0].m, &a[1].m), (&a[0].v, &a[1].v)] {
+                    let (x, y) = (to_vec(x.clone()), to_vec(y.clone()));
+                    let differ = x.iter().zip(&y).filter(|(a, b)| a.to_bits() != b.to_bits());
+                    assert_eq!(differ.count(), 0, "n {n}, clip {clip:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn bias_corrected_ema_is_the_weighted_mean() {

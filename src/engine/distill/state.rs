@@ -130,6 +130,7 @@ impl Run {
                 m: get("adam_m")?,
                 v: get("adam_v")?,
                 t: meta.adam_t,
+                burn_ops: false,
             },
             rng: Rng::from_state([rng[0], rng[1], rng[2], rng[3]]),
         })

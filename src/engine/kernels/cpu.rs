@@ -176,6 +176,20 @@ pub trait CpuKernels: Backend {
         FloatTensor<Self>,
     );
 
+    /// Adam's update of the flat parameters p with gradient g (times scale's one value when
+    /// scale is `[1]`; `[0]`: none) and moments m, v: (p', m', v'), see `cpu_ops::adam`.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn cpu_adam(
+        p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        beta1: f32,
+        beta2: f32,
+        coefs: [f32; 5],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// SiLU, x sigmoid(x), elementwise.
     fn cpu_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
@@ -395,6 +409,32 @@ impl CpuKernels for Flex {
             flex(g.wo, &[c, c]),
             flex(g.bo, &[c]),
         )
+    }
+
+    fn cpu_adam(
+        p: FlexTensor,
+        g: FlexTensor,
+        m: FlexTensor,
+        v: FlexTensor,
+        scale: FlexTensor,
+        beta1: f32,
+        beta2: f32,
+        coefs: [f32; 5],
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = p.shape().to_vec();
+        let [one_minus_beta1, one_minus_beta2, bc2, eps, step] = coefs;
+        let k = cpu_ops::AdamCoefs {
+            beta1,
+            one_minus_beta1,
+            beta2,
+            one_minus_beta2,
+            bc2,
+            eps,
+            step,
+        };
+        let s = values(&scale).first().copied();
+        let (po, mo, vo) = cpu_ops::adam(&values(&p), &values(&g), &values(&m), &values(&v), s, k);
+        (flex(po, &shape), flex(mo, &shape), flex(vo, &shape))
     }
 
     fn cpu_silu(x: FlexTensor) -> FlexTensor {
@@ -758,6 +798,34 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
     fn cpu_silu_backward(x: FloatTensor<Self>, gy: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::from_inner(B::cpu_silu_backward(Self::inner(x), Self::inner(gy)))
     }
+
+    fn cpu_adam(
+        p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        beta1: f32,
+        beta2: f32,
+        coefs: [f32; 5],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // an optimizer step: nothing to differentiate
+        let (po, mo, vo) = B::cpu_adam(
+            Self::inner(p),
+            Self::inner(g),
+            Self::inner(m),
+            Self::inner(v),
+            Self::inner(scale),
+            beta1,
+            beta2,
+            coefs,
+        );
+        (
+            Self::from_inner(po),
+            Self::from_inner(mo),
+            Self::from_inner(vo),
+        )
+    }
 }
 
 fn all_f32(ts: &[DType]) -> bool {
@@ -897,6 +965,42 @@ pub fn group_norm_eps(
 /// SiLU, x sigmoid(x): one vectorised pass each way on the CPU backend (Burn's sigmoid calls
 /// libm's exp per value, and its backward computes it again: half of a 2-D distillation
 /// step), Burn's silu elsewhere.
+/// Whether Adam's update runs as one CPU pass (`adam`) for these flat parameters: f32 on the
+/// CPU backend with the kernels on.
+pub fn adam_applies(p: &Tensor<1>) -> bool {
+    use_cpu_kernels(&p.device()) && p.dtype() == DType::F32
+}
+
+/// Adam's update in one pass on the CPU backend (call where `adam_applies`): (p', m', v') for
+/// the gradient g times `scale` (a `[1]` tensor: the clip's factor) when given; the same bits
+/// as `engine/optim.rs`'s Burn-ops form.
+#[allow(clippy::too_many_arguments)]
+pub fn adam(
+    p: Tensor<1>,
+    g: Tensor<1>,
+    m: Tensor<1>,
+    v: Tensor<1>,
+    scale: Option<Tensor<1>>,
+    k: cpu_ops::AdamCoefs,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let scale = scale.unwrap_or_else(|| Tensor::empty([0], &p.device()));
+    let (po, mo, vo) = Dispatch::cpu_adam(
+        p.into_dispatch(),
+        g.into_dispatch(),
+        m.into_dispatch(),
+        v.into_dispatch(),
+        scale.into_dispatch(),
+        k.beta1,
+        k.beta2,
+        [k.one_minus_beta1, k.one_minus_beta2, k.bc2, k.eps, k.step],
+    );
+    (
+        Tensor::from_dispatch(po),
+        Tensor::from_dispatch(mo),
+        Tensor::from_dispatch(vo),
+    )
+}
+
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if use_cpu_kernels(&x.device()) && x.dtype() == DType::F32 {
         Tensor::from_dispatch(Dispatch::cpu_silu(x.into_dispatch()))

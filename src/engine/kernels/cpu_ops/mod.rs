@@ -9,6 +9,7 @@
 #[macro_use]
 mod groupnorm;
 
+mod adam;
 mod attention;
 mod conv;
 mod gemm;
@@ -17,6 +18,7 @@ mod tests;
 mod threads;
 mod upconv;
 
+pub use adam::{AdamCoefs, adam};
 pub use attention::{AttnGrads, AttnInputs, AttnShape, attention_backward, attention_forward};
 pub use conv::{ConvShape, Epilogue, conv2d_backward, conv2d_forward};
 pub use gemm::row_sums;
