@@ -681,8 +681,8 @@ fn frame_textures(app: &mut StudioApp, ctx: &egui::Context) -> Vec<([usize; 2], 
     let out = ctx.run_ui(egui::RawInput::default(), |ui| app.show(ui));
     out.textures_delta
         .set
-        .iter()
-        .flat_map(|(_, ds)| ds.iter())
+        .values()
+        .flat_map(|ds| ds.iter())
         .filter_map(|d| match &d.image {
             egui::ImageData::Color(c) if d.pos.is_none() => Some((
                 c.size,
