@@ -264,8 +264,10 @@ pub mod reference {
         ws: f64,
         wi: f64,
     ) -> (Tensor<1>, Tensor<1>) {
-        use crate::engine::optim::ema_mix;
-        (ema_mix(es, phi, ws), ema_mix(ei, phi, wi))
+        // ema + w (phi - ema), the form of `optim::ema_mix` (the optimizer sits above the
+        // kernels: it calls the one-pass Adam)
+        let mix = |e: Tensor<1>, w: f64| e.clone() + (phi.clone() - e).mul_scalar(w);
+        (mix(es, ws), mix(ei, wi))
     }
 
     /// Host reference of the RGBA grid (integer packing has no Burn op).
