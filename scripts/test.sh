@@ -10,7 +10,9 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 need=()
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
-ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+# grep without -q: with -q it stops reading early, ldconfig gets SIGPIPE and pipefail turns
+# an installed library into a missing one
+ldconfig -p 2>/dev/null | grep libvulkan.so.1 >/dev/null || need+=(libvulkan1)
 # the colour `emoji` data comes from this font (11 MB)
 emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 [ -e "$emoji_font" ] || need+=(fonts-noto-color-emoji)
@@ -18,7 +20,7 @@ emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 # for rsmpi's bindgen
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v mpicc >/dev/null || need+=(libopenmpi-dev)
-ldconfig -p 2>/dev/null | grep -q 'libclang' || need+=(libclang-dev)
+ldconfig -p 2>/dev/null | grep libclang >/dev/null || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; the emoji font; MPI)"
