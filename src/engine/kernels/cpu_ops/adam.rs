@@ -18,6 +18,7 @@ pub struct AdamCoefs {
 }
 
 /// Elements per chunk of the parallel loop.
+#[cfg(not(target_arch = "wasm32"))]
 const CHUNK: usize = 1 << 15;
 
 /// (p', m', v'): g is first multiplied by `scale` when given (the gradient clip's factor); then

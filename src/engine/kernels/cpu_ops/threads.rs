@@ -122,6 +122,7 @@ pub(super) fn sum_over(
 }
 
 /// Elementwise work of at least this many values is split across the threads.
+#[cfg(not(target_arch = "wasm32"))]
 const PAR_ELEMENTS: usize = 1 << 15;
 
 /// A new vector of `len` floats, written by `f(start, chunk)` over chunks of it (in parallel
