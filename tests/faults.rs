@@ -398,22 +398,10 @@ fn distill_survives_kill_9_at_random_moments() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// 24 images of 8x8 in idx files (as tests/images.rs).
-fn image_fixture(dir: &Path) {
-    let px = common::squares(24, |_| 250);
-    tract_studio::data::idx::write_idx(
-        &dir.join("train-images-idx3-ubyte"),
-        &[24, 8, 8],
-        &px,
-        false,
-    )
-    .unwrap();
-}
-
 #[test]
 fn teacher_survives_kill_9_at_random_moments() {
     let d = tmp("kill-teacher");
-    image_fixture(&d);
+    common::square_idx(&d);
     let data = format!("mnist:{}", d.display());
     let args = |out: &Path| {
         strings(&[

@@ -161,22 +161,10 @@ fn ring8_distillation_on_two_ranks_equals_one_process() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// 24 images of 8x8 in idx files (as tests/images.rs).
-fn image_fixture(dir: &Path) {
-    let px = common::squares(24, |_| 250);
-    tract_studio::data::idx::write_idx(
-        &dir.join("train-images-idx3-ubyte"),
-        &[24, 8, 8],
-        &px,
-        false,
-    )
-    .unwrap();
-}
-
 #[test]
 fn tiny_unet_teacher_on_two_ranks_equals_one_process() {
     let d = tmp("teacher");
-    image_fixture(&d);
+    common::square_idx(&d);
     let data = format!("mnist:{}", d.display());
     let args = |out: &Path| {
         strings(&[

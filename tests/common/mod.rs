@@ -16,6 +16,19 @@ pub fn squares(n: usize, value: impl Fn(usize) -> u8) -> Vec<u8> {
     px
 }
 
+/// 24 of those images (brightness 250) as an MNIST-format training file in `dir`.
+#[allow(dead_code)]
+pub fn square_idx(dir: &std::path::Path) {
+    let px = squares(24, |_| 250);
+    tract_studio::data::idx::write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[24, 8, 8],
+        &px,
+        false,
+    )
+    .unwrap();
+}
+
 /// Asserts max |a - b| / (1 + |b|) <= tol, and that b is not all zero (the comparison is
 /// not vacuous).
 #[allow(dead_code)]
