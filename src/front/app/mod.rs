@@ -368,10 +368,7 @@ impl StudioApp {
             .data
             .clone()
             .unwrap_or_else(|| self.data_spec.clone());
-        let sets = crate::jobs::assets::sets(&self.manifest, &data);
-        if !sets.contains(&self.gallery_set) {
-            self.gallery_set = sets.first().cloned().flatten();
-        }
+        self.keep_set_of(&data);
         self.models_for_data();
     }
 
@@ -442,11 +439,7 @@ impl StudioApp {
         self.teacher_preview = None;
         self.teacher_requested = false;
         self.data_preview = None;
-        // the set is kept where the new data has it
-        let sets = crate::jobs::assets::sets(&self.manifest, &self.data_spec);
-        if !sets.contains(&self.gallery_set) {
-            self.gallery_set = sets.first().cloned().flatten();
-        }
+        self.keep_set_of(&self.data_spec.clone());
         if self.is_images() {
             self.use_exact_teacher = false;
             if let Some(t) = self.set_teacher() {
@@ -473,6 +466,14 @@ impl StudioApp {
     }
 
     /// Data sets with shipped models, plus the current one (the gallery's data choice).
+    /// Keep the gallery set where `data` has it, else take the data's first set.
+    fn keep_set_of(&mut self, data: &str) {
+        let sets = crate::jobs::assets::sets(&self.manifest, data);
+        if !sets.contains(&self.gallery_set) {
+            self.gallery_set = sets.first().cloned().flatten();
+        }
+    }
+
     /// The shipped teacher of the current data and gallery set (else of the data).
     fn set_teacher(&self) -> Option<crate::jobs::assets::ManifestEntry> {
         let teachers = || {
