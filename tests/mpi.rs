@@ -142,8 +142,15 @@ fn ring8_distillation_on_two_ranks_equals_one_process() {
     ok(one(&ring8(&a, &[])), "one process");
     let o = ok(two, "mpirun -np 2");
     let err = String::from_utf8_lossy(&o.stderr);
-    // rank 0 alone reports: one device line, one plan
+    // rank 0 alone reports: one plan, and one line for each rank's device, with its place
+    // among the ranks on this machine (MPI's shared-memory split)
     assert_eq!(err.matches("plan:").count(), 1, "{err}");
+    for r in 0..2 {
+        let line = format!(
+            "device of rank {r} of 2: CPU backend (Burn flex), local rank {r} of 2: --device cpu"
+        );
+        assert_eq!(err.matches(&line).count(), 1, "{line}\n{err}");
+    }
     same_run(&a, &b, "student.safetensors");
     for p in ["phase0-fit", "phase1-tract-64to8"] {
         common::close(
@@ -158,6 +165,49 @@ fn ring8_distillation_on_two_ranks_equals_one_process() {
     assert!(cfg.contains("\"ranks\": 2"), "{cfg}");
     let cfg = std::fs::read_to_string(a.join("config.json")).unwrap();
     assert!(!cfg.contains("\"ranks\""), "{cfg}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The wgpu path under MPI: each rank opens its own adapter (here both share lavapipe, the
+/// one this machine has, and say so), and the job equals a one-process wgpu run (measured
+/// 1.5e-6).
+#[test]
+fn two_wgpu_ranks_take_their_adapters_and_equal_one_process() {
+    let found = tract_studio::engine::device::adapters();
+    if found.is_empty() {
+        eprintln!("skipped: no wgpu adapter (Debian: mesa-vulkan-drivers libvulkan1)");
+        return;
+    }
+    let d = tmp("wgpu");
+    let args = |out: &Path| {
+        let v = ring8(out, &[]);
+        let swap = |a: &String| match a.as_str() {
+            "cpu" => "wgpu".to_string(),
+            "20480" => "4096".into(),
+            "10240" => "2048".into(),
+            _ => a.clone(),
+        };
+        v.iter().map(swap).collect::<Vec<_>>()
+    };
+    let (a, b) = (d.join("one"), d.join("two"));
+    let Some(two) = ranks(2, &args(&b)) else {
+        return;
+    };
+    ok(one(&args(&a)), "one process on wgpu");
+    let o = ok(two, "mpirun -np 2 on wgpu");
+    let err = String::from_utf8_lossy(&o.stderr);
+    if let [(kind, name)] = &found[..] {
+        // one adapter: both ranks on it, and they say so
+        for r in 0..2 {
+            let line = format!(
+                "device of rank {r} of 2: wgpu backend on '{name}' ({kind:?} adapter 1 of 1), local rank {r} of 2, shared by 2 ranks"
+            );
+            assert_eq!(err.matches(&line).count(), 1, "{line}\n{err}");
+        }
+    } else {
+        assert_eq!(err.matches("wgpu backend on '").count(), 2, "{err}");
+    }
+    same_run(&a, &b, "student.safetensors");
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -25,6 +25,11 @@ pub trait Collective: Send + Sync {
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()>;
     /// Every rank's `value` (e.g. its options as JSON), in rank order.
     fn all_gather_text(&self, value: &str) -> Result<Vec<String>>;
+    /// This process's index among the ranks on its machine, and their number (a rank picks
+    /// its GPU by it); every rank on its own machine unless the launcher says otherwise.
+    fn local(&self) -> (usize, usize) {
+        (0, 1)
+    }
 
     /// The rows of a global batch of `batch` this rank keeps (the batch divides evenly:
     /// [`check_batch`]).

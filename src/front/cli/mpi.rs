@@ -48,6 +48,8 @@ pub(super) struct World {
 pub(super) struct Mpi {
     rank: usize,
     size: usize,
+    /// This rank among the ranks on its machine (MPI_Comm_split_type SHARED), and their count.
+    local: (usize, usize),
     /// When this rank entered the collective call it is in (ms since `epoch`), 0 outside.
     entered_ms: AtomicU64,
     epoch: Instant,
@@ -78,9 +80,13 @@ pub(super) fn start() -> anyhow::Result<Option<World>> {
         anyhow::bail!("MPI was already initialised in this process");
     };
     let world = universe.world();
+    let node = world.split_shared(world.rank());
+    let local = (node.rank() as usize, node.size() as usize);
+    share_cores(local.1);
     let comm = Arc::new(Mpi {
         rank: world.rank() as usize,
         size: world.size() as usize,
+        local,
         entered_ms: AtomicU64::new(0),
         epoch: Instant::now(),
     });
@@ -89,6 +95,18 @@ pub(super) fn start() -> anyhow::Result<Option<World>> {
         comm,
         _universe: universe,
     }))
+}
+
+/// Ranks on one machine share its cores: each runs `cores / ranks` CPU threads, unless
+/// `RAYON_NUM_THREADS` says how many.
+fn share_cores(local_size: usize) {
+    if local_size <= 1 || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads((cores / local_size).max(1))
+        .build_global();
 }
 
 /// Seconds a rank waits in one collective call before it gives up (`TRACT_MPI_TIMEOUT`).
@@ -143,6 +161,9 @@ impl Collective for Mpi {
     }
     fn size(&self) -> usize {
         self.size
+    }
+    fn local(&self) -> (usize, usize) {
+        self.local
     }
     fn all_reduce_sum(&self, buf: &mut [f32]) -> crate::Result<()> {
         let send = buf.to_vec();

@@ -11,6 +11,7 @@ use super::progress::Progress;
 use super::{Agreed, MAX_BATCH, Ranks, count, examples, note_run_dir, pick_device_said};
 use crate::engine::checkpoint::ModelFile;
 use crate::engine::data::Data;
+use crate::engine::device::Picked;
 use crate::engine::distill::{DistillConfig, Event, Method, Observer, Outcome, Run};
 use crate::engine::schedule::Param;
 use crate::jobs::generate::noise;
@@ -167,6 +168,37 @@ fn open_model(spec: &str) -> crate::Result<ModelFile> {
 }
 
 /// Rank 0 (or the only process) speaks for a data-parallel job.
+/// The device of this process: in a data-parallel job of several ranks, this rank's own
+/// (a GPU by its place among the ranks on its machine: `device::pick_for_rank`), said
+/// afterwards by [`say_devices`]; in one process, the usual choice, said now.
+fn pick_rank_device(d: DeviceArg, ranks: &Ranks, say: bool) -> anyhow::Result<Picked> {
+    match ranks {
+        Some(c) if c.size() > 1 => {
+            let (local, on_node) = c.local();
+            Ok(crate::engine::device::pick_for_rank(
+                d.into(),
+                local,
+                on_node,
+            )?)
+        }
+        _ => pick_device_said(d, say),
+    }
+}
+
+/// Rank 0 says every rank's device, one line each (data-parallel only).
+fn say_devices(ranks: &Ranks, label: &str) -> anyhow::Result<()> {
+    let Some(c) = ranks.as_ref().filter(|c| c.size() > 1) else {
+        return Ok(());
+    };
+    let all = c.all_gather_text(label)?;
+    if c.rank() == 0 {
+        for (r, l) in all.iter().enumerate() {
+            eprintln!("device of rank {r} of {}: {l}", all.len());
+        }
+    }
+    Ok(())
+}
+
 fn speaks(ranks: &Ranks) -> bool {
     ranks.as_ref().is_none_or(|c| c.rank() == 0)
 }
@@ -230,8 +262,11 @@ fn silent(_: &Event) -> bool {
 
 pub(super) fn distill(a: DistillArgs, ranks: Ranks) -> anyhow::Result<()> {
     let say = speaks(&ranks);
-    let setup = distill_setup(&a, say);
+    let dev = pick_rank_device(a.device, &ranks, say);
+    let label = dev.as_ref().map(|d| d.label.clone()).unwrap_or_default();
+    let setup = dev.and_then(|d| distill_setup(&a, say, &d));
     let mut run = start_together(&ranks, setup, "distill", a.resume, a.stop_after)?;
+    say_devices(&ranks, &label)?;
     if say {
         for w in &run.warnings {
             eprintln!("warning: {w}");
@@ -253,8 +288,7 @@ pub(super) fn distill(a: DistillArgs, ranks: Ranks) -> anyhow::Result<()> {
 }
 
 /// A distillation run from the flags (a new one, or the one in --out with --resume).
-fn distill_setup(a: &DistillArgs, say: bool) -> anyhow::Result<Run> {
-    let dev = pick_device_said(a.device, say)?;
+fn distill_setup(a: &DistillArgs, say: bool, dev: &Picked) -> anyhow::Result<Run> {
     let run = if a.resume {
         let mut r = Run::open_with(&a.out, &dev.device, &open_model)?;
         check_distill_resume(&r.cfg, a)?;
@@ -592,8 +626,11 @@ impl Observer for TeacherProgress {
 
 pub(super) fn teacher(a: TeacherArgs, ranks: Ranks) -> anyhow::Result<()> {
     let say = speaks(&ranks);
-    let setup = teacher_setup(&a, say);
+    let dev = pick_rank_device(a.device, &ranks, say);
+    let label = dev.as_ref().map(|d| d.label.clone()).unwrap_or_default();
+    let setup = dev.and_then(|d| teacher_setup(&a, say, &d));
     let mut run = start_together(&ranks, setup, "teacher", a.resume, a.stop_after)?;
+    say_devices(&ranks, &label)?;
     let data = Data::parse(&run.cfg.data)?;
     let n = if data.is_images() { 16 } else { 2000 };
     run.preview = Some(crate::engine::distill::PreviewSpec {
@@ -623,8 +660,7 @@ pub(super) fn teacher(a: TeacherArgs, ranks: Ranks) -> anyhow::Result<()> {
 }
 
 /// A teacher run from the flags (a new one, or the one in --out with --resume).
-fn teacher_setup(a: &TeacherArgs, say: bool) -> anyhow::Result<Run> {
-    let dev = pick_device_said(a.device, say)?;
+fn teacher_setup(a: &TeacherArgs, say: bool, dev: &Picked) -> anyhow::Result<Run> {
     let run = if a.resume {
         let mut r = Run::open(&a.out, &dev.device)?;
         check_teacher_resume(&r.cfg, a)?;
