@@ -8,10 +8,16 @@
 #   TEACHER=/path/to/pipeline bash scripts/diffusers-fashion.sh     (default: the shipped one)
 #   N=2000 BUDGET=48000 STAGES="distill export eval" bash scripts/diffusers-fashion.sh
 #   STUDENTS="tract-v-refit btd-v-refit" bash scripts/diffusers-fashion.sh   (some students only)
+#
+# Colour: DATA=emoji trains the teacher itself first (the same recipe, 3 channels, on the
+# training emoji as tract-studio loads them; STEPS optimizer steps of 64, resumable), then
+# goes on as above; it needs torch and diffusers for the teacher stage:
+#   DATA=emoji OUT=runs/emoji-diffusers STEPS=20000 bash scripts/diffusers-fashion.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/tract-studio}
 [ -x "$BIN" ] || BIN=${CARGO_TARGET_DIR:-target}/release/tract-studio
+DATA=${DATA:-fashion-mnist}
 OUT=${OUT:-runs/diffusers-fashion}
 BUDGET=${BUDGET:-48000}   # distillation samples per student (beyond a re-fit)
 N=${N:-2000}              # samples for FID
@@ -22,10 +28,22 @@ mkdir -p "$OUT"
 TEACHER=${TEACHER:-$OUT/teacher-pipeline}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
-if has teacher && [ ! -f "$TEACHER/model_index.json" ]; then
+if has teacher && [ "$DATA" != fashion-mnist ]; then
+  # train it: diffusers' recipe in PyTorch on the data as tract-studio loads it
+  TEACHER=$OUT/teacher/pipeline
+  if [ ! -f "$OUT/teacher/done" ]; then
+    [ -f "$OUT/train-images.safetensors" ] ||
+      cargo run --release --locked --example dump_data -- "$DATA" train "$OUT/train-images.safetensors"
+    resume=(); [ -f "$OUT/teacher/state.pt" ] && resume=(--resume)
+    python3 benches/peer/train_diffusers_teacher.py --images "$OUT/train-images.safetensors" \
+      --out "$OUT/teacher" --steps "${STEPS:-20000}" --save-min 10 --log-every 200 "${resume[@]}"
+    touch "$OUT/teacher/done"
+  fi
+elif has teacher && [ ! -f "$TEACHER/model_index.json" ]; then
   # the shipped teacher (f16) as a diffusers pipeline folder
   "$BIN" export --model asset:fashion-mnist-diffusers-teacher.safetensors --out "$TEACHER"
 fi
+[ "$DATA" != fashion-mnist ] && [ -f "$OUT/teacher/pipeline/model_index.json" ] && TEACHER=$OUT/teacher/pipeline
 
 # students, each "method prediction fit-samples schedule steps budget-share":
 #  - the teacher's own parametrisation (epsilon) and the x0 / v students, TRACT 1000,40,1;
@@ -56,7 +74,7 @@ if has distill; then
     if [ -f "$OUT/$s/state.safetensors" ]; then
       "$BIN" distill --out "$OUT/$s" --resume --device cpu
     else
-      "$BIN" distill --method "${METHOD[$s]}" --data fashion-mnist --teacher "diffusers:$TEACHER" \
+      "$BIN" distill --method "${METHOD[$s]}" --data "$DATA" --teacher "diffusers:$TEACHER" \
         --schedule "${SCHED[$s]}" --student-prediction "${PRED[$s]}" --fit-samples "${FITS[$s]}" \
         --train-samples "${SAMPLES[$s]}" --batch 32 --seed 0 --out "$OUT/$s" --device cpu
     fi
@@ -70,7 +88,7 @@ if has export; then
 fi
 
 if has eval; then
-  ev() { "$BIN" eval --samples "$1" --data fashion-mnist ${2:+--reference "$2"}; }
+  ev() { "$BIN" eval --samples "$1" --data "$DATA" ${2:+--reference "$2"}; }
   S="$BIN sample --device cpu --seed 0"
   # sample once: a samples file already there is kept (delete it after changing N or NREF)
   once() { local out=$1; shift; [ -f "$out" ] || $S "$@" --out "$out"; }

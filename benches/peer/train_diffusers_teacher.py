@@ -6,6 +6,12 @@ Usage:
     pip install torch diffusers safetensors numpy
     python3 benches/peer/train_diffusers_teacher.py --out DIR --steps S [--batch 64] [--resume]
 
+Other data: --images FILE, a safetensors file of `images` [N, C*H*W] in [-1, 1] (NCHW) and
+`shape` [C, H, W], as tract-studio trains on them; the colour emoji set:
+
+    cargo run --release --example dump_data -- emoji train emoji-train.safetensors
+    python3 benches/peer/train_diffusers_teacher.py --images emoji-train.safetensors --out DIR --steps S
+
 diffusers' unconditional recipe (examples/unconditional_image_generation/train_unconditional.py)
 on the CPU with torch at 1 thread: DDPMScheduler (1000 steps, linear betas 1e-4..0.02, epsilon
 prediction), MSE between predicted and true noise at uniform timesteps, AdamW (betas 0.95/0.999,
@@ -52,18 +58,28 @@ DATA = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 BETAS = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
 
 
+def load_file(path):
+    """f32 [N, C, H, W] in [-1, 1] from a dump_data file (examples/dump_data.rs)."""
+    from safetensors.numpy import load_file as load
+    t = load(path)
+    c, h, w = (int(v) for v in t["shape"])
+    assert h == w == 32, f"{path}: {h}x{w} images; this recipe's UNet is for 32x32"
+    return torch.from_numpy(t["images"].reshape(-1, c, h, w).copy())
+
+
 def load_images(path):
-    """uint8 [N, 1, 32, 32]: the 28x28 images padded with 0 (-> -1 after scaling)."""
+    """f32 [N, 1, 32, 32] in [-1, 1]: the 28x28 images padded with 0 (-> -1 after scaling)."""
     with gzip.open(path, "rb") as f:
         magic, n, h, w = struct.unpack(">IIII", f.read(16))
         assert magic == 2051, magic
         a = np.frombuffer(f.read(n * h * w), dtype=np.uint8).reshape(n, 1, h, w)
-    return torch.from_numpy(np.pad(a, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=0).copy())
+    a = torch.from_numpy(np.pad(a, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=0).copy())
+    return a.to(torch.float32) / 127.5 - 1.0
 
 
-def make_unet(channels):
+def make_unet(channels, colours=1):
     return UNet2DModel(
-        sample_size=32, in_channels=1, out_channels=1, layers_per_block=1,
+        sample_size=32, in_channels=colours, out_channels=colours, layers_per_block=1,
         block_out_channels=channels, norm_num_groups=8, attention_head_dim=16,
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
@@ -107,6 +123,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--channels", default="16,32,48", help="block_out_channels (new runs only)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    ap.add_argument("--images", help="a dump_data safetensors file (default: Fashion-MNIST's idx)")
     ap.add_argument("--no-save", action="store_true", help="write nothing (for timing runs)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -117,12 +134,12 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
-    images = load_images(DATA)
+    images = load_file(args.images) if args.images else load_images(DATA)
     channels = tuple(int(c) for c in args.channels.split(","))
     if args.resume:
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         channels = tuple(st["channels"])
-    model = make_unet(channels)
+    model = make_unet(channels, images.shape[1])
     n_params = sum(p.numel() for p in model.parameters())
     noise_sched = DDPMScheduler(**BETAS, prediction_type="epsilon")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.95, 0.999), weight_decay=1e-6,
@@ -165,7 +182,7 @@ def main():
     step0, step_log, loss_sum, loss_n = step, step, 0.0, 0
     while step < args.steps:
         idx = torch.randint(0, images.shape[0], (args.batch,), generator=gen)
-        clean = images[idx].to(torch.float32) / 127.5 - 1.0
+        clean = images[idx]
         noise = torch.randn(clean.shape, generator=gen)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (args.batch,), generator=gen)
         noisy = noise_sched.add_noise(clean, noise, t)
