@@ -19,7 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("train", Source::Images(s)) => s.clone(),
         ("held-out", Source::Images(_)) => data.held_out()?,
         _ => {
-            return Err(format!("{spec} {split}: expected image data and train or held-out").into());
+            return Err(
+                format!("{spec} {split}: expected image data and train or held-out").into(),
+            );
         }
     };
     let px: Vec<u8> = set.pixels.iter().flat_map(|v| v.to_le_bytes()).collect();

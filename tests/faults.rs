@@ -695,3 +695,65 @@ fn resume_drops_a_cut_loss_line_and_stale_temp_files() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A long `sample` saves its samples as it goes (OUT's .partial file, here after every chunk
+/// of 4,096 rows): killed with SIGKILL once part is saved, the same command continues from
+/// there and writes a file byte-identical to an uninterrupted run's, and removes the partial
+/// file; a partial file of another job (other steps) is not continued.
+#[test]
+fn a_killed_sampling_job_continues_where_it_stopped() {
+    let d = tmp("sample");
+    let args = |out: &Path, steps: &str| {
+        strings(&[
+            "sample",
+            "--model",
+            "exact:toy:ring8",
+            "--steps",
+            steps,
+            "--n",
+            "40000",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let whole = d.join("whole.safetensors");
+    ok(&args(&whole, "256"));
+    let cut = d.join("cut.safetensors");
+    let partial = d.join("cut.partial.safetensors");
+    let mut child = bin()
+        .args(args(&cut, "256"))
+        .env("TRACT_SAMPLE_SAVE_S", "0")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !partial.exists() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.exists(), "a partial file after the first chunk");
+    assert!(
+        !cut.exists(),
+        "killed before the end (a faster machine? more --n)"
+    );
+    let o = run(&args(&cut, "256"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("continuing from"), "{err}");
+    assert_eq!(std::fs::read(&cut).unwrap(), std::fs::read(&whole).unwrap());
+    assert!(!partial.exists(), "the partial file is removed at the end");
+
+    // a partial file of another job: said, and not continued
+    std::fs::copy(d.join("whole.safetensors"), &partial).unwrap();
+    let o = run(&args(&cut, "64"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("partial file of another sampling job"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

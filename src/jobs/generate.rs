@@ -216,6 +216,59 @@ impl Model {
         Ok(out)
     }
 
+    /// As [`Model::sample`], in the same chunks (so with the same result, bit for bit),
+    /// continuing after the rows `out` already holds (a partial file's: a whole number of
+    /// chunks, else it starts again), and calling `part(samples so far)` after every chunk.
+    pub fn sample_parts(
+        &self,
+        noise: &[f32],
+        steps: usize,
+        solver: Solver,
+        device: &Device,
+        mut out: Vec<f32>,
+        part: &mut dyn FnMut(&[f32]) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        self.check(noise, steps)?;
+        let chunk = self.chunk_rows(device) * self.dim();
+        if !out.len().is_multiple_of(chunk) || out.len() > noise.len() {
+            out.clear();
+        }
+        out.reserve(noise.len() - out.len());
+        for c in noise[out.len()..].chunks(chunk) {
+            out.extend(to_vec(self.sample_tensor(c, steps, solver, device)));
+            part(&out)?;
+        }
+        Ok(out)
+    }
+
+    /// The rows [`Model::sample`] samples at once on `device` (a partial file holds a whole
+    /// number of them).
+    pub fn rows_at_once(&self, device: &Device) -> usize {
+        self.chunk_rows(device)
+    }
+
+    /// What identifies the model's weights (FNV-1a-64 of the weights and the file's
+    /// metadata), or the data of an exact denoiser: a partial samples file must be of the
+    /// same to be continued.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Model::Exact { data, .. } => format!("exact:{}", data.spec),
+            Model::Net { file, .. } => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                let meta = serde_json::to_string(&file.meta).unwrap_or_default();
+                let bytes = file
+                    .flat
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .chain(meta.bytes());
+                for b in bytes {
+                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+                format!("{h:016x}")
+            }
+        }
+    }
+
     /// As `sample`, reading results back asynchronously (the browser's main thread must
     /// never block on a GPU read).
     pub async fn sample_async(
@@ -310,6 +363,19 @@ pub fn write_samples(
         ],
         &meta.to_string(),
     )
+}
+
+/// The metadata a samples file was written with (`sample`'s JSON), Null where it has none.
+pub fn samples_meta(path: &Path) -> Result<serde_json::Value> {
+    let bytes = crate::engine::error::read_file(path)?;
+    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    Ok(md
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(crate::engine::checkpoint::META_KEY))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(serde_json::Value::Null))
 }
 
 /// Read a samples file: (samples, noise, dim).

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use super::choices::{DeviceArg, DtypeArg, FormatArg, ParamArg, SolverArg, SpacingArg, pick};
+use super::progress::Progress;
 use super::{MAX_N, MAX_SAMPLE_VALUES, MAX_STEPS, count, examples, pick_device};
 use crate::engine::diffusion::Solver;
 use crate::engine::schedule::Param;
 use crate::jobs::gallery::GalleryModel;
-use crate::jobs::generate::{Model, noise, write_samples};
+use crate::jobs::generate::{Model, noise, read_samples, write_samples};
 use crate::jobs::plot;
 
 /// `sample --n` without the flag: a grid's worth of images, enough 2-D points for the metrics.
@@ -36,7 +37,9 @@ pub(super) struct SampleArgs {
     /// the noise seed: the same seed and --n give the same noise for every model and step count
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
-    /// the samples file to write (.safetensors: samples, noise and what made them)
+    /// the samples file to write (.safetensors: samples, noise and what made them); a long
+    /// job saves what it has every 30 s to OUT's .partial.safetensors, and the same command
+    /// continues from there after an interruption, with the same result
     #[arg(long)]
     pub(super) out: PathBuf,
     /// for exact:DATA: the parametrisation
@@ -94,6 +97,51 @@ pub(super) struct GalleryArgs {
     pub(super) device: DeviceArg,
 }
 
+/// Seconds between two saves of a sampling job's partial file (`TRACT_SAMPLE_SAVE_S`: 0
+/// saves after every chunk of rows).
+fn partial_every_s() -> u64 {
+    std::env::var("TRACT_SAMPLE_SAVE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+}
+
+/// The samples a partial file of the same job holds (empty when there is none, or it is of
+/// another job or unreadable: then it is said, and the job starts again).
+fn continue_partial(
+    partial: &std::path::Path,
+    job: &serde_json::Value,
+) -> anyhow::Result<Vec<f32>> {
+    if !partial.exists() {
+        return Ok(Vec::new());
+    }
+    let found = crate::jobs::generate::samples_meta(partial)
+        .ok()
+        .and_then(|m| m.get("partial").cloned());
+    if found.as_ref() != Some(job) {
+        eprintln!(
+            "note: {} is the partial file of another sampling job (another model, steps, seed, n or device); starting again",
+            partial.display()
+        );
+        return Ok(Vec::new());
+    }
+    match read_samples(partial) {
+        Ok((s, _, dim)) => {
+            eprintln!(
+                "continuing from {}: {} of {} samples already done",
+                partial.display(),
+                s.len() / dim.max(1),
+                job["n"]
+            );
+            Ok(s)
+        }
+        Err(e) => {
+            eprintln!("note: {e}; starting again");
+            Ok(Vec::new())
+        }
+    }
+}
+
 pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!(
@@ -146,11 +194,42 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     }
     let z = noise(a.seed, n, m.dim());
     say_plan(&m, n, steps, solver, a.n.is_none(), &dev)?;
-    let t = std::time::Instant::now();
-    let s = m.sample(&z, steps, solver, &dev.device)?;
-    let secs = t.elapsed().as_secs_f64();
     let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": n, "data": m.data_spec()});
+    // long work is saved as it goes: OUT's .partial file, continued by the same command
+    let job = serde_json::json!({
+        "fingerprint": m.fingerprint(),
+        "steps": steps,
+        "seed": a.seed,
+        "n": n,
+        "solver": format!("{solver:?}"),
+        "spacing": m.grid().ddpm.map(|d| format!("{:?}", d.spacing)),
+        "rows_at_once": m.rows_at_once(&dev.device),
+    });
+    let partial = a.out.with_extension("partial.safetensors");
+    let done = continue_partial(&partial, &job)?;
+    let dim = m.dim();
+    let prog = Progress::new("sample");
+    prog.bar.set_message(format!("{steps} steps"));
+    prog.update((done.len() / dim) as u64, n as u64);
+    let t = std::time::Instant::now();
+    let mut saved = std::time::Instant::now();
+    let every = partial_every_s();
+    let mut save = |so_far: &[f32]| -> crate::Result<()> {
+        let rows = so_far.len() / dim;
+        prog.update(rows as u64, n as u64);
+        if rows < n && saved.elapsed().as_secs() >= every {
+            let mut pm = meta.clone();
+            pm["partial"] = job.clone();
+            write_samples(&partial, so_far, &z[..so_far.len()], &m.shape(), &pm)?;
+            saved = std::time::Instant::now();
+        }
+        Ok(())
+    };
+    let s = m.sample_parts(&z, steps, solver, &dev.device, done, &mut save)?;
+    prog.bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
     write_samples(&a.out, &s, &z, &m.shape(), &meta)?;
+    let _ = std::fs::remove_file(&partial);
     println!(
         "{} samples at {steps} steps in {secs:.2}s -> {}",
         n,
