@@ -14,7 +14,10 @@ if [ "$have" != "$want" ]; then
   echo "installing wasm-bindgen-cli $want (matches Cargo.lock)"
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
+# the WebGPU module at opt-level "s" (its size), the CPU-only one at 3 (its sampling runs in
+# WebAssembly: 27% faster); TRACT_WEB_PROFILE sets both
 profile=${TRACT_WEB_PROFILE:-web}
+cpu_profile=${TRACT_WEB_PROFILE:-web-cpu}
 # compiled with wasm's 128-bit SIMD (every current browser has it: Chrome 91, Firefox 89,
 # Safari 16.4); TRACT_WASM_SIMD=0 builds without it. Measured (docs/web.md): 11% smaller
 # (24.4 vs 27.2 MB raw, 5.47 vs 5.77 MB gzip -9) and the gallery 4% faster.
@@ -50,7 +53,8 @@ wasm_opt() { # FILE
 # autodiff, so no training code ships): tract_studio (WebGPU and the CPU backend) and
 # tract_studio_cpu (no `wgpu` feature: the CPU backend only, no CubeCL, wgpu or naga), which
 # the page loads where the browser has no hardware WebGPU adapter.
-module() { # NAME FEATURES
+module() { # NAME FEATURES PROFILE
+  local profile=$3
   cargo build --lib --target wasm32-unknown-unknown --profile "$profile" --no-default-features --features "$2"
   # each module's JS snippets in a folder of its own: both modules come from one crate, so
   # wasm-bindgen names their snippet folders alike, and their inline snippets are numbered in
@@ -70,8 +74,8 @@ module() { # NAME FEATURES
   echo "$1 (wasm-bindgen output): $(size "web/dist/$1_bg.wasm")"
   if [ "${TRACT_WASM_OPT:-0}" = 1 ]; then wasm_opt "web/dist/$1_bg.wasm"; fi
 }
-module tract_studio gui,wgpu
-module tract_studio_cpu gui
+module tract_studio gui,wgpu "$profile"
+module tract_studio_cpu gui "$cpu_profile"
 cp web/index.html web/worker.js web/dist/
 # the models: files beside the page, listed by the manifest
 cp assets/manifest.json web/dist/

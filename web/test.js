@@ -83,6 +83,7 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   });
   for (const c of cells) console.log(`cell drawn at ${c.t.toFixed(2)} s: ${c.model}, ${c.steps} step(s), computed in ${c.secs.toFixed(2)} s`);
   console.log(`first 1-step row on screen: ${data.firstRow || "-"} s (page time); gallery done: ${data.gallery} s (app time), ${((Date.now() - t0) / 1000).toFixed(1)} s wall`);
+  if (data.firstRow && data.modelsAt) console.log(`first 1-step row ${(data.firstRow - data.modelsAt).toFixed(2)} s after the last model file arrived (at ${data.modelsAt} s)`);
   if (expectFileError) {
     const bad = files.find(([cls, text]) => cls === "error" && text.includes(expectFileError));
     if (!bad) errors.push(`no message in the page naming the broken file ${expectFileError}`);
