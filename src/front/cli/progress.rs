@@ -124,9 +124,20 @@ fn log_line(
         .collect::<Vec<_>>()
         .join(" ");
     format!(
-        "{what}: {percent}% ({done}/{total} samples), {rate:.0} samples/s, ETA {}",
+        "{what}: {percent}% ({done}/{total} samples), {} samples/s, ETA {}",
+        human_rate(rate),
         human_seconds(eta)
     )
+}
+
+/// 1234, 12.3, 0.104: three significant digits below 100, so a slow job's rate is not "0".
+fn human_rate(r: f64) -> String {
+    match r {
+        r if r >= 99.5 => format!("{r:.0}"),
+        r if r >= 9.995 => format!("{r:.1}"),
+        r if r >= 0.9995 => format!("{r:.2}"),
+        r => format!("{r:.3}"),
+    }
 }
 
 /// 42s, 8m47s, 2h05m; `?` before there is a rate.
@@ -208,6 +219,9 @@ mod tests {
             ),
             "distill 2/3 tract-1024to32: 35% (350/1000 samples), 1234 samples/s, ETA 8m47s"
         );
+        assert_eq!(human_rate(12.34), "12.3");
+        assert_eq!(human_rate(0.1041), "0.104");
+        assert_eq!(human_rate(99.96), "100");
         assert_eq!(ranks_note(1, (1.0, 0.0)), "");
         assert_eq!(ranks_note(2, (2.0, 0.25)), ", 2 ranks, all-reduce 12%");
         assert_eq!(human_seconds(42.4), "42s");
