@@ -83,6 +83,20 @@ pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) 
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
     for r0 in (0..rows).step_by(B) {
         for c0 in (0..cols).step_by(B) {
+            if r0 + B <= rows && c0 + B <= cols {
+                // a whole block through a local copy: fixed-length slices, no bounds checks
+                let mut blk = [[0f32; B]; B];
+                for (i, b) in blk.iter_mut().enumerate() {
+                    b.copy_from_slice(&src[(r0 + i) * cols + c0..][..B]);
+                }
+                for j in 0..B {
+                    let d = &mut dst[(c0 + j) * rows + r0..][..B];
+                    for (i, v) in d.iter_mut().enumerate() {
+                        *v = blk[i][j];
+                    }
+                }
+                continue;
+            }
             for r in r0..(r0 + B).min(rows) {
                 for c in c0..(c0 + B).min(cols) {
                     dst[c * rows + r] = src[r * cols + c];
