@@ -95,7 +95,7 @@ if has eval; then
   [ -f "$OUT/ref.safetensors" ] || $S --model "diffusers:$TEACHER" --steps "$REFSTEPS" --n "$NREF" --out "$OUT/ref.safetensors"
   : > "$OUT/scores.jsonl"
   for k in 1 2 "$REFSTEPS"; do
-    n=$N; [ "$k" -gt 2 ] && n=${NFID_MANY:-1000}
+    n=$N; [ "$k" -gt 2 ] && n=${NFID_MANY:-$N}
     once "$OUT/teacher-$k.safetensors" --model "diffusers:$TEACHER" --steps "$k" --n "$n" --png "$OUT/teacher-$k.png"
     once "$OUT/teacher-$k-ref.safetensors" --model "diffusers:$TEACHER" --steps "$k" --n "$NREF"
     echo "{\"model\": \"teacher\", \"steps\": $k, \"fid\": $(ev "$OUT/teacher-$k.safetensors"), \"vs_ref\": $(ev "$OUT/teacher-$k-ref.safetensors" "$OUT/ref.safetensors")}" >> "$OUT/scores.jsonl"
