@@ -962,9 +962,6 @@ pub fn group_norm_eps(
     }
 }
 
-/// SiLU, x sigmoid(x): one vectorised pass each way on the CPU backend (Burn's sigmoid calls
-/// libm's exp per value, and its backward computes it again: half of a 2-D distillation
-/// step), Burn's silu elsewhere.
 /// Whether Adam's update runs as one CPU pass (`adam`) for these flat parameters: f32 on the
 /// CPU backend with the kernels on.
 pub fn adam_applies(p: &Tensor<1>) -> bool {
@@ -1001,6 +998,9 @@ pub fn adam(
     )
 }
 
+/// SiLU, x sigmoid(x): one vectorised pass each way on the CPU backend (Burn's sigmoid calls
+/// libm's exp per value, and its backward computes it again: half of a 2-D distillation
+/// step), Burn's silu elsewhere.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if use_cpu_kernels(&x.device()) && x.dtype() == DType::F32 {
         Tensor::from_dispatch(Dispatch::cpu_silu(x.into_dispatch()))

@@ -465,7 +465,6 @@ impl StudioApp {
         self.render_gallery();
     }
 
-    /// Data sets with shipped models, plus the current one (the gallery's data choice).
     /// Keep the gallery set where `data` has it, else take the data's first set.
     fn keep_set_of(&mut self, data: &str) {
         let sets = crate::jobs::assets::sets(&self.manifest, data);
@@ -526,6 +525,7 @@ impl StudioApp {
         self.render_gallery();
     }
 
+    /// Data sets with shipped models, plus the current one (the gallery's data choice).
     pub fn data_choices(&self) -> Vec<String> {
         let mut v = vec![self.data_spec.clone()];
         for e in &self.manifest {

@@ -167,7 +167,6 @@ fn open_model(spec: &str) -> crate::Result<ModelFile> {
     }
 }
 
-/// Rank 0 (or the only process) speaks for a data-parallel job.
 /// The device of this process: in a data-parallel job of several ranks, this rank's own
 /// (a GPU by its place among the ranks on its machine: `device::pick_for_rank`), said
 /// afterwards by [`say_devices`]; in one process, the usual choice, said now.
@@ -199,6 +198,7 @@ fn say_devices(ranks: &Ranks, label: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rank 0 (or the only process) speaks for a data-parallel job.
 fn speaks(ranks: &Ranks) -> bool {
     ranks.as_ref().is_none_or(|c| c.rank() == 0)
 }
