@@ -178,16 +178,14 @@ pub trait CpuKernels: Backend {
 
     /// Adam's update of the flat parameters p with gradient g (times scale's one value when
     /// scale is `[1]`; `[0]`: none) and moments m, v: (p', m', v'), see `cpu_ops::adam`.
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    #[allow(clippy::type_complexity)]
     fn cpu_adam(
         p: FloatTensor<Self>,
         g: FloatTensor<Self>,
         m: FloatTensor<Self>,
         v: FloatTensor<Self>,
         scale: FloatTensor<Self>,
-        beta1: f32,
-        beta2: f32,
-        coefs: [f32; 5],
+        k: cpu_ops::AdamCoefs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// SiLU, x sigmoid(x), elementwise.
@@ -417,21 +415,9 @@ impl CpuKernels for Flex {
         m: FlexTensor,
         v: FlexTensor,
         scale: FlexTensor,
-        beta1: f32,
-        beta2: f32,
-        coefs: [f32; 5],
+        k: cpu_ops::AdamCoefs,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = p.shape().to_vec();
-        let [one_minus_beta1, one_minus_beta2, bc2, eps, step] = coefs;
-        let k = cpu_ops::AdamCoefs {
-            beta1,
-            one_minus_beta1,
-            beta2,
-            one_minus_beta2,
-            bc2,
-            eps,
-            step,
-        };
         let s = values(&scale).first().copied();
         let (po, mo, vo) = cpu_ops::adam(&values(&p), &values(&g), &values(&m), &values(&v), s, k);
         (flex(po, &shape), flex(mo, &shape), flex(vo, &shape))
@@ -805,9 +791,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
         m: FloatTensor<Self>,
         v: FloatTensor<Self>,
         scale: FloatTensor<Self>,
-        beta1: f32,
-        beta2: f32,
-        coefs: [f32; 5],
+        k: cpu_ops::AdamCoefs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         // an optimizer step: nothing to differentiate
         let (po, mo, vo) = B::cpu_adam(
@@ -816,9 +800,7 @@ impl<B: Backend + CpuKernels, C: CheckpointStrategy> CpuKernels for Autodiff<B, 
             Self::inner(m),
             Self::inner(v),
             Self::inner(scale),
-            beta1,
-            beta2,
-            coefs,
+            k,
         );
         (
             Self::from_inner(po),
@@ -987,9 +969,7 @@ pub fn adam(
         m.into_dispatch(),
         v.into_dispatch(),
         scale.into_dispatch(),
-        k.beta1,
-        k.beta2,
-        [k.one_minus_beta1, k.one_minus_beta2, k.bc2, k.eps, k.step],
+        k,
     );
     (
         Tensor::from_dispatch(po),

@@ -17,10 +17,6 @@ pub struct AdamCoefs {
     pub step: f32,
 }
 
-/// Elements per chunk of the parallel loop.
-#[cfg(not(target_arch = "wasm32"))]
-const CHUNK: usize = 1 << 15;
-
 /// (p', m', v'): g is first multiplied by `scale` when given (the gradient clip's factor); then
 /// m' = m beta1 + g (1 - beta1), v' = v beta2 + (g g)(1 - beta2),
 /// p' = p - (m' / (sqrt(v' / bc2) + eps)) step.
@@ -37,8 +33,7 @@ pub fn adam(
         g.len() == n && m.len() == n && v.len() == n,
         "adam: p, g, m and v lengths differ"
     );
-    let (mut po, mut mo, mut vo) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-    let work = |i0: usize, pc: &mut [f32], mc: &mut [f32], vc: &mut [f32]| {
+    super::threads::elementwise3(n, |i0, pc, mc, vc| {
         let r = i0..i0 + pc.len();
         let (p, g, m, v) = (&p[r.clone()], &g[r.clone()], &m[r.clone()], &v[r]);
         for j in 0..pc.len() {
@@ -53,17 +48,5 @@ pub fn adam(
             mc[j] = mj;
             vc[j] = vj;
         }
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    if n >= 2 * CHUNK && super::threads::threads() > 1 {
-        use rayon::prelude::*;
-        po.par_chunks_mut(CHUNK)
-            .zip(mo.par_chunks_mut(CHUNK))
-            .zip(vo.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, ((a, b), d))| work(c * CHUNK, a, b, d));
-        return (po, mo, vo);
-    }
-    work(0, &mut po, &mut mo, &mut vo);
-    (po, mo, vo)
+    })
 }

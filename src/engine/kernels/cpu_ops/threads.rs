@@ -140,3 +140,24 @@ pub(super) fn elementwise(len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Sen
     f(0, &mut out);
     out
 }
+
+/// Three new vectors of `len` floats, written together by `f(start, chunk, chunk, chunk)` over
+/// the same chunks of each (`elementwise` for a pass with three outputs).
+pub(super) fn elementwise3(
+    len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut a, mut b, mut c) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+    #[cfg(not(target_arch = "wasm32"))]
+    if len >= 2 * PAR_ELEMENTS && threads() > 1 {
+        use rayon::prelude::*;
+        a.par_chunks_mut(PAR_ELEMENTS)
+            .zip(b.par_chunks_mut(PAR_ELEMENTS))
+            .zip(c.par_chunks_mut(PAR_ELEMENTS))
+            .enumerate()
+            .for_each(|(i, ((x, y), z))| f(i * PAR_ELEMENTS, x, y, z));
+        return (a, b, c);
+    }
+    f(0, &mut a, &mut b, &mut c);
+    (a, b, c)
+}
