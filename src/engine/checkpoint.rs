@@ -86,13 +86,17 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 pub const CHECKSUM_KEY: &str = "tract.checksum";
 
 /// FNV-1a, 64 bits.
-struct Fnv64(u64);
+pub(crate) struct Fnv64(u64);
 
 impl Fnv64 {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv64(0xcbf2_9ce4_8422_2325)
     }
-    fn write(&mut self, bytes: &[u8]) {
+    /// The hash so far as 16 lowercase hex digits.
+    pub(crate) fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= b as u64;
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
@@ -127,7 +131,7 @@ pub fn checksum<'a>(
         }
         h.field(data);
     }
-    format!("{:016x}", h.0)
+    h.hex()
 }
 
 /// The bytes of a safetensors file of named f32 tensors with the tract-studio metadata and

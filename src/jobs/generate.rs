@@ -192,7 +192,8 @@ impl Model {
     /// block (128 images of 32x32), so a UNet's activations stay below glibc's 32 MiB mmap
     /// threshold and are reused from the heap. With 4096 images each activation was about
     /// 0.5 GB, freshly mapped by every op: as much system time as compute.
-    fn chunk_rows(&self, device: &Device) -> usize {
+    /// A partial samples file holds a whole number of them.
+    pub fn chunk_rows(&self, device: &Device) -> usize {
         if crate::engine::kernels::is_flex(device) {
             ((1usize << 17) / self.dim().max(1)).clamp(1, 4096)
         } else {
@@ -208,16 +209,12 @@ impl Model {
         solver: Solver,
         device: &Device,
     ) -> Result<Vec<f32>> {
-        self.check(noise, steps)?;
-        let mut out = Vec::with_capacity(noise.len());
-        for chunk in noise.chunks(self.chunk_rows(device) * self.dim()) {
-            out.extend(to_vec(self.sample_tensor(chunk, steps, solver, device)));
-        }
-        Ok(out)
+        self.sample_parts(noise, steps, solver, device, Vec::new(), &mut |_| Ok(()))
     }
 
-    /// As [`Model::sample`], in the same chunks (so with the same result, bit for bit),
-    /// continuing after the rows `out` already holds (a partial file's: a whole number of
+    /// Sample in chunks of [`Model::chunk_rows`] (as [`Model::sample`] does: it is this with
+    /// nothing between chunks, so both give the same bits), continuing after the rows `out`
+    /// already holds (a partial file's: a whole number of
     /// chunks, else it starts again), and calling `part(samples so far)` after every chunk.
     pub fn sample_parts(
         &self,
@@ -241,12 +238,6 @@ impl Model {
         Ok(out)
     }
 
-    /// The rows [`Model::sample`] samples at once on `device` (a partial file holds a whole
-    /// number of them).
-    pub fn rows_at_once(&self, device: &Device) -> usize {
-        self.chunk_rows(device)
-    }
-
     /// What identifies the model's weights (FNV-1a-64 of the weights and the file's
     /// metadata), or the data of an exact denoiser: a partial samples file must be of the
     /// same to be continued.
@@ -254,17 +245,16 @@ impl Model {
         match self {
             Model::Exact { data, .. } => format!("exact:{}", data.spec),
             Model::Net { file, .. } => {
-                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-                let meta = serde_json::to_string(&file.meta).unwrap_or_default();
-                let bytes = file
-                    .flat
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .chain(meta.bytes());
-                for b in bytes {
-                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                let mut h = crate::engine::checkpoint::Fnv64::new();
+                for v in &file.flat {
+                    h.write(&v.to_le_bytes());
                 }
-                format!("{h:016x}")
+                h.write(
+                    serde_json::to_string(&file.meta)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
+                h.hex()
             }
         }
     }
@@ -363,19 +353,6 @@ pub fn write_samples(
         ],
         &meta.to_string(),
     )
-}
-
-/// The metadata a samples file was written with (`sample`'s JSON), Null where it has none.
-pub fn samples_meta(path: &Path) -> Result<serde_json::Value> {
-    let bytes = crate::engine::error::read_file(path)?;
-    let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
-    Ok(md
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(crate::engine::checkpoint::META_KEY))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(serde_json::Value::Null))
 }
 
 /// Read a samples file: (samples, noise, dim).

@@ -115,7 +115,7 @@ fn continue_partial(
     if !partial.exists() {
         return Ok(Vec::new());
     }
-    let found = crate::jobs::generate::samples_meta(partial)
+    let found = crate::jobs::inspect::samples_meta(partial)
         .ok()
         .and_then(|m| m.get("partial").cloned());
     if found.as_ref() != Some(job) {
@@ -203,7 +203,7 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
         "n": n,
         "solver": format!("{solver:?}"),
         "spacing": m.grid().ddpm.map(|d| format!("{:?}", d.spacing)),
-        "rows_at_once": m.rows_at_once(&dev.device),
+        "rows_at_once": m.chunk_rows(&dev.device),
     });
     let partial = a.out.with_extension("partial.safetensors");
     let done = continue_partial(&partial, &job)?;
