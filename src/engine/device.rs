@@ -67,23 +67,34 @@ fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
 /// Initialize Burn's wgpu runtime once (it cannot be initialized twice).
 #[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
 fn wgpu_probe() -> std::result::Result<WgpuProbe, String> {
-    WGPU.get_or_init(|| {
-        let r = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup());
-        match r {
-            Ok(Ok((device, setup))) => {
-                let info = setup.adapter.get_info();
-                Ok(WgpuProbe {
-                    device,
-                    name: info.name.clone(),
-                    backend: format!("{:?}", info.backend),
-                    software: info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu,
-                })
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the wgpu runtime panicked while looking for an adapter".into()),
+    WGPU.get_or_init(|| open_wgpu(None)).clone()
+}
+
+/// Open Burn's wgpu runtime on an adapter of `kind` (None: wgpu's default choice), with what
+/// the adapter is; a panic inside wgpu becomes an error.
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
+fn open_wgpu(kind: Option<burn::tensor::DeviceKind>) -> std::result::Result<WgpuProbe, String> {
+    let r = std::panic::catch_unwind(|| {
+        let o = Device::wgpu_options();
+        match kind {
+            Some(k) => o.device_kind(k),
+            None => o,
         }
-    })
-    .clone()
+        .init_with_setup()
+    });
+    match r {
+        Ok(Ok((device, setup))) => {
+            let info = setup.adapter.get_info();
+            Ok(WgpuProbe {
+                device,
+                name: info.name.clone(),
+                backend: format!("{:?}", info.backend),
+                software: info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu,
+            })
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the wgpu runtime panicked while looking for an adapter".into()),
+    }
 }
 
 pub fn cpu() -> Picked {
@@ -317,26 +328,16 @@ pub fn pick_for_rank(choice: Choice, local_rank: usize, local_size: usize) -> Re
                     .nth(index)
                     .map(|(_, n)| n.clone())
                     .unwrap_or_default();
-                let r = std::panic::catch_unwind(|| {
-                    Device::wgpu_options().device_kind(dk).init_with_setup()
-                });
-                let device = match r {
-                    Ok(Ok((device, _))) => device,
-                    Ok(Err(e)) => {
-                        return Err(Error::Device(format!(
-                            "{local}: wgpu could not open {kind:?} adapter {index} ('{name}'): {e}; use --device cpu"
-                        )));
-                    }
-                    Err(_) => {
-                        return Err(Error::Device(format!(
-                            "{local}: the wgpu runtime panicked opening {kind:?} adapter {index} ('{name}'); use --device cpu"
-                        )));
-                    }
-                };
+                let p = open_wgpu(Some(dk)).map_err(|e| {
+                    Error::Device(format!(
+                        "{local}: wgpu could not open {kind:?} adapter {index} ('{name}'): {e}; use --device cpu"
+                    ))
+                })?;
                 Ok(Picked {
-                    device,
+                    device: p.device,
                     label: format!(
-                        "wgpu backend on '{name}' ({kind:?} adapter {} of {of}), {local}{}",
+                        "wgpu backend on '{}' ({kind:?} adapter {} of {of}), {local}{}",
+                        p.name,
                         index + 1,
                         if shared > 1 {
                             format!(", shared by {shared} ranks (more ranks than adapters)")
