@@ -824,4 +824,15 @@ fn colour_reaches_the_screen_unchanged() {
         coloured > n * 32,
         "the samples are grey: {coloured} coloured pixels"
     );
+    // the Compare panel puts one noise's image of every cell side by side: sample 5 of the
+    // cell is its texture, pixel for pixel (a 1x1 grid of one 8x8 image)
+    a.tab = Tab::Compare;
+    a.compare_index = 5;
+    let tex = frame_textures(&mut a, &ctx);
+    texture_is_the_samples(&tex, &s[5 * 192..6 * 192]);
+    let text = frame(&mut a, &ctx);
+    assert!(
+        text.contains("PSNR (dB) vs log2(steps)") && !text.contains("SW2"),
+        "{text}"
+    );
 }

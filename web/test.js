@@ -8,6 +8,8 @@
 //   TRACT_PROGRESS_SHOT=PATH      also a screenshot as soon as the first row is drawn
 //   TRACT_EXPECT_MODULE=cpu|webgpu  the page must have loaded this build of the app
 //   TRACT_EXPECT_MODELS=TEXT:N    the gallery's cells come from N models, each named with TEXT
+//   TRACT_FIRST_ROW_WITHIN=S      the first 1-step row is on screen within S seconds of the last
+//                                 model file's arrival (page time, data-models-at to data-first-row)
 //   TRACT_HIDE_TAB=1              once the first row is drawn, tell the page its tab is hidden
 //                                 (as a browser does; headless tabs never hide) for 3 s, then
 //                                 shown: the page must say so and still
@@ -84,6 +86,10 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
   for (const c of cells) console.log(`cell drawn at ${c.t.toFixed(2)} s: ${c.model}, ${c.steps} step(s), computed in ${c.secs.toFixed(2)} s`);
   console.log(`first 1-step row on screen: ${data.firstRow || "-"} s (page time); gallery done: ${data.gallery} s (app time), ${((Date.now() - t0) / 1000).toFixed(1)} s wall`);
   if (data.firstRow && data.modelsAt) console.log(`first 1-step row ${(data.firstRow - data.modelsAt).toFixed(2)} s after the last model file arrived (at ${data.modelsAt} s)`);
+  const within = process.env.TRACT_FIRST_ROW_WITHIN;
+  if (within && !(data.firstRow && data.modelsAt && data.firstRow - data.modelsAt <= +within)) {
+    errors.push(`the first 1-step row was not on screen within ${within} s of the last model file's arrival (first row ${data.firstRow || "-"} s, files at ${data.modelsAt || "-"} s)`);
+  }
   if (expectFileError) {
     const bad = files.find(([cls, text]) => cls === "error" && text.includes(expectFileError));
     if (!bad) errors.push(`no message in the page naming the broken file ${expectFileError}`);

@@ -168,6 +168,8 @@ pub struct StudioApp {
     /// in the order they were computed.
     pub cell_log: Vec<(String, usize, f64, u64)>,
     pub cell_size: f32,
+    /// Images: which sample of each gallery cell the Compare panel puts side by side.
+    pub compare_index: usize,
     /// Points per gallery cell.
     pub gallery_n: usize,
     pub show_paths: bool,
@@ -268,6 +270,7 @@ impl StudioApp {
             missing: vec![],
             cell_log: vec![],
             cell_size: 170.0,
+            compare_index: 0,
             gallery_n: 2000,
             show_paths: true,
             add_model_path: String::new(),

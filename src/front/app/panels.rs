@@ -8,7 +8,7 @@ use crate::engine::distill::{Method, PhaseKind, plan};
 use crate::engine::schedule::{
     Grid, KARRAS_SIGMA_MAX, KARRAS_SIGMA_MIN, Param, Schedule, vp_lambda,
 };
-use crate::jobs::studio::{Command, ModelRef};
+use crate::jobs::studio::{Command, GalleryCell, ModelRef};
 
 const BLUE: Color32 = Color32::from_rgb(40, 90, 180);
 const PHASE_COLORS: [Color32; 6] = [
@@ -878,47 +878,58 @@ impl StudioApp {
 
     pub(super) fn compare_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Compare");
-        ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery).");
-        let Some((shape, cells)) = &self.gallery else {
-            ui.label("render the gallery first");
+        let Some((shape, cells)) = self.gallery.clone() else {
+            ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery): render the gallery first.");
             return;
         };
         let images = shape.len() == 3;
         if images {
-            ui.label("Images: PSNR (dB) to the reference row (the first model at its largest step count), from the same noise; SW2 does not apply. `tract-studio eval` gives the classifier-feature FID.");
+            ui.label("Images: PSNR (dB) to the reference row (the first model at its largest step count), from the same noise. `tract-studio eval` gives the classifier-feature FID.");
+        } else {
+            ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery).");
         }
-        egui::Grid::new("cmp").striped(true).show(ui, |ui| {
-            for h in [
-                "model",
-                "steps",
-                "SW2",
-                if images {
-                    "PSNR to reference (dB)"
-                } else {
-                    "RMSE to exact-1024"
-                },
-                "sampling time",
-            ] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for c in cells {
-                ui.label(&c.model);
-                ui.label(c.steps.to_string());
-                ui.label(format!("{:.4}", c.sw2));
-                ui.label(format!("{:.4}", c.rmse_to_teacher));
-                ui.label(format!("{:.3}s", c.seconds));
-                ui.end_row();
-            }
-        });
         let mut models: Vec<String> = vec![];
-        for c in cells {
+        for c in &cells {
             if !models.contains(&c.model) {
                 models.push(c.model.clone());
             }
         }
+        // the reference row of an image gallery scores "infinite" PSNR (above 150 dB)
+        let is_reference = |c: &GalleryCell| images && c.rmse_to_teacher > 150.0;
+        egui::Grid::new("cmp").striped(true).show(ui, |ui| {
+            let heads: &[&str] = if images {
+                &["model", "steps", "PSNR to reference (dB)", "sampling time"]
+            } else {
+                &["model", "steps", "SW2", "RMSE to exact-1024", "sampling time"]
+            };
+            for h in heads {
+                ui.strong(*h);
+            }
+            ui.end_row();
+            for c in &cells {
+                ui.label(&c.model);
+                ui.label(c.steps.to_string());
+                if images {
+                    ui.label(if is_reference(c) {
+                        "reference".to_string()
+                    } else {
+                        format!("{:.2}", c.rmse_to_teacher)
+                    });
+                } else {
+                    ui.label(format!("{:.4}", c.sw2));
+                    ui.label(format!("{:.4}", c.rmse_to_teacher));
+                }
+                ui.label(format!("{:.3}s", c.seconds));
+                ui.end_row();
+            }
+        });
+        let plots: &[(&str, usize)] = if images {
+            &[("PSNR (dB) vs log2(steps)", 1)]
+        } else {
+            &[("SW2 vs log2(steps)", 0), ("RMSE vs log2(steps)", 1)]
+        };
         ui.horizontal(|ui| {
-            for (title, f) in [("SW2 vs log2(steps)", 0), ("RMSE vs log2(steps)", 1)] {
+            for &(title, f) in plots {
                 ui.vertical(|ui| {
                     ui.label(title);
                     Plot::new(title)
@@ -929,7 +940,7 @@ impl StudioApp {
                             for (i, m) in models.iter().enumerate() {
                                 let pts: PlotPoints = cells
                                     .iter()
-                                    .filter(|c| &c.model == m)
+                                    .filter(|c| &c.model == m && !is_reference(c))
                                     .map(|c| {
                                         [
                                             (c.steps as f64).log2(),
@@ -942,6 +953,50 @@ impl StudioApp {
                             }
                         });
                 });
+            }
+        });
+        if !images {
+            return;
+        }
+        // one noise, every model and step count side by side, large
+        let chw: usize = shape.iter().product();
+        let n = cells.iter().map(|c| c.samples.len() / chw.max(1)).min().unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("the same noise, side by side: sample");
+            ui.add(egui::Slider::new(&mut self.compare_index, 0..=n - 1));
+        });
+        let i = self.compare_index.min(n - 1);
+        let mut steps: Vec<usize> = cells.iter().map(|c| c.steps).collect();
+        steps.sort();
+        steps.dedup();
+        egui::Grid::new("cmp-images").show(ui, |ui| {
+            ui.label("");
+            for k in &steps {
+                ui.strong(format!("{k} step{}", if *k == 1 { "" } else { "s" }));
+            }
+            ui.end_row();
+            for m in &models {
+                ui.strong(m);
+                for k in &steps {
+                    match cells.iter().find(|c| &c.model == m && c.steps == *k) {
+                        Some(c) => samples_view(
+                            ui,
+                            &format!("cmp-{m}-{k}"),
+                            &c.samples[i * chw..(i + 1) * chw],
+                            &shape,
+                            128.0,
+                            None,
+                        ),
+                        None => {
+                            ui.label("");
+                        }
+                    }
+                }
+                ui.end_row();
             }
         });
     }

@@ -30,7 +30,7 @@ pub(super) struct AppArgs {
     #[arg(long)]
     pub(super) data: Option<String>,
     /// the gallery's set of shipped models for that data (`diffusers`: the diffusers teacher and
-    /// its students; default the data's own)
+    /// its students; default the data's own, else its first, e.g. emoji's diffusers set)
     #[arg(long)]
     pub(super) set: Option<String>,
     /// where runs started in the app go; an unfinished one there is offered for resuming

@@ -75,7 +75,7 @@ pub(super) struct GalleryArgs {
     #[arg(long)]
     pub(super) data: Option<String>,
     /// with --data: another set of its shipped models (`diffusers`: the diffusers teacher and
-    /// its students)
+    /// its students; default the data's own, else its first, e.g. emoji's diffusers set)
     #[arg(long, requires = "data")]
     pub(super) set: Option<String>,
     /// step counts, one row per model and step count
@@ -333,9 +333,16 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
             bail!("give --models A,B,... or --data DATA (the shipped models for that data)");
         };
         let manifest = crate::jobs::assets::manifest();
+        // without --set: the data's first set (its own models, else e.g. emoji's diffusers set)
+        let set = a.set.clone().or_else(|| {
+            crate::jobs::assets::sets(&manifest, data)
+                .first()
+                .cloned()
+                .flatten()
+        });
         let mut m: Vec<_> = manifest
             .iter()
-            .filter(|e| e.is_in(data, a.set.as_deref()))
+            .filter(|e| e.is_in(data, set.as_deref()))
             .cloned()
             .collect();
         if m.is_empty() {
