@@ -900,7 +900,13 @@ impl StudioApp {
             let heads: &[&str] = if images {
                 &["model", "steps", "PSNR to reference (dB)", "sampling time"]
             } else {
-                &["model", "steps", "SW2", "RMSE to exact-1024", "sampling time"]
+                &[
+                    "model",
+                    "steps",
+                    "SW2",
+                    "RMSE to exact-1024",
+                    "sampling time",
+                ]
             };
             for h in heads {
                 ui.strong(*h);
@@ -960,7 +966,11 @@ impl StudioApp {
         }
         // one noise, every model and step count side by side, large
         let chw: usize = shape.iter().product();
-        let n = cells.iter().map(|c| c.samples.len() / chw.max(1)).min().unwrap_or(0);
+        let n = cells
+            .iter()
+            .map(|c| c.samples.len() / chw.max(1))
+            .min()
+            .unwrap_or(0);
         if n == 0 {
             return;
         }
