@@ -29,8 +29,8 @@ pub(super) struct EvalArgs {
     /// samples of a reference model from the same noise (RMSE; PSNR for images)
     #[arg(long)]
     pub(super) reference: Option<PathBuf>,
-    /// images: the classifier for the feature FID (default: the shipped Fashion-MNIST one,
-    /// for Fashion-MNIST only; other image data needs one of its own, see `classifier`)
+    /// images: the classifier for the feature FID (default: the shipped one of fashion-mnist
+    /// or emoji; other image data needs one of its own, see `classifier`)
     #[arg(long)]
     pub(super) classifier: Option<PathBuf>,
     /// the seed of the fresh data and the random projections of sliced W2
