@@ -703,19 +703,25 @@ fn byte(x: f32) -> u8 {
 /// The texture of a grid of 8x8 RGB samples (a square-ish grid, as the app lays them out) is
 /// those samples, pixel for pixel; returns each image's colour at pixel (3, 3).
 fn texture_is_the_samples(tex: &[([usize; 2], Vec<u8>)], s: &[f32]) -> Vec<[u8; 3]> {
-    let n = s.len() / 192;
+    texture_is_the_images(tex, s, 8)
+}
+
+/// The same for RGB images of `side` x `side`.
+fn texture_is_the_images(tex: &[([usize; 2], Vec<u8>)], s: &[f32], side: usize) -> Vec<[u8; 3]> {
+    let (hw, chw) = (side * side, 3 * side * side);
+    let n = s.len() / chw;
     let cols = (n as f64).sqrt().ceil() as usize;
     let (size, px) = tex
         .iter()
-        .find(|t| t.0 == [cols * 8, n.div_ceil(cols) * 8])
+        .find(|t| t.0 == [cols * side, n.div_ceil(cols) * side])
         .expect("a texture of the grid's size");
     let mut at33 = vec![];
     for k in 0..n {
-        for y in 0..8 {
-            for x in 0..8 {
-                let (gy, gx) = ((k / cols) * 8 + y, (k % cols) * 8 + x);
+        for y in 0..side {
+            for x in 0..side {
+                let (gy, gx) = ((k / cols) * side + y, (k % cols) * side + x);
                 let got = &px[(gy * size[0] + gx) * 4..][..4];
-                let want = [0, 1, 2].map(|c| byte(s[k * 192 + c * 64 + y * 8 + x]));
+                let want = [0, 1, 2].map(|c| byte(s[k * chw + c * hw + y * side + x]));
                 assert_eq!(got[..3], want[..], "image {k} pixel ({y}, {x})");
                 assert_eq!(got[3], 255);
                 if (y, x) == (3, 3) {
@@ -835,4 +841,68 @@ fn colour_reaches_the_screen_unchanged() {
         text.contains("PSNR (dB) vs log2(steps)") && !text.contains("SW2"),
         "{text}"
     );
+}
+
+/// `app --data emoji` opens on its only set of shipped models, the diffusers teacher and its
+/// students, in colour: the teacher to distill with the defaults that won (`1000,40,1`, a v
+/// student), and a gallery cell of a 1-step student on screen is its samples, pixel for pixel.
+/// Skipped where the font is missing (scripts/test.sh installs it when root).
+#[test]
+fn the_emoji_app_opens_on_its_colour_set() {
+    use tract_studio::model::diffusers::Prediction;
+    if !std::path::Path::new(tract_studio::data::emoji::NOTO_EMOJI).exists() {
+        assert!(std::env::var_os("TRACT_REQUIRE_EMOJI").is_none());
+        eprintln!("skipped: no emoji font (apt-get install fonts-noto-color-emoji)");
+        return;
+    }
+    let ctx = egui::Context::default();
+    let session = Session::new(burn::tensor::Device::flex(), Arc::new(|| {}));
+    let mut a = StudioApp::new(
+        session,
+        AppOptions {
+            data: Some("emoji".into()),
+            runs_dir: Some(runs_dir()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(a.gallery_set.as_deref(), Some("diffusers"));
+    let specs: Vec<String> = a.models.iter().map(|m| m.0.spec.clone()).collect();
+    assert_eq!(specs.len(), 5, "{specs:?}");
+    assert!(
+        specs.iter().all(|s| s.contains("emoji-diffusers-")),
+        "{specs:?}"
+    );
+    assert!(
+        a.teacher_file
+            .ends_with("emoji-diffusers-teacher.safetensors"),
+        "{}",
+        a.teacher_file
+    );
+    assert_eq!(a.schedule_text, "1000,40,1");
+    assert_eq!(a.config().student_prediction, Some(Prediction::VPrediction));
+    // the TRACT 1-step student alone, at 1 step
+    for m in a.models.iter_mut() {
+        m.1 =
+            m.0.spec
+                .ends_with("emoji-diffusers-tract-1step.safetensors");
+    }
+    for c in &mut a.step_choices {
+        c.1 = c.0 == 1;
+    }
+    a.tab = Tab::Schedule;
+    a.render_gallery();
+    assert!(
+        wait(&mut a, &ctx, 300.0, |a| !a.gallery_busy
+            && a.gallery.is_some()),
+        "{:?}",
+        a.errors
+    );
+    let (shape, cells) = a.gallery.clone().expect("gallery");
+    assert_eq!(shape, vec![3, 32, 32]);
+    assert_eq!(cells.len(), 1);
+    a.tab = Tab::Gallery;
+    let tex = frame_textures(&mut a, &ctx);
+    texture_is_the_images(&tex, &cells[0].samples, 32);
+    let text = frame(&mut a, &ctx);
+    assert!(text.contains("emoji TRACT 1-step (v)"), "{text}");
 }

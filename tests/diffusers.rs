@@ -282,13 +282,19 @@ fn distill_a_diffusers_teacher_export_the_student_and_sample_it() {
         "{err}"
     );
     assert!(!tmp.path().join("bad").exists());
-    run_ok(
+    let printed = run_ok(
         &[
             &["distill"][..],
             &common[..],
             &["--schedule", "1000,10,1", "--out", run.to_str().unwrap()],
         ]
         .concat(),
+    );
+    // the pipeline does not say what it was trained on: said as such, not as other data
+    assert!(
+        printed.contains("a diffusers pipeline does not say what data it was trained on")
+            && !printed.contains("was trained on diffusers:"),
+        "{printed}"
     );
     let student = run.join("student.safetensors");
     let file = tract_studio::checkpoint::ModelFile::load(&student).unwrap();

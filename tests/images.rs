@@ -412,6 +412,57 @@ fn the_gallery_of_the_diffusers_set() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// `gallery --data emoji` (no `--set`): the data's only set, the diffusers teacher on top at its
+/// 50-step DDIM, then its four students, drawn in colour.
+#[test]
+fn the_gallery_of_the_emoji_set_is_in_colour() {
+    let d = std::env::temp_dir().join(format!("tract-gal-emoji-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let gal = d.join("g.png");
+    let printed = ok(&[
+        "gallery",
+        "--data",
+        "emoji",
+        "--steps",
+        "1",
+        "--cols",
+        "2",
+        "--out",
+        gal.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(labels.len(), 6, "{printed}");
+    assert!(
+        labels[0].contains("emoji-diffusers-teacher  50 STEPS"),
+        "{printed}"
+    );
+    for l in &labels[1..] {
+        assert!(
+            l.contains("emoji-diffusers-") && l.ends_with(" 1 STEP"),
+            "{printed}"
+        );
+    }
+    let mut dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
+    dec.set_transformations(png::Transformations::EXPAND);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    assert_eq!(info.height as usize, 6 * (32 * 2 + 2) + 2);
+    assert_eq!(info.color_type, png::ColorType::Rgb, "a colour picture");
+    let px = &buf[..info.buffer_size()];
+    let coloured = px
+        .chunks(3)
+        .filter(|p| p[0] != p[1] || p[1] != p[2])
+        .count();
+    assert!(
+        coloured * 20 > px.len() / 3,
+        "grey: {coloured} coloured pixels"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
 /// `eval --data emoji` scores with the shipped emoji classifier (9 Unicode groups): the held-out
 /// images against themselves score FID about 0, the training images a little more, noise
 /// far more. Skipped where the font is missing (scripts/test.sh installs it when root).

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Check the two .wasm builds' size budgets; serve web/dist on 127.0.0.1 and open it in Debian's headless
 # Chromium (WebGPU flags on; the CPU fallback must work without them): the 2-D gallery, the
-# Fashion-MNIST gallery (1-step rows before the teacher's row), the diffusers teacher's, and a copy with a truncated
-# model file (the page must name it). Waits for each gallery, checks the console, saves
+# Fashion-MNIST gallery (1-step rows before the teacher's row), the diffusers teacher's, the emoji
+# (colour) set's, and a copy with a truncated model file (the page must name it). Waits for each gallery, checks the console, saves
 # web/dist/screenshot*.png. Exits non-zero on any failure. Usage: bash web/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,10 @@ TRACT_EXPECT_MODULE=cpu TRACT_EXPECT_PROGRESSIVE=1 TRACT_PROGRESS_SHOT=web/dist/
 # the diffusers teacher and its students (?set=diffusers), their own gallery at 32x32
 TRACT_EXPECT_MODULE=cpu TRACT_EXPECT_PROGRESSIVE=1 TRACT_EXPECT_MODELS=diffusers:5 \
   node web/test.js "$base/index.html?data=fashion-mnist&set=diffusers" web/dist/screenshot-diffusers.png
+# the colour set (?data=emoji: its only set, the diffusers teacher's): 3x32x32 emoji, the first
+# 1-step row on screen within 2 s of its model files' arrival (issue #30's goal)
+TRACT_EXPECT_MODULE=cpu TRACT_EXPECT_PROGRESSIVE=1 TRACT_EXPECT_MODELS=emoji:5 TRACT_FIRST_ROW_WITHIN=2 \
+  node web/test.js "$base/index.html?data=emoji" web/dist/screenshot-emoji.png
 # a truncated model file: the page names it and draws the gallery of the others; meanwhile
 # the tab is hidden and shown again: the page says so and finishes
 cp -r web/dist/. "$broken/"

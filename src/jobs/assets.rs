@@ -101,6 +101,22 @@ pub fn bytes(path: &str) -> Option<&'static [u8]> {
         "fashion-mnist-diffusers-btd-2step.safetensors" => Some(include_bytes!(
             "../../assets/fashion-mnist-diffusers-btd-2step.safetensors"
         )),
+        // the colour set: an emoji teacher trained by diffusers' recipe and its students
+        "emoji-diffusers-teacher.safetensors" => Some(include_bytes!(
+            "../../assets/emoji-diffusers-teacher.safetensors"
+        )),
+        "emoji-diffusers-tract-1step.safetensors" => Some(include_bytes!(
+            "../../assets/emoji-diffusers-tract-1step.safetensors"
+        )),
+        "emoji-diffusers-btd-1step.safetensors" => Some(include_bytes!(
+            "../../assets/emoji-diffusers-btd-1step.safetensors"
+        )),
+        "emoji-diffusers-tract-2step.safetensors" => Some(include_bytes!(
+            "../../assets/emoji-diffusers-tract-2step.safetensors"
+        )),
+        "emoji-diffusers-btd-2step.safetensors" => Some(include_bytes!(
+            "../../assets/emoji-diffusers-btd-2step.safetensors"
+        )),
         // not samplers: the feature networks of `eval`'s classifier FID
         "classifier-fashion-mnist.safetensors" => Some(include_bytes!(
             "../../assets/classifier-fashion-mnist.safetensors"
@@ -240,7 +256,7 @@ mod tests {
             }
         }
         // one shape per gallery set (a gallery compares models of one set)
-        for d in ["toy:ring8", "fashion-mnist"] {
+        for d in ["toy:ring8", "fashion-mnist", "emoji"] {
             for set in super::sets(&super::manifest(), d) {
                 let shapes: Vec<Vec<usize>> = super::manifest()
                     .iter()

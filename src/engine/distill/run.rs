@@ -202,6 +202,11 @@ fn check_teacher(
                 ),
             ));
         }
+        // an imported diffusers pipeline records no data (its spec stands in for it)
+        None if meta.data.starts_with("diffusers:") => warnings.push(format!(
+            "{what}: a diffusers pipeline does not say what data it was trained on; using it as the teacher of {}, the run's data (same shape; `convert --data` records it in a model file)",
+            data.spec
+        )),
         None => warnings.push(format!(
             "{what} was trained on {}, the run's data is {}: using it as the teacher (same shape)",
             meta.data, data.spec
