@@ -894,6 +894,10 @@ impl StudioApp {
                 models.push(c.model.clone());
             }
         }
+        if images {
+            self.compare_images(ui, &shape, &cells, &models);
+            ui.separator();
+        }
         // the reference row of an image gallery scores "infinite" PSNR (above 150 dB)
         let is_reference = |c: &GalleryCell| images && c.rmse_to_teacher > 150.0;
         egui::Grid::new("cmp").striped(true).show(ui, |ui| {
@@ -961,9 +965,16 @@ impl StudioApp {
                 });
             }
         });
-        if !images {
-            return;
-        }
+    }
+
+    /// Images: one noise's image from every model and step count of the gallery, side by side.
+    fn compare_images(
+        &mut self,
+        ui: &mut egui::Ui,
+        shape: &[usize],
+        cells: &[GalleryCell],
+        models: &[String],
+    ) {
         // one noise, every model and step count side by side, large
         let chw: usize = shape.iter().product();
         let n = cells
@@ -974,7 +985,6 @@ impl StudioApp {
         if n == 0 {
             return;
         }
-        ui.separator();
         ui.horizontal(|ui| {
             ui.label("the same noise, side by side: sample");
             ui.add(egui::Slider::new(&mut self.compare_index, 0..=n - 1));
@@ -989,7 +999,7 @@ impl StudioApp {
                 ui.strong(format!("{k} step{}", if *k == 1 { "" } else { "s" }));
             }
             ui.end_row();
-            for m in &models {
+            for m in models {
                 ui.strong(m);
                 for k in &steps {
                     match cells.iter().find(|c| &c.model == m && c.steps == *k) {
@@ -997,8 +1007,8 @@ impl StudioApp {
                             ui,
                             &format!("cmp-{m}-{k}"),
                             &c.samples[i * chw..(i + 1) * chw],
-                            &shape,
-                            128.0,
+                            shape,
+                            96.0,
                             None,
                         ),
                         None => {
