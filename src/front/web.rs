@@ -317,12 +317,7 @@ async fn start() -> Result<(), JsValue> {
     // (without one: the data's first set, as the app takes it; e.g. emoji has only diffusers)
     let set = query("set")
         .filter(|s| manifest.iter().any(|e| e.is_in(&current, Some(s))))
-        .or_else(|| {
-            crate::jobs::assets::sets(&manifest, &current)
-                .first()
-                .cloned()
-                .flatten()
-        });
+        .or_else(|| crate::jobs::assets::default_set(&manifest, &current));
     // the current gallery's files first, then the rest
     let mut names: Vec<(bool, String)> = manifest
         .iter()

@@ -42,6 +42,12 @@ pub fn sets(manifest: &[ManifestEntry], data: &str) -> Vec<Option<String>> {
     v
 }
 
+/// The set a gallery of `data` shows when none is asked for: the data's own models, else its
+/// first set (emoji has only `diffusers`). The app, `gallery --data` and the browser use it.
+pub fn default_set(manifest: &[ManifestEntry], data: &str) -> Option<String> {
+    sets(manifest, data).into_iter().next().flatten()
+}
+
 /// Read a manifest; paths in it are relative to its directory.
 pub fn read_manifest(path: &std::path::Path) -> crate::Result<Vec<ManifestEntry>> {
     let text = String::from_utf8(crate::engine::error::read_file(path)?)

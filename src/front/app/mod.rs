@@ -470,9 +470,8 @@ impl StudioApp {
 
     /// Keep the gallery set where `data` has it, else take the data's first set.
     fn keep_set_of(&mut self, data: &str) {
-        let sets = crate::jobs::assets::sets(&self.manifest, data);
-        if !sets.contains(&self.gallery_set) {
-            self.gallery_set = sets.first().cloned().flatten();
+        if !crate::jobs::assets::sets(&self.manifest, data).contains(&self.gallery_set) {
+            self.gallery_set = crate::jobs::assets::default_set(&self.manifest, data);
         }
     }
 

@@ -334,12 +334,10 @@ pub(super) fn gallery_cmd(a: GalleryArgs) -> anyhow::Result<()> {
         };
         let manifest = crate::jobs::assets::manifest();
         // without --set: the data's first set (its own models, else e.g. emoji's diffusers set)
-        let set = a.set.clone().or_else(|| {
-            crate::jobs::assets::sets(&manifest, data)
-                .first()
-                .cloned()
-                .flatten()
-        });
+        let set = a
+            .set
+            .clone()
+            .or_else(|| crate::jobs::assets::default_set(&manifest, data));
         let mut m: Vec<_> = manifest
             .iter()
             .filter(|e| e.is_in(data, set.as_deref()))
