@@ -126,6 +126,83 @@ fn samples_view(
     ui.image((tex.id(), egui::vec2(size, size * aspect)));
 }
 
+/// A gallery's rows and columns: its models in the order their cells came, and its step counts
+/// in increasing order.
+fn models_and_steps(cells: &[GalleryCell]) -> (Vec<String>, Vec<usize>) {
+    let mut models: Vec<String> = vec![];
+    for c in cells {
+        if !models.contains(&c.model) {
+            models.push(c.model.clone());
+        }
+    }
+    let mut steps: Vec<usize> = cells.iter().map(|c| c.steps).collect();
+    steps.sort();
+    steps.dedup();
+    (models, steps)
+}
+
+/// A column heading: "1 step", "2 steps".
+fn steps_heading(k: usize) -> String {
+    format!("{k} step{}", if k == 1 { "" } else { "s" })
+}
+
+/// The reference row of an image gallery: its PSNR to itself is "infinite" (above 150 dB).
+fn is_reference_row(c: &GalleryCell) -> bool {
+    c.rmse_to_teacher > 150.0
+}
+
+/// Images: one noise's image (sample `index`, clamped) from every model and step count of the
+/// gallery, side by side, with a slider for `index`.
+fn compare_images(
+    ui: &mut egui::Ui,
+    index: &mut usize,
+    shape: &[usize],
+    cells: &[GalleryCell],
+    models: &[String],
+    steps: &[usize],
+) {
+    let chw: usize = shape.iter().product();
+    let n = cells
+        .iter()
+        .map(|c| c.samples.len() / chw.max(1))
+        .min()
+        .unwrap_or(0);
+    if n == 0 {
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.label("the same noise, side by side: sample");
+        ui.add(egui::Slider::new(index, 0..=n - 1));
+    });
+    let i = (*index).min(n - 1);
+    egui::Grid::new("cmp-images").show(ui, |ui| {
+        ui.label("");
+        for &k in steps {
+            ui.strong(steps_heading(k));
+        }
+        ui.end_row();
+        for m in models {
+            ui.strong(m);
+            for &k in steps {
+                match cells.iter().find(|c| &c.model == m && c.steps == k) {
+                    Some(c) => samples_view(
+                        ui,
+                        &format!("cmp-{m}-{k}"),
+                        &c.samples[i * chw..(i + 1) * chw],
+                        shape,
+                        96.0,
+                        None,
+                    ),
+                    None => {
+                        ui.label("");
+                    }
+                }
+            }
+            ui.end_row();
+        }
+    });
+}
+
 impl StudioApp {
     pub(super) fn data_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Data");
@@ -770,22 +847,11 @@ impl StudioApp {
             return;
         };
         let images = shape.len() == 3;
-        let steps: Vec<usize> = {
-            let mut s: Vec<usize> = cells.iter().map(|c| c.steps).collect();
-            s.sort();
-            s.dedup();
-            s
-        };
-        let mut models: Vec<String> = vec![];
-        for c in &cells {
-            if !models.contains(&c.model) {
-                models.push(c.model.clone());
-            }
-        }
+        let (models, steps) = models_and_steps(&cells);
         egui::Grid::new("gallery-grid").show(ui, |ui| {
             ui.label("");
-            for k in &steps {
-                ui.strong(format!("{k} step{}", if *k == 1 { "" } else { "s" }));
+            for &k in &steps {
+                ui.strong(steps_heading(k));
             }
             ui.end_row();
             for m in &models {
@@ -815,7 +881,7 @@ impl StudioApp {
                                 } else if c.rmse_to_teacher.is_nan() {
                                     // a progressive cell: PSNR once the reference row is done
                                     ui.small(secs);
-                                } else if c.rmse_to_teacher > 150.0 {
+                                } else if is_reference_row(c) {
                                     ui.small(format!("{secs}  reference row"));
                                 } else {
                                     ui.small(format!(
@@ -878,7 +944,7 @@ impl StudioApp {
 
     pub(super) fn compare_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Compare");
-        let Some((shape, cells)) = self.gallery.clone() else {
+        let Some((shape, cells)) = &self.gallery else {
             ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery): render the gallery first.");
             return;
         };
@@ -888,18 +954,12 @@ impl StudioApp {
         } else {
             ui.label("Sliced W2 to fresh data and RMSE to the exact teacher's 1024-step sample from the same noise, against steps (from the gallery).");
         }
-        let mut models: Vec<String> = vec![];
-        for c in &cells {
-            if !models.contains(&c.model) {
-                models.push(c.model.clone());
-            }
-        }
+        let (models, steps) = models_and_steps(cells);
         if images {
-            self.compare_images(ui, &shape, &cells, &models);
+            compare_images(ui, &mut self.compare_index, shape, cells, &models, &steps);
             ui.separator();
         }
-        // the reference row of an image gallery scores "infinite" PSNR (above 150 dB)
-        let is_reference = |c: &GalleryCell| images && c.rmse_to_teacher > 150.0;
+        let is_reference = |c: &GalleryCell| images && is_reference_row(c);
         egui::Grid::new("cmp").striped(true).show(ui, |ui| {
             let heads: &[&str] = if images {
                 &["model", "steps", "PSNR to reference (dB)", "sampling time"]
@@ -916,7 +976,7 @@ impl StudioApp {
                 ui.strong(*h);
             }
             ui.end_row();
-            for c in &cells {
+            for c in cells {
                 ui.label(&c.model);
                 ui.label(c.steps.to_string());
                 if images {
@@ -963,60 +1023,6 @@ impl StudioApp {
                             }
                         });
                 });
-            }
-        });
-    }
-
-    /// Images: one noise's image from every model and step count of the gallery, side by side.
-    fn compare_images(
-        &mut self,
-        ui: &mut egui::Ui,
-        shape: &[usize],
-        cells: &[GalleryCell],
-        models: &[String],
-    ) {
-        // one noise, every model and step count side by side, large
-        let chw: usize = shape.iter().product();
-        let n = cells
-            .iter()
-            .map(|c| c.samples.len() / chw.max(1))
-            .min()
-            .unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        ui.horizontal(|ui| {
-            ui.label("the same noise, side by side: sample");
-            ui.add(egui::Slider::new(&mut self.compare_index, 0..=n - 1));
-        });
-        let i = self.compare_index.min(n - 1);
-        let mut steps: Vec<usize> = cells.iter().map(|c| c.steps).collect();
-        steps.sort();
-        steps.dedup();
-        egui::Grid::new("cmp-images").show(ui, |ui| {
-            ui.label("");
-            for k in &steps {
-                ui.strong(format!("{k} step{}", if *k == 1 { "" } else { "s" }));
-            }
-            ui.end_row();
-            for m in models {
-                ui.strong(m);
-                for k in &steps {
-                    match cells.iter().find(|c| &c.model == m && c.steps == *k) {
-                        Some(c) => samples_view(
-                            ui,
-                            &format!("cmp-{m}-{k}"),
-                            &c.samples[i * chw..(i + 1) * chw],
-                            shape,
-                            96.0,
-                            None,
-                        ),
-                        None => {
-                            ui.label("");
-                        }
-                    }
-                }
-                ui.end_row();
             }
         });
     }
