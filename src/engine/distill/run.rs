@@ -143,6 +143,12 @@ fn same_data(model: &str, run: &Data) -> Option<bool> {
     }
 }
 
+/// Whether a model's recorded data is only the diffusers pipeline it was read from (a
+/// pipeline folder does not say what it was trained on; `convert --data` records it).
+fn data_unknown(model_data: &str) -> bool {
+    model_data.starts_with("diffusers:")
+}
+
 /// A teacher file: refuse a student that cannot take the run's first step count on its
 /// grid, and other data; say so where the user may mean it (a fit, images elsewhere).
 /// Returns whether it is a distilled student (it takes DDIM steps), and the warnings.
@@ -202,8 +208,7 @@ fn check_teacher(
                 ),
             ));
         }
-        // an imported diffusers pipeline records no data (its spec stands in for it)
-        None if meta.data.starts_with("diffusers:") => warnings.push(format!(
+        None if data_unknown(&meta.data) => warnings.push(format!(
             "{what}: a diffusers pipeline does not say what data it was trained on; using it as the teacher of {}, the run's data (same shape; `convert --data` records it in a model file)",
             data.spec
         )),
@@ -219,6 +224,10 @@ fn check_teacher(
 fn init_warnings(m: &ModelFile, data: &Data, what: &str) -> Vec<String> {
     match same_data(&m.meta.data, data) {
         Some(true) => vec![],
+        None if data_unknown(&m.meta.data) => vec![format!(
+            "--init {what}: a diffusers pipeline does not say what data it was trained on; starting from it for {}, the run's data",
+            data.spec
+        )],
         _ => vec![format!(
             "--init {what} was trained on {}, the run's data is {}: starting from it anyway",
             m.meta.data, data.spec
