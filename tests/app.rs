@@ -580,16 +580,15 @@ fn bad_files_typed_into_the_app_give_errors_naming_them() {
 /// opened on it shows those models (the teacher at most at its 50-step DDIM), distills from
 /// that teacher with the schedule and v student that won on it (docs/diffusers.md), and a
 /// short run from it ends with a v student; the data's own set brings its own teacher back.
-#[test]
-fn the_diffusers_set_offers_its_teacher_and_students() {
-    use tract_studio::model::diffusers::Prediction;
-    let ctx = egui::Context::default();
+/// The app with the shipped models, opened on `data` (and `set`): it shows the gallery set
+/// `diffusers` of `data`, its five models.
+fn on_a_diffusers_set(data: &str, set: Option<&str>) -> StudioApp {
     let session = Session::new(burn::tensor::Device::flex(), Arc::new(|| {}));
-    let mut a = StudioApp::new(
+    let a = StudioApp::new(
         session,
         AppOptions {
-            data: Some("fashion-mnist".into()),
-            set: Some("diffusers".into()),
+            data: Some(data.into()),
+            set: set.map(String::from),
             runs_dir: Some(runs_dir()),
             ..Default::default()
         },
@@ -597,10 +596,16 @@ fn the_diffusers_set_offers_its_teacher_and_students() {
     assert_eq!(a.gallery_set.as_deref(), Some("diffusers"));
     let specs: Vec<String> = a.models.iter().map(|m| m.0.spec.clone()).collect();
     assert_eq!(specs.len(), 5, "{specs:?}");
-    assert!(
-        specs.iter().all(|s| s.contains("fashion-mnist-diffusers-")),
-        "{specs:?}"
-    );
+    let prefix = format!("{data}-diffusers-");
+    assert!(specs.iter().all(|s| s.contains(&prefix)), "{specs:?}");
+    a
+}
+
+#[test]
+fn the_diffusers_set_offers_its_teacher_and_students() {
+    use tract_studio::model::diffusers::Prediction;
+    let ctx = egui::Context::default();
+    let mut a = on_a_diffusers_set("fashion-mnist", Some("diffusers"));
     assert_eq!(a.models[0].0.max_steps, Some(50));
     assert!(
         a.teacher_file.contains("diffusers-teacher"),
@@ -856,22 +861,7 @@ fn the_emoji_app_opens_on_its_colour_set() {
         return;
     }
     let ctx = egui::Context::default();
-    let session = Session::new(burn::tensor::Device::flex(), Arc::new(|| {}));
-    let mut a = StudioApp::new(
-        session,
-        AppOptions {
-            data: Some("emoji".into()),
-            runs_dir: Some(runs_dir()),
-            ..Default::default()
-        },
-    );
-    assert_eq!(a.gallery_set.as_deref(), Some("diffusers"));
-    let specs: Vec<String> = a.models.iter().map(|m| m.0.spec.clone()).collect();
-    assert_eq!(specs.len(), 5, "{specs:?}");
-    assert!(
-        specs.iter().all(|s| s.contains("emoji-diffusers-")),
-        "{specs:?}"
-    );
+    let mut a = on_a_diffusers_set("emoji", None);
     assert!(
         a.teacher_file
             .ends_with("emoji-diffusers-teacher.safetensors"),

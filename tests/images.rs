@@ -21,6 +21,23 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// `gallery --steps 1 ARGS --out OUT --device cpu` of shipped models: what it printed, and its
+/// row labels.
+fn gallery_rows(args: &[&str], out: &std::path::Path) -> (String, Vec<String>) {
+    let printed = ok(&[
+        &["gallery", "--steps", "1"][..],
+        args,
+        &["--out", out.to_str().unwrap(), "--device", "cpu"],
+    ]
+    .concat());
+    let labels = printed
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(String::from)
+        .collect();
+    (printed, labels)
+}
+
 /// 24 images of 8x8: a bright 3x3 square at a position set by the index.
 fn fixture(dir: &Path) {
     let px = common::squares(24, |_| 250);
@@ -361,22 +378,17 @@ fn the_gallery_of_the_diffusers_set() {
     let d = std::env::temp_dir().join(format!("tract-gal-set-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let gal = d.join("g.png");
-    let printed = ok(&[
-        "gallery",
-        "--data",
-        "fashion-mnist",
-        "--set",
-        "diffusers",
-        "--steps",
-        "1",
-        "--cols",
-        "2",
-        "--out",
-        gal.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    let (printed, labels) = gallery_rows(
+        &[
+            "--data",
+            "fashion-mnist",
+            "--set",
+            "diffusers",
+            "--cols",
+            "2",
+        ],
+        &gal,
+    );
     assert_eq!(labels.len(), 6, "{printed}");
     assert!(
         labels[0].contains("fashion-mnist-diffusers-teacher  50 STEPS"),
@@ -395,19 +407,7 @@ fn the_gallery_of_the_diffusers_set() {
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
     let info = dec.read_info().unwrap().info().clone();
     assert_eq!(info.height as usize, 6 * (32 * 2 + 2) + 2);
-    let own = ok(&[
-        "gallery",
-        "--data",
-        "fashion-mnist",
-        "--steps",
-        "1",
-        "--cols",
-        "1",
-        "--out",
-        gal.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let (own, _) = gallery_rows(&["--data", "fashion-mnist", "--cols", "1"], &gal);
     assert!(!own.contains("diffusers"), "{own}");
     let _ = std::fs::remove_dir_all(d);
 }
@@ -419,20 +419,7 @@ fn the_gallery_of_the_emoji_set_is_in_colour() {
     let d = std::env::temp_dir().join(format!("tract-gal-emoji-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let gal = d.join("g.png");
-    let printed = ok(&[
-        "gallery",
-        "--data",
-        "emoji",
-        "--steps",
-        "1",
-        "--cols",
-        "2",
-        "--out",
-        gal.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
+    let (printed, labels) = gallery_rows(&["--data", "emoji", "--cols", "2"], &gal);
     assert_eq!(labels.len(), 6, "{printed}");
     assert!(
         labels[0].contains("emoji-diffusers-teacher  50 STEPS"),
