@@ -68,14 +68,11 @@ impl Adam {
                 eps: cfg.eps as f32,
                 step: step_size as f32,
             };
-            let (p, m, v) = crate::engine::kernels::cpu::adam(
-                params,
-                grad,
-                self.m.clone(),
-                self.v.clone(),
-                scale,
-                k,
-            );
+            // m and v handed over (not cloned), so that the kernel can update them in place
+            let dev = params.device();
+            let m = std::mem::replace(&mut self.m, Tensor::empty([0], &dev));
+            let v = std::mem::replace(&mut self.v, Tensor::empty([0], &dev));
+            let (p, m, v) = crate::engine::kernels::cpu::adam(params, grad, m, v, scale, k);
             self.m = m;
             self.v = v;
             return p;
@@ -120,10 +117,11 @@ pub fn inference_mu(eps: f64, steps: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::kernels::cpu::ADAM_IN_PLACE;
     use crate::engine::tensors::{from_vec1, to_vec};
     use burn::tensor::Device;
 
-    /// The one-pass CPU kernel gives Burn's ops' bits: 6 steps, with the clip biting (a
+    /// The one-pass CPU kernel, run in place, gives Burn's ops' bits: 6 steps, with the clip biting (a
     /// gradient of norm about 30 against clip 1), without a clip, and over more elements than
     /// one parallel chunk.
     #[test]
@@ -146,11 +144,15 @@ mod tests {
             let mut a = [Adam::new(&like), Adam::new(&like)];
             a[1].burn_ops = true;
             assert!(crate::engine::kernels::cpu::adam_applies(&like));
+            let in_place = || ADAM_IN_PLACE.load(std::sync::atomic::Ordering::Relaxed);
             for _ in 0..6 {
+                let before = in_place();
                 let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.1).collect();
                 for i in 0..2 {
                     p[i] = a[i].step(&cfg, p[i].clone(), from_vec1(g.clone(), &dev));
                 }
+                // the kernel's step ran in place (other tests may add to the count meanwhile)
+                assert!(in_place() > before, "the Adam step did not run in place");
                 for (x, y) in [(&p[0], &p[1]), (&a[0].m, &a[1].m), (&a[0].v, &a[1].v)] {
                     let (x, y) = (to_vec(x.clone()), to_vec(y.clone()));
                     let differ = x.iter().zip(&y).filter(|(a, b)| a.to_bits() != b.to_bits());

@@ -208,6 +208,19 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// The tensor's f32 values to write in place: Some when it is the sole owner of its memory
+/// and its values are exactly that memory, in order (not a view of part of it).
+fn whole_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n = t.shape().num_elements();
+    if t.dtype() != DType::F32 || t.as_slice::<f32>()?.len() != n || t.storage::<f32>().len() != n {
+        return None;
+    }
+    t.try_storage_mut::<f32>()
+}
+
+/// How many Adam updates ran in place (`cpu_adam`); the tests read it.
+pub static ADAM_IN_PLACE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
 }
@@ -419,6 +432,16 @@ impl CpuKernels for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = p.shape().to_vec();
         let s = values(&scale).first().copied();
+        let (mut g, mut m, mut v) = (g, m, v);
+        // in place when g, m and v are each the sole owner of exactly their values (as a
+        // training step leaves them): p' over g, m' over m, v' over v
+        if let (Some(gs), Some(ms), Some(vs)) =
+            (whole_mut(&mut g), whole_mut(&mut m), whole_mut(&mut v))
+        {
+            cpu_ops::adam_in_place(&values(&p), gs, ms, vs, s, k);
+            ADAM_IN_PLACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return (g, m, v);
+        }
         let (po, mo, vo) = cpu_ops::adam(&values(&p), &values(&g), &values(&m), &values(&v), s, k);
         (flex(po, &shape), flex(mo, &shape), flex(vo, &shape))
     }

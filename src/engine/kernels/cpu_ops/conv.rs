@@ -288,14 +288,23 @@ pub(super) fn pad_image(s: &ConvShape, g: &Same, c: usize, x: &[f32], xp: &mut [
 fn row_taps(w: &[f32], cout: usize, cin: usize, k: usize, flip_transpose: bool) -> Vec<f32> {
     let (kk, kc) = (k * k, k * cin);
     let mut out = vec![0f32; w.len()];
-    for kh in 0..k {
-        for co in 0..cout {
-            for kw in 0..k {
-                for ci in 0..cin {
-                    out[(kh * cout + co) * kc + kw * cin + ci] = if flip_transpose {
-                        w[(ci * cout + co) * kk + (k - 1 - kh) * k + (k - 1 - kw)]
+    // (co, ci) outer: each reads one kernel's k k contiguous taps and writes one float to each
+    // of k k rows that advance with ci (every cache line used whole, both ways; with kh outer
+    // the taps were read one float per line, k k times over)
+    for co in 0..cout {
+        for ci in 0..cin {
+            let taps = if flip_transpose {
+                &w[(ci * cout + co) * kk..][..kk]
+            } else {
+                &w[(co * cin + ci) * kk..][..kk]
+            };
+            for kh in 0..k {
+                let row = (kh * cout + co) * kc + ci;
+                for kw in 0..k {
+                    out[row + kw * cin] = if flip_transpose {
+                        taps[(k - 1 - kh) * k + (k - 1 - kw)]
                     } else {
-                        w[(co * cin + ci) * kk + kh * k + kw]
+                        taps[kh * k + kw]
                     };
                 }
             }

@@ -18,7 +18,7 @@ mod tests;
 mod threads;
 mod upconv;
 
-pub use adam::{AdamCoefs, adam};
+pub use adam::{AdamCoefs, adam, adam_in_place};
 pub use attention::{AttnGrads, AttnInputs, AttnShape, attention_backward, attention_forward};
 pub use conv::{ConvShape, Epilogue, conv2d_backward, conv2d_forward};
 pub use gemm::row_sums;

@@ -148,16 +148,31 @@ pub(super) fn elementwise3(
     f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync + Send,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mut a, mut b, mut c) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+    in_place3(&mut a, &mut b, &mut c, f);
+    (a, b, c)
+}
+
+/// `f(start, chunk, chunk, chunk)` over the same chunks of three vectors of one length (in
+/// parallel for long vectors, off wasm).
+pub(super) fn in_place3(
+    a: &mut [f32],
+    b: &mut [f32],
+    c: &mut [f32],
+    f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync + Send,
+) {
+    assert!(
+        a.len() == b.len() && a.len() == c.len(),
+        "in_place3: lengths differ"
+    );
     #[cfg(not(target_arch = "wasm32"))]
-    if len >= 2 * PAR_ELEMENTS && threads() > 1 {
+    if a.len() >= 2 * PAR_ELEMENTS && threads() > 1 {
         use rayon::prelude::*;
         a.par_chunks_mut(PAR_ELEMENTS)
             .zip(b.par_chunks_mut(PAR_ELEMENTS))
             .zip(c.par_chunks_mut(PAR_ELEMENTS))
             .enumerate()
             .for_each(|(i, ((x, y), z))| f(i * PAR_ELEMENTS, x, y, z));
-        return (a, b, c);
+        return;
     }
-    f(0, &mut a, &mut b, &mut c);
-    (a, b, c)
+    f(0, a, b, c);
 }
