@@ -19,11 +19,13 @@ fn t4(v: Vec<f32>, s: [usize; 4], dev: &Device) -> Tensor<4> {
 type Conv = dyn Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>;
 
 /// Values and gradients (x, w, b) of `ours` against `theirs` on random inputs.
+/// `wscale`: the weights' standard deviation.
 fn compare_conv(
     rng: &mut Rng,
     what: &str,
     xs: [usize; 4],
     ws: [usize; 4],
+    wscale: f32,
     ours: &Conv,
     theirs: &Conv,
 ) {
@@ -33,7 +35,7 @@ fn compare_conv(
     let wv: Vec<f32> = rng
         .normals(ws.iter().product())
         .iter()
-        .map(|v| v * 0.3)
+        .map(|v| v * wscale)
         .collect();
     let bv = rng.normals(ws[0]);
     let mk = |d: &Device| {
@@ -96,13 +98,27 @@ fn conv2d_matches_burn_values_and_gradients() {
         // small images: several per weight-gradient GEMM, unevenly split
         (9, 8, 4, 4, 8, 3, 1, 1),
         (7, 3, 3, 5, 4, 3, 1, 1),
+        // Winograd F(2x2, 3x3) (forward and input gradient): 64 channels at 32x32 and more,
+        // 256 channels at an odd small size
+        (2, 64, 33, 32, 65, 3, 1, 1),
+        (5, 256, 5, 7, 256, 3, 1, 1),
     ];
     for (n, cin, h, w, cout, k, st, p) in cases {
+        // weights of sd 0.3, or 1 / sqrt(fan-in) as a network's are (outputs about 1) past a
+        // fan-in of 144: at sd 0.3 and a fan-in of 2,304 the outputs are about 14 and f32's
+        // own rounding in Burn's direct sums reaches the 2e-5 tolerance relative to a small one
+        let fan_in = cin * k * k;
+        let wscale = if fan_in > 144 {
+            1.0 / (fan_in as f32).sqrt()
+        } else {
+            0.3
+        };
         compare_conv(
             &mut rng,
             &format!("conv n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} p{p}"),
             [n, cin, h, w],
             [cout, cin, k, k],
+            wscale,
             &move |x, w, b| cpu::conv2d(x, w, b, st, p),
             &move |x, w, b| reference::conv2d(x, w, b, st, p),
         );
@@ -123,6 +139,7 @@ fn fused_bias_per_image_and_residual_match_burn_values_and_gradients() {
         (2, 3, 8, 8, 4, 3, 2, 1, false, true),
         (4, 6, 5, 5, 3, 1, 1, 0, true, true),
         (5, 16, 16, 16, 16, 3, 1, 1, true, true),
+        (2, 64, 32, 33, 64, 3, 1, 1, true, true),
     ] {
         let what = format!("fused n{n} cin{cin} {h}x{w} cout{cout} k{k} s{st} e{with_e} r{with_r}");
         let (ho, wo) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
@@ -209,6 +226,7 @@ fn upsample_conv2d_matches_burn_values_and_gradients() {
             &format!("upsample conv n{n} cin{cin} {h}x{w} cout{cout}"),
             [n, cin, h, w],
             [cout, cin, 3, 3],
+            0.3,
             &cpu::upsample_conv2d,
             &|x, w, b| reference::conv2d(reference::upsample2x(x), w, b, 1, 1),
         );

@@ -204,22 +204,36 @@ fn conv_forward_and_backward_match_direct_sums() {
         (4, 6, 5, 5, 3, 1, 1, 0),
         (1, 2, 6, 5, 3, 3, 1, 0),
         (2, 4, 6, 6, 5, 1, 2, 0),
+        // Winograd F(2x2, 3x3) (forward and input gradient): odd sizes, even sizes, one image
+        (1, 64, 45, 47, 65, 3, 1, 1),
+        (4, 256, 5, 7, 257, 3, 1, 1),
+        (8, 257, 4, 4, 256, 3, 1, 1),
     ]
     .iter()
     .enumerate()
     {
         let s = ConvShape::new(n, cin, h, w, cout, k, st, p).unwrap();
+        // the last three take the Winograd path, the others the direct forms
+        assert_eq!(super::winograd::applies(&s), i >= 9, "{s:?}");
         let x = vals(n * cin * h * w, 10 + i as u64);
-        let wt = vals(cout * cin * k * k, 20 + i as u64);
+        let mut wt = vals(cout * cin * k * k, 20 + i as u64);
+        if i >= 9 {
+            // weights at a network's scale, 1 / sqrt(fan-in), so outputs are about 1 and the
+            // tolerance is relative to them: Winograd's f32 error grows with the terms'
+            // magnitude, not the result's (at unit weights an output of 0.05 cancels 2,304
+            // products of about 1, and 1e-4 of it is 2e-6 of their scale)
+            let scale = 1.0 / ((cin * k * k) as f32).sqrt();
+            wt.iter_mut().for_each(|v| *v *= scale);
+        }
         let b = vals(cout, 30 + i as u64);
         let y = conv2d_forward(&s, &x, &wt, Epilogue::with_bias(&b));
-        assert_close(&y, &direct(&s, &x, &wt, &b), 1e-4, &format!("{s:?}"));
+        assert_close(&y, &direct(&s, &x, &wt, &b), 1e-5, &format!("{s:?}"));
         let gy = vals(y.len(), 40 + i as u64);
         let (gx, gw, gb) = conv2d_backward(&s, &x, &wt, &gy, true);
         let gx = gx.unwrap();
         // element by element against the direct sums of the chain rule
         let (ex, ew) = direct_back(&s, &x, &wt, &gy);
-        assert_close(&gx, &ex, 1e-4, &format!("{s:?} gx"));
+        assert_close(&gx, &ex, 1e-5, &format!("{s:?} gx"));
         assert_close(&gw, &ew, 1e-4, &format!("{s:?} gw"));
         // adjoint identities: <gy, conv(x)> linear in x and in w
         let zero_b = vec![0f32; cout];
@@ -235,4 +249,29 @@ fn conv_forward_and_backward_match_direct_sums() {
         );
         assert_bias_grad(&gb, &gy, (n, cout, s.ho * s.wo), &format!("{s:?}"));
     }
+}
+
+/// The Winograd path with a per-image bias and a residual (added in the pass that writes the
+/// output), and where one image's blocks are not a whole GEMM group, against the direct sums.
+#[test]
+fn winograd_adds_an_image_bias_and_a_residual() {
+    let (n, cin, h, w, cout) = (3, 64, 37, 41, 70);
+    let s = ConvShape::new(n, cin, h, w, cout, 3, 1, 1).unwrap();
+    assert!(super::winograd::applies(&s));
+    let x = vals(n * cin * h * w, 71);
+    let mut wt = vals(cout * cin * 9, 72);
+    wt.iter_mut().for_each(|v| *v /= ((cin * 9) as f32).sqrt());
+    let bias = vals(n * cout, 73);
+    let res = vals(n * cout * h * w, 74);
+    let ep = Epilogue {
+        bias: Some(&bias),
+        residual: Some(&res),
+    };
+    let y = conv2d_forward(&s, &x, &wt, ep);
+    let mut want = direct(&s, &x, &wt, &vec![0f32; cout]);
+    for (j, v) in want.iter_mut().enumerate() {
+        let (i, co) = (j / (cout * h * w), j / (h * w) % cout);
+        *v += bias[i * cout + co] + res[j];
+    }
+    assert_close(&y, &want, 1e-4, "winograd with bias and residual");
 }
