@@ -13,6 +13,8 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup
 # grep without -q: with -q it stops reading early, ldconfig gets SIGPIPE and pipefail turns
 # an installed library into a missing one
 ldconfig -p 2>/dev/null | grep libvulkan.so.1 >/dev/null || need+=(libvulkan1)
+# Fashion-MNIST: the image tests and the app's distillation from the shipped sets train on it
+ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte* >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
 # the colour `emoji` data comes from this font (11 MB)
 emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 [ -e "$emoji_font" ] || need+=(fonts-noto-color-emoji)
@@ -23,7 +25,7 @@ command -v mpicc >/dev/null || need+=(libopenmpi-dev)
 ldconfig -p 2>/dev/null | grep libclang >/dev/null || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; the emoji font; MPI)"
+    echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; Fashion-MNIST; the emoji font; MPI)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "note: ${need[*]} missing and not root; wgpu tests will report that no adapter exists" >&2

@@ -218,8 +218,16 @@ fn whole_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
     t.try_storage_mut::<f32>()
 }
 
-/// How many Adam updates ran in place (`cpu_adam`); the tests read it.
-pub static ADAM_IN_PLACE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// How many Adam updates this thread ran in place (`cpu_adam`); the tests read it.
+    static ADAM_IN_PLACE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many Adam updates the calling thread has run in place (each test runs on its own
+/// thread, so others running beside it do not count).
+pub fn adam_in_place_count() -> usize {
+    ADAM_IN_PLACE.with(|c| c.get())
+}
 
 fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
@@ -435,11 +443,12 @@ impl CpuKernels for Flex {
         let (mut g, mut m, mut v) = (g, m, v);
         // in place when g, m and v are each the sole owner of exactly their values (as a
         // training step leaves them): p' over g, m' over m, v' over v
-        if let (Some(gs), Some(ms), Some(vs)) =
-            (whole_mut(&mut g), whole_mut(&mut m), whole_mut(&mut v))
+        if g.shape() == p.shape()
+            && let (Some(gs), Some(ms), Some(vs)) =
+                (whole_mut(&mut g), whole_mut(&mut m), whole_mut(&mut v))
         {
             cpu_ops::adam_in_place(&values(&p), gs, ms, vs, s, k);
-            ADAM_IN_PLACE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ADAM_IN_PLACE.with(|c| c.set(c.get() + 1));
             return (g, m, v);
         }
         let (po, mo, vo) = cpu_ops::adam(&values(&p), &values(&g), &values(&m), &values(&v), s, k);

@@ -208,6 +208,10 @@ fn conv_forward_and_backward_match_direct_sums() {
         (1, 64, 45, 47, 65, 3, 1, 1),
         (4, 256, 5, 7, 257, 3, 1, 1),
         (8, 257, 4, 4, 256, 3, 1, 1),
+        // images of 1x1, 2x3 and 3x2 pixels (blocks past both edges)
+        (128, 256, 1, 1, 256, 3, 1, 1),
+        (32, 256, 2, 3, 257, 3, 1, 1),
+        (32, 257, 3, 2, 256, 3, 1, 1),
     ]
     .iter()
     .enumerate()

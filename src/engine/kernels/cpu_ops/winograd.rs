@@ -27,9 +27,9 @@ use super::threads::{sum_over, threads, with_col, with_pad};
 
 /// Whether a convolution takes the Winograd path: 3x3, stride 1, padding 1, and where it was
 /// measured faster than the direct form here (docs/perf.md, batch 8 and 64 on the 2-core
-/// AVX-512 machine): with at least 256 channels in and out at every size, with 64 to 255 at
-/// 32x32 and larger (at 16x16 and below, or under 64 channels, the transforms cost about what
-/// the multiply-adds save), and from 128 output pixels over the batch.
+/// AVX-512 machine): with at least 256 channels in and out at every size, with 64 to 255 on
+/// images of at least 1,024 pixels (at 16x16 and below, or under 64 channels, the transforms
+/// cost about what the multiply-adds save), and from 128 output pixels over the batch.
 pub(super) fn applies(s: &ConvShape) -> bool {
     if !ON.load(Ordering::Relaxed) {
         return false;
