@@ -4,7 +4,6 @@
 
 use super::gemm::{mm, parallelism, sum8, transpose};
 use super::threads::{new_chunks, sum_over, threads, with_col, with_pad};
-use super::winograd;
 
 /// One 2-D convolution: groups 1, dilation 1, square kernel, the same stride and padding on
 /// both axes.
@@ -482,17 +481,14 @@ fn conv_same_wgrad(
     });
 }
 
-/// `y[n] = W [cout, cin k k] . im2col(x[n]) + b`, one GEMM per image, written straight into NCHW.
+/// `y[n] = W [cout, cin k k] . im2col(x[n]) + b`, one GEMM per image, written straight into NCHW
+/// (the direct form; `winograd::conv2d_forward` picks between it and Winograd).
 pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
     let (kk, pp) = (s.kk(), s.pixels());
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(x.len(), s.n * in_len, "conv2d: input size");
     assert_eq!(w.len(), s.cout * kk, "conv2d: weight size");
     ep.check(s, out_len);
-    if winograd::applies(s) {
-        let u = winograd::kernel_transform(w, s.cout, s.cin);
-        return winograd::conv3x3(s, x, winograd::Kernel::Forward(&u), ep);
-    }
     if Same::of(s).is_some() {
         return conv_same(s, x, &row_taps(w, s.cout, s.cin, s.k, false), ep);
     }
@@ -536,7 +532,8 @@ pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<
 /// Gradients of `conv2d_forward` for the output gradient gy: (gx if asked for, gw, gb).
 /// `gw = sum_n gy[n] . im2col(x[n])^T` (a real GEMM, one accumulator per thread), gb = sum gy;
 /// gx is a forward convolution of gy with the flipped, transposed weights where the stride is 1
-/// and the padding keeps the size, else `W^T . gy[n]` folded back by col2im.
+/// and the padding keeps the size, else `W^T . gy[n]` folded back by col2im (the direct form;
+/// `winograd::conv2d_backward` picks between it and Winograd).
 pub fn conv2d_backward(
     s: &ConvShape,
     x: &[f32],
@@ -548,11 +545,6 @@ pub fn conv2d_backward(
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);
     assert_eq!(gy.len(), s.n * out_len, "conv2d backward: gradient size");
     let wlen = s.cout * kk;
-    if winograd::applies(s) {
-        let (gw, gb) = winograd::weight_grad(s, x, gy);
-        let gx = need_x.then(|| input_grad(s, w, gy));
-        return (gx, gw, gb);
-    }
     if Same::of(s).is_some() {
         // [gw by kernel row, transposed | gb] accumulated per thread
         let g = wgrad_group(s);
@@ -623,11 +615,6 @@ fn input_grad(s: &ConvShape, w: &[f32], gy: &[f32]) -> Vec<f32> {
         // a forward convolution of gy with the flipped, transposed kernel
         let t = ConvShape::new(s.n, s.cout, s.ho, s.wo, s.cin, k, 1, s.pad)
             .expect("a same-size convolution has a transposed one");
-        if winograd::applies(&t) {
-            // the forward convolution's transformed kernel, read as its adjoint's
-            let u = winograd::kernel_transform(w, s.cout, s.cin);
-            return winograd::conv3x3(&t, gy, winograd::Kernel::Adjoint(&u), Epilogue::NONE);
-        }
         return conv_same(&t, gy, &row_taps(w, s.cin, s.cout, k, true), Epilogue::NONE);
     }
     let (in_len, out_len) = (s.cin * s.h * s.w, s.cout * pp);

@@ -21,8 +21,9 @@ mod winograd;
 
 pub use adam::{AdamCoefs, adam, adam_in_place};
 pub use attention::{AttnGrads, AttnInputs, AttnShape, attention_backward, attention_forward};
-pub use conv::{ConvShape, Epilogue, conv2d_backward, conv2d_forward};
+pub use conv::{ConvShape, Epilogue};
 pub use gemm::row_sums;
 pub use groupnorm::{GN_EPS, exp_f32, group_norm, group_norm_backward, silu, silu_backward};
 pub use upconv::{upconv_backward, upconv_forward};
-pub use winograd::set_winograd;
+// the convolutions as the kernels run them: Winograd where it pays, else the direct form
+pub use winograd::{conv2d_backward, conv2d_forward, set_winograd};

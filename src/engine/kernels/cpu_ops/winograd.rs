@@ -21,9 +21,46 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::conv::{ConvShape, Epilogue};
+use super::conv::{self, ConvShape, Epilogue};
 use super::gemm::{mm, parallelism, sum8};
 use super::threads::{sum_over, threads, with_col, with_pad};
+
+/// y = conv(x) + the epilogue for weights [cout, cin, k, k]: Winograd where it `applies`, else
+/// the direct form (`conv::conv2d_forward`).
+pub fn conv2d_forward(s: &ConvShape, x: &[f32], w: &[f32], ep: Epilogue) -> Vec<f32> {
+    if !applies(s) {
+        return conv::conv2d_forward(s, x, w, ep);
+    }
+    assert_eq!(w.len(), s.cout * s.cin * 9, "conv2d: weight size");
+    let u = kernel_transform(w, s.cout, s.cin);
+    conv3x3(s, x, Kernel::Forward(&u), ep)
+}
+
+/// Gradients of `conv2d_forward` for the output gradient gy: (gx if asked for, gw, gb), by
+/// Winograd where it `applies` (the input gradient is the adjoint convolution of gy, whose
+/// shape applies exactly when this one does), else by the direct form.
+pub fn conv2d_backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    need_x: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    if !applies(s) {
+        return conv::conv2d_backward(s, x, w, gy, need_x);
+    }
+    assert_eq!(w.len(), s.cout * s.cin * 9, "conv2d: weight size");
+    let (gw, gb) = weight_grad(s, x, gy);
+    let gx = need_x.then(|| {
+        // gx = the forward convolution of gy [n, cout, h, w] with the kernel flipped and
+        // transposed: the forward's transformed kernel, read as its adjoint's
+        let t = ConvShape::new(s.n, s.cout, s.h, s.w, s.cin, 3, 1, 1)
+            .expect("a same-size convolution has a transposed one");
+        let u = kernel_transform(w, s.cout, s.cin);
+        conv3x3(&t, gy, Kernel::Adjoint(&u), Epilogue::NONE)
+    });
+    (gx, gw, gb)
+}
 
 /// Whether a convolution takes the Winograd path: 3x3, stride 1, padding 1, and where it was
 /// measured faster than the direct form here (docs/perf.md, batch 8 and 64 on the 2-core
