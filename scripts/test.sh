@@ -22,7 +22,8 @@ emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 # for rsmpi's bindgen
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v mpicc >/dev/null || need+=(libopenmpi-dev)
-ldconfig -p 2>/dev/null | grep libclang >/dev/null || need+=(libclang-dev)
+# (libclang.so or libclang-N.so itself: libclang-cpp, which other packages bring, is not it)
+ldconfig -p 2>/dev/null | grep -E 'libclang(-[0-9.]+)?\.so' >/dev/null || need+=(libclang-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]} (Vulkan on the CPU for the wgpu tests; Fashion-MNIST; the emoji font; MPI)"
