@@ -5,7 +5,7 @@
 //! plain product of row-major operands (the layout `mm` runs without gathering, see there);
 //! where a product needs a transposed operand it is transposed once into scratch.
 
-use super::gemm::{mm, parallelism, sum8, transpose};
+use super::gemm::{add_row_sums, mm, parallelism, transpose};
 use super::groupnorm::exp_f32;
 use super::threads::{new_chunks, sum_over, threads, with_col, with_pad};
 
@@ -358,12 +358,8 @@ pub fn attention_backward(
         let gqi = &gqkv[i * 3 * il..(i + 1) * 3 * il];
         let gyi = &gy[i * il..(i + 1) * il];
         let oi = &saved[i * sl + 3 * il..i * sl + 4 * il];
-        for (g, row) in gb.iter_mut().zip(gqi.chunks_exact(t)) {
-            *g += sum8(row);
-        }
-        for (g, row) in gbo.iter_mut().zip(gyi.chunks_exact(t)) {
-            *g += sum8(row);
-        }
+        add_row_sums(gb, gqi);
+        add_row_sums(gbo, gyi);
         with_col(il, |tr| {
             // gWqkv [3c, c] += g[q; k; v] [3c, t] . x^T [t, c]
             transpose(&x[i * il..(i + 1) * il], c, t, tr);

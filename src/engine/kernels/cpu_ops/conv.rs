@@ -2,7 +2,7 @@
 //! stride-1 convolution that keeps the size, one GEMM per kernel row on shifted views of the
 //! image (no im2col); the bias and a residual are added in the pass that writes the output.
 
-use super::gemm::{mm, parallelism, sum8, transpose};
+use super::gemm::{add_row_sums, mm, parallelism, transpose};
 use super::threads::{new_chunks, sum_over, threads, with_col, with_pad};
 
 /// One 2-D convolution: groups 1, dilation 1, square kernel, the same stride and padding on
@@ -434,12 +434,7 @@ fn conv_same_wgrad(
     // the last image's pixels end the view: K = (g - 1) plane + h w
     let kdim = (g - 1) * plane + hw;
     for i in i0..i1 {
-        for (gbv, row) in gb
-            .iter_mut()
-            .zip(gy[i * out_len..(i + 1) * out_len].chunks(hw))
-        {
-            *gbv += sum8(row);
-        }
+        add_row_sums(gb, &gy[i * out_len..(i + 1) * out_len]);
     }
     with_pad(kc * cols, |xs| {
         for (j, i) in (i0..i1).enumerate() {
@@ -571,9 +566,7 @@ pub fn conv2d_backward(
     let acc = sum_over(s.n, wlen + s.cout, |i, acc| {
         let gyi = &gy[i * out_len..(i + 1) * out_len];
         let (gw, gb) = acc.split_at_mut(wlen);
-        for (g, row) in gb.iter_mut().zip(gyi.chunks(pp)) {
-            *g += sum8(row);
-        }
+        add_row_sums(gb, gyi);
         let xi = &x[i * in_len..(i + 1) * in_len];
         // gy transposed once ([pp, cout], see `mm`): a column-major left operand
         with_pad(s.cout * pp, |gyt| {

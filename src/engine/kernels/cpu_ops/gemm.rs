@@ -108,11 +108,21 @@ pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) 
 
 /// The sums of the `rows` equal rows of v (the bias gradient per image and channel).
 pub fn row_sums(v: &[f32], rows: usize) -> Vec<f32> {
-    let len = v.len() / rows.max(1);
+    let mut sums = vec![0f32; rows];
+    add_row_sums(&mut sums, v);
+    sums
+}
+
+/// acc[r] += the sum of row r of v, v being acc.len() equal rows (a bias gradient's share of
+/// one image: its channels' planes).
+pub(super) fn add_row_sums(acc: &mut [f32], v: &[f32]) {
+    let len = v.len() / acc.len().max(1);
     if len == 0 {
-        return vec![0f32; rows];
+        return;
     }
-    v.chunks(len).map(sum8).collect()
+    for (a, row) in acc.iter_mut().zip(v.chunks(len)) {
+        *a += sum8(row);
+    }
 }
 
 /// A sum in 8 independent lanes (vectorises; the order differs from a sequential sum).

@@ -2,7 +2,7 @@
 //! output phases, each a 2x2 convolution of the low-resolution image with folded weights.
 
 use super::conv::{ConvShape, Epilogue, Same, pad_image};
-use super::gemm::{mm, parallelism, sum8};
+use super::gemm::{add_row_sums, mm, parallelism};
 use super::threads::{new_chunks, sum_over, threads, with_col, with_pad};
 
 /// For a 3x3 convolution (padding 1) of a nearest-2x upsampled image, output row 2i + a
@@ -157,9 +157,7 @@ pub fn upconv_backward(
     let acc = sum_over(s.n, 16 * blk + s.cout, |i, acc| {
         let (gwe, gb) = acc.split_at_mut(16 * blk);
         let gyi = &gy[i * out_len..(i + 1) * out_len];
-        for (gbv, row) in gb.iter_mut().zip(gyi.chunks(4 * hw)) {
-            *gbv += sum8(row);
-        }
+        add_row_sums(gb, gyi);
         with_pad(g.padded_len(s, s.cin), |xp| {
             pad_image(s, &g, s.cin, &x[i * in_len..(i + 1) * in_len], xp);
             with_col(s.cout * g.pp, |gyt| {

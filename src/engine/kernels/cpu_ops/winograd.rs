@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::conv::{self, ConvShape, Epilogue};
-use super::gemm::{mm, parallelism, sum8};
+use super::gemm::{add_row_sums, mm, parallelism};
 use super::threads::{sum_over, threads, with_col, with_pad};
 
 /// y = conv(x) + the epilogue for weights [cout, cin, k, k]: Winograd where it `applies`, else
@@ -155,12 +155,7 @@ pub(super) fn weight_grad(s: &ConvShape, x: &[f32], gy: &[f32]) -> (Vec<f32>, Ve
         let cols = (i1 - i0) * t;
         let (gu, gb) = acc.split_at_mut(16 * plane);
         for i in i0..i1 {
-            for (gbv, row) in gb
-                .iter_mut()
-                .zip(gy[i * out_len..(i + 1) * out_len].chunks(hw))
-            {
-                *gbv += sum8(row);
-            }
+            add_row_sums(gb, &gy[i * out_len..(i + 1) * out_len]);
         }
         with_pad(16 * s.cin * cols, |v| {
             for i in i0..i1 {
@@ -232,15 +227,7 @@ fn grad_transform(s: &ConvShape, gy: &[f32], z: &mut [f32], cols: usize, at: usi
                 if r >= h {
                     continue;
                 }
-                let src = &gc[r * w..(r + 1) * w];
-                let pairs = src.chunks_exact(2);
-                if let [last] = pairs.remainder() {
-                    ev[w / 2] = *last;
-                }
-                for ((pair, ej), oj) in pairs.zip(ev.iter_mut()).zip(ov.iter_mut()) {
-                    *ej = pair[0];
-                    *oj = pair[1];
-                }
+                split_columns(&gc[r * w..(r + 1) * w], ev, ov);
             }
             let base = co * cols + at + bi * tw;
             // rows of A gy: (a, b) (a + c, b + d) (a - c, b - d) (-c, -d), a/b the top row's
@@ -390,6 +377,19 @@ fn group_conv(
     });
 }
 
+/// A row's even columns (0, 2, ...) into `even` and its odd ones into `odd`, from their
+/// starts (an odd-length row's last column goes to even[len / 2]).
+fn split_columns(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let pairs = row.chunks_exact(2);
+    if let [last] = pairs.remainder() {
+        even[row.len() / 2] = *last;
+    }
+    for ((pair, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+}
+
 /// V[xi, ci, at + block] = (B^T d B)[xi] for every block of one image x [cin, h, w], V's
 /// rows `cols` long. Per channel the zero-padded plane is kept as its even and its odd
 /// columns, so that both passes (down the rows, then across) are contiguous loops.
@@ -415,16 +415,7 @@ fn input_transform(s: &ConvShape, x: &[f32], v: &mut [f32], cols: usize, at: usi
                 &mut ev[(r + 1) * half + 1..(r + 2) * half],
                 &mut od[(r + 1) * half..(r + 2) * half],
             );
-            let src = &xc[r * w..(r + 1) * w];
-            let pairs = src.chunks_exact(2);
-            let last = pairs.remainder();
-            for ((pair, oq), eq) in pairs.zip(o.iter_mut()).zip(e.iter_mut()) {
-                *oq = pair[0];
-                *eq = pair[1];
-            }
-            if let [val] = last {
-                o[w / 2] = *val;
-            }
+            split_columns(&xc[r * w..(r + 1) * w], o, e);
         }
         for bi in 0..th {
             // B^T d down the rows 2 bi .. 2 bi + 3 of the padded plane
