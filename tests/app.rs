@@ -618,9 +618,10 @@ fn the_diffusers_set_offers_its_teacher_and_students() {
     assert_eq!(cfg.student_prediction, Some(Prediction::VPrediction));
     assert_eq!(cfg.fit_samples, 8_000);
     assert_eq!(a.schedule_error(), None);
-    // the teacher alone at 1 step and "1024": its row stops at 50 steps
+    // the teacher and the 2-step students at 1 step and "1024": the teacher's row stops at 50
+    // steps, a student's at its own step count
     for (i, m) in a.models.iter_mut().enumerate() {
-        m.1 = i == 0;
+        m.1 = i == 0 || m.0.spec.contains("-2step");
     }
     for c in &mut a.step_choices {
         c.1 = c.0 == 1 || c.0 == 1024;
@@ -636,7 +637,7 @@ fn the_diffusers_set_offers_its_teacher_and_students() {
     let (shape, cells) = a.gallery.clone().expect("gallery");
     assert_eq!(shape, vec![1, 32, 32]);
     let steps: Vec<usize> = cells.iter().map(|c| c.steps).collect();
-    assert_eq!(steps, vec![50, 1]);
+    assert_eq!(steps, vec![50, 1, 2, 1, 2, 1]);
     let text = frame(&mut a, &ctx);
     assert!(
         text.contains("the diffusers teacher and its students"),

@@ -743,6 +743,22 @@ fn a_killed_sampling_job_continues_where_it_stopped() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("continuing from"), "{err}");
+    // the plan counts what is left, not the whole job
+    let done: usize = err
+        .split("continuing from ")
+        .nth(1)
+        .and_then(|r| r.split(": ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let left = 40000 - done;
+    assert!(
+        err.contains(&format!(
+            ": {} network evaluations for the {left} still to make",
+            left * 256
+        )),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&cut).unwrap(), std::fs::read(&whole).unwrap());
     assert!(!partial.exists(), "the partial file is removed at the end");
 

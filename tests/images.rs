@@ -38,6 +38,22 @@ fn gallery_rows(args: &[&str], out: &std::path::Path) -> (String, Vec<String>) {
     (printed, labels)
 }
 
+/// The students' rows of a shipped set's `gallery --steps 1`: the four students (TRACT and BTD,
+/// 1 and 2 steps) at 1 step, and the 2-step ones also at their own 2 steps, nothing more.
+fn students_at_their_steps(labels: &[String], prefix: &str, printed: &str) {
+    assert_eq!(labels.len(), 6, "{printed}");
+    for l in labels {
+        assert!(l.contains(prefix), "{printed}");
+        let two_step = l.contains("-2step");
+        assert!(
+            l.ends_with(" 1 STEP") || (two_step && l.ends_with(" 2 STEPS")),
+            "{printed}"
+        );
+    }
+    let own = labels.iter().filter(|l| l.ends_with(" 2 STEPS")).count();
+    assert_eq!(own, 2, "{printed}");
+}
+
 /// 24 images of 8x8: a bright 3x3 square at a position set by the index.
 fn fixture(dir: &Path) {
     let px = common::squares(24, |_| 250);
@@ -174,12 +190,13 @@ fn teacher_resume_sample_and_distill_on_images() {
         "cpu",
     ]);
     let labels: Vec<&str> = printed.lines().filter(|l| l.starts_with("  ")).collect();
-    assert_eq!(labels.len(), 5, "{printed}");
+    // the 1-step student stops at its own step count: no 2-step row
+    assert_eq!(labels.len(), 4, "{printed}");
     assert!(labels[0].contains("teacher  1024 STEPS"), "{printed}");
     assert!(labels[3].contains("student  1 STEP"), "{printed}");
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
     let info = dec.read_info().unwrap().info().clone();
-    assert_eq!(info.height as usize, 5 * (8 * 2 + 2) + 2);
+    assert_eq!(info.height as usize, 4 * (8 * 2 + 2) + 2);
     // every row is drawn from the same noise: column j is `sample --seed 5+j --n 1`
     let dev = burn::tensor::Device::flex();
     let specs = [teacher.display().to_string(), student.display().to_string()];
@@ -389,7 +406,8 @@ fn the_gallery_of_the_diffusers_set() {
         ],
         &gal,
     );
-    assert_eq!(labels.len(), 6, "{printed}");
+    // teacher at 50 and 1 steps, every student at 1 step, the 2-step ones also at their own 2
+    assert_eq!(labels.len(), 8, "{printed}");
     assert!(
         labels[0].contains("fashion-mnist-diffusers-teacher  50 STEPS"),
         "{printed}"
@@ -398,45 +416,40 @@ fn the_gallery_of_the_diffusers_set() {
         labels[1].contains("fashion-mnist-diffusers-teacher  1 STEP"),
         "{printed}"
     );
-    for l in &labels[2..] {
-        assert!(
-            l.contains("fashion-mnist-diffusers-") && l.ends_with(" 1 STEP"),
-            "{printed}"
-        );
-    }
+    students_at_their_steps(&labels[2..], "fashion-mnist-diffusers-", &printed);
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
     let info = dec.read_info().unwrap().info().clone();
-    assert_eq!(info.height as usize, 6 * (32 * 2 + 2) + 2);
+    assert_eq!(info.height as usize, 8 * (32 * 2 + 2) + 2);
     let (own, _) = gallery_rows(&["--data", "fashion-mnist", "--cols", "1"], &gal);
     assert!(!own.contains("diffusers"), "{own}");
     let _ = std::fs::remove_dir_all(d);
 }
 
 /// `gallery --data emoji` (no `--set`): the data's only set, the diffusers teacher on top at its
-/// 50-step DDIM, then its four students, drawn in colour.
+/// 50-step DDIM, then itself at 1 step and its four students (the 2-step ones also at 2), drawn
+/// in colour.
 #[test]
 fn the_gallery_of_the_emoji_set_is_in_colour() {
     let d = std::env::temp_dir().join(format!("tract-gal-emoji-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let gal = d.join("g.png");
     let (printed, labels) = gallery_rows(&["--data", "emoji", "--cols", "2"], &gal);
-    assert_eq!(labels.len(), 6, "{printed}");
+    assert_eq!(labels.len(), 8, "{printed}");
     assert!(
         labels[0].contains("emoji-diffusers-teacher  50 STEPS"),
         "{printed}"
     );
-    for l in &labels[1..] {
-        assert!(
-            l.contains("emoji-diffusers-") && l.ends_with(" 1 STEP"),
-            "{printed}"
-        );
-    }
+    assert!(
+        labels[1].contains("emoji-diffusers-teacher  1 STEP"),
+        "{printed}"
+    );
+    students_at_their_steps(&labels[2..], "emoji-diffusers-", &printed);
     let mut dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&gal).unwrap()));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut r = dec.read_info().unwrap();
     let mut buf = vec![0; r.output_buffer_size().unwrap()];
     let info = r.next_frame(&mut buf).unwrap();
-    assert_eq!(info.height as usize, 6 * (32 * 2 + 2) + 2);
+    assert_eq!(info.height as usize, 8 * (32 * 2 + 2) + 2);
     assert_eq!(info.color_type, png::ColorType::Rgb, "a colour picture");
     let px = &buf[..info.buffer_size()];
     let coloured = px

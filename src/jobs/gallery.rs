@@ -65,6 +65,7 @@ impl GalleryModel {
 
 /// Sample every row. Models whose native step count is their whole grid (teachers, exact)
 /// also get a row at that many steps (or at their `max_steps`), and those rows come first.
+/// A student gets rows at the step counts up to its own, and one at its own.
 pub fn rows(
     models: &[GalleryModel],
     steps: &[usize],
@@ -101,11 +102,23 @@ pub fn rows(
         let label = model_label(spec);
         let full = max_steps.unwrap_or(usize::MAX).min(m.grid().steps);
         let teacher = m.native_steps() == m.grid().steps;
+        // a student is made for its own step count: at more steps it leaves the path it was
+        // distilled on (a 1-step student at 32 steps is noise), so its rows stop there, and it
+        // also gets a row at that count
+        let most = if teacher {
+            full
+        } else {
+            m.native_steps().min(full)
+        };
         let mut ks: Vec<usize> = steps.to_vec();
-        if teacher && !ks.contains(&full) {
-            ks.insert(0, full);
+        if !ks.contains(&most) {
+            if teacher {
+                ks.insert(0, most);
+            } else {
+                ks.push(most);
+            }
         }
-        ks.retain(|&k| k <= full);
+        ks.retain(|&k| k <= most);
         for k in ks {
             let images = m.sample(&z, k, Solver::Ddim, device)?;
             let row = Row {

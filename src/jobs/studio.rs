@@ -18,7 +18,8 @@ use crate::engine::schedule::Param;
 use crate::jobs::generate::{Model, noise};
 
 /// A model in the gallery: a label and a spec (`exact:DATA` or a model file), and the most
-/// steps to sample it at (none: its whole grid; the manifest's `max_steps`).
+/// steps to sample it at (none: its own step count, the whole grid for a teacher; the
+/// manifest's `max_steps`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelRef {
     pub label: String,
@@ -354,7 +355,9 @@ async fn gallery(
             )));
         }
         // images: the largest step count first, so the first model's best row is the reference
-        let most = m.max_steps.unwrap_or(usize::MAX).min(model.grid().steps);
+        // a student stops at its own step count (at more it leaves the path it was distilled
+        // on); a teacher's own count is its whole grid
+        let most = m.max_steps.unwrap_or(usize::MAX).min(model.native_steps());
         let mut ks: Vec<usize> = steps.iter().map(|&k| k.min(most)).collect();
         ks.dedup();
         if images {

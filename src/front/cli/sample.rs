@@ -78,7 +78,8 @@ pub(super) struct GalleryArgs {
     /// its students; default the data's own, else its first, e.g. emoji's diffusers set)
     #[arg(long, requires = "data")]
     pub(super) set: Option<String>,
-    /// step counts, one row per model and step count
+    /// step counts, one row per model and step count; a student only up to its own step count
+    /// (beyond it, it leaves the path it was distilled on), and always at its own
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = count(1, MAX_STEPS))]
     pub(super) steps: Vec<usize>,
     /// column j uses the noise of seed S+j
@@ -193,7 +194,6 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
         );
     }
     let z = noise(a.seed, n, m.dim());
-    say_plan(&m, n, steps, solver, a.n.is_none(), &dev)?;
     let meta = serde_json::json!({"model": a.model, "steps": steps, "seed": a.seed, "n": n, "data": m.data_spec()});
     // long work is saved as it goes: OUT's .partial file, continued by the same command
     let job = serde_json::json!({
@@ -208,6 +208,15 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let partial = a.out.with_extension("partial.safetensors");
     let done = continue_partial(&partial, &job)?;
     let dim = m.dim();
+    say_plan(
+        &m,
+        n,
+        n - done.len() / dim,
+        steps,
+        solver,
+        a.n.is_none(),
+        &dev,
+    )?;
     let prog = Progress::new("sample");
     prog.bar.set_message(format!("{steps} steps"));
     prog.update((done.len() / dim) as u64, n as u64);
@@ -277,10 +286,12 @@ pub(super) fn duration(secs: f64) -> String {
 }
 
 /// Say what `sample` is about to do: samples, steps, network evaluations, and before long work
-/// a time estimate from one step on a small batch (timed here, so it is this machine's).
+/// a time estimate for the `left` samples still to make (all `n`, unless a partial file holds
+/// the rest) from one step on a small batch (timed here, so it is this machine's).
 fn say_plan(
     m: &Model,
     n: usize,
+    left: usize,
     steps: usize,
     solver: Solver,
     default_n: bool,
@@ -291,22 +302,27 @@ fn say_plan(
         Solver::Ddim => steps,
         Solver::Heun => 2 * steps - 1,
     };
-    let evals = n as u64 * per as u64;
+    let evals = left as u64 * per as u64;
     let mut line = format!(
-        "sampling {n} samples{} at {steps} step{} ({}): {evals} network evaluations",
+        "sampling {n} samples{} at {steps} step{} ({}): {evals} network evaluations{}",
         if default_n { " (the default --n)" } else { "" },
         if steps == 1 { "" } else { "s" },
-        format!("{solver:?}").to_uppercase()
+        format!("{solver:?}").to_uppercase(),
+        if left < n {
+            format!(" for the {left} still to make")
+        } else {
+            String::new()
+        }
     );
-    let rows = n.min(if m.shape().len() == 3 { 64 } else { 4096 });
-    if evals >= 10 * rows as u64 {
+    let rows = left.min(if m.shape().len() == 3 { 64 } else { 4096 });
+    if rows > 0 && evals >= 10 * rows as u64 {
         let z = noise(u64::MAX, rows, m.dim());
         // a first call pays for allocations (and on wgpu for compiling the shaders)
         m.sample(&z, 1, Solver::Ddim, &dev.device)?;
         let t = std::time::Instant::now();
         m.sample(&z, 1, Solver::Ddim, &dev.device)?;
         let one = t.elapsed().as_secs_f64();
-        let est = one * per as f64 * n.div_ceil(rows) as f64;
+        let est = one * per as f64 * left.div_ceil(rows) as f64;
         line.push_str(&format!(
             "; about {} on {} (one step on {rows} samples took {:.0} ms)",
             duration(est),
