@@ -8,6 +8,8 @@
 #   TEACHER=/path/to/pipeline bash scripts/diffusers-fashion.sh     (default: the shipped one)
 #   N=2000 BUDGET=48000 STAGES="distill export eval" bash scripts/diffusers-fashion.sh
 #   STUDENTS="tract-v-refit btd-v-refit" bash scripts/diffusers-fashion.sh   (some students only)
+#   SEED=1 OUT=runs/diffusers-fashion-seed1 STUDENTS="..." bash scripts/diffusers-fashion.sh
+#     (another seed of the distillations: their noise, times and data order)
 #
 # Colour: DATA=emoji trains the teacher itself first (the same recipe, 3 channels, on the
 # training emoji as tract-studio loads them; STEPS optimizer steps of 64, resumable), then
@@ -24,6 +26,7 @@ N=${N:-2000}              # samples for FID
 NREF=${NREF:-256}         # images for PSNR to the teacher's many-step samples
 REFSTEPS=${REFSTEPS:-50}  # the teacher's many-step reference
 STAGES=${STAGES:-"teacher distill export eval"}
+SEED=${SEED:-0}           # the distillations' seed (the samples scored are always from seed 0)
 mkdir -p "$OUT"
 TEACHER=${TEACHER:-$OUT/teacher-pipeline}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -76,7 +79,7 @@ if has distill; then
     else
       "$BIN" distill --method "${METHOD[$s]}" --data "$DATA" --teacher "diffusers:$TEACHER" \
         --schedule "${SCHED[$s]}" --student-prediction "${PRED[$s]}" --fit-samples "${FITS[$s]}" \
-        --train-samples "${SAMPLES[$s]}" --batch 32 --seed 0 --out "$OUT/$s" --device cpu
+        --train-samples "${SAMPLES[$s]}" --batch 32 --seed "$SEED" --out "$OUT/$s" --device cpu
     fi
   done
 fi
