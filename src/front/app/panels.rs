@@ -891,6 +891,19 @@ impl StudioApp {
                                 }
                             });
                         }
+                        // a finished gallery's empty cell: the model stops below this count
+                        None if !self.gallery_busy => {
+                            let top = cells
+                                .iter()
+                                .filter(|c| &c.model == m)
+                                .map(|c| c.steps)
+                                .max()
+                                .unwrap_or(0);
+                            ui.weak("-").on_hover_text(format!(
+                                "sampled up to {}: a student stops at the step count it was distilled for, a teacher at its grid (a shipped diffusers teacher at its best, 50)",
+                                steps_heading(top)
+                            ));
+                        }
                         None => {
                             ui.label("");
                         }
