@@ -666,9 +666,14 @@ const CASES: &[Case] = &[
         &["s2.safetensors", "2-dimensional", "64-dimensional"],
     ),
     case(
-        "eval: a reference of another size",
+        "eval: a reference from other noise",
         "eval --samples DIR/s2.safetensors --data toy:ring8 --reference DIR/s2-small.safetensors",
-        &["s2-small.safetensors", "expected the same N and dimension"],
+        &["s2-small.safetensors", "must come from the same noise"],
+    ),
+    case(
+        "eval: a reference of another dimension",
+        "eval --samples DIR/s2.safetensors --data toy:ring8 --reference DIR/s64.safetensors",
+        &["s64.safetensors", "expected the same N and dimension"],
     ),
     case(
         "eval: a model file as the classifier",
@@ -1400,7 +1405,7 @@ fn make_fixtures(dir: &Path) {
     write_samples(
         &dir.join("s2-small.safetensors"),
         &[0.5; 20],
-        &[0.0; 20],
+        &[1.0; 20],
         &[2],
         &meta,
     )

@@ -675,3 +675,64 @@ fn eval_refuses_the_fashion_classifier_for_other_images() {
         "{e}"
     );
 }
+
+/// `eval --reference` of another size compares the first samples of both, where their noise is
+/// the same (the PSNR of a long run against a short reference of the same seed), and refuses a
+/// reference from other noise.
+#[test]
+fn a_reference_of_another_size_compares_the_samples_of_the_same_noise() {
+    let d = tmp("ref-prefix");
+    let sample = |model: &str, n: &str, seed: &str, out: &str| {
+        let p = d.join(out);
+        let o = run(&[
+            "sample",
+            "--model",
+            model,
+            "--n",
+            n,
+            "--seed",
+            seed,
+            "--out",
+            p.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        p.to_str().unwrap().to_string()
+    };
+    let tract = "asset:fashion-mnist-tract-1step.safetensors";
+    let btd = "asset:fashion-mnist-btd-1step.safetensors";
+    let long = sample(tract, "40", "3", "long.safetensors");
+    let short = sample(tract, "16", "3", "short.safetensors");
+    let reference = sample(btd, "16", "3", "ref.safetensors");
+    let other = sample(btd, "16", "4", "other.safetensors");
+    let eval = |s: &str, r: &str| {
+        let o = run(&["eval", "--samples", s, "--reference", r]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v, stderr(&o))
+    };
+    // the same N: all of them
+    let (same, _) = eval(&short, &reference);
+    assert_eq!(same["n_reference"], 16, "{same}");
+    // 40 against 16: the first 16 of the 40, which are the 16-sample run's
+    let (prefix, said) = eval(&long, &reference);
+    assert_eq!(prefix["n"], 40, "{prefix}");
+    assert_eq!(prefix["n_reference"], 16, "{prefix}");
+    assert!(said.contains("the first 16 samples of each"), "{said}");
+    let (a, b) = (
+        prefix["psnr_to_reference"].as_f64().unwrap(),
+        same["psnr_to_reference"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-3 && b.is_finite() && b < 60.0, "{a} {b}");
+    // the other way round too
+    let (back, _) = eval(&reference, &long);
+    assert_eq!(back["n_reference"], 16, "{back}");
+    // another seed's noise: refused, naming the reference
+    fails_with(
+        &["eval", "--samples", &long, "--reference", &other],
+        "must come from the same noise",
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

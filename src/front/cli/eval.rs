@@ -26,7 +26,8 @@ pub(super) struct EvalArgs {
     /// sampled model's)
     #[arg(long)]
     pub(super) data: Option<String>,
-    /// samples of a reference model from the same noise (RMSE; PSNR for images)
+    /// samples of a reference model from the same noise (RMSE; PSNR for images); of another
+    /// size, the first samples of both (their noise must be the same)
     #[arg(long)]
     pub(super) reference: Option<PathBuf>,
     /// images: the classifier for the feature FID (default: the shipped one of fashion-mnist
@@ -80,8 +81,47 @@ fn data_of(a: &EvalArgs) -> anyhow::Result<String> {
     }
 }
 
+/// The reference's samples to compare with: both files from the same noise. Of different
+/// sizes, the first rows of both, where their noise is the same (a run and a longer run of the
+/// same seed); files without noise (not written by `sample`) must be of the same size.
+fn reference_rows(
+    path: &std::path::Path,
+    samples: &std::path::Path,
+    s: &[f32],
+    noise: &[f32],
+    dim: usize,
+) -> anyhow::Result<Vec<f32>> {
+    let (r, rn, rd) = read_samples(path)?;
+    let (n, nr) = (s.len() / dim.max(1), r.len() / rd.max(1));
+    let noise_known = noise.len() == s.len() && rn.len() == r.len();
+    if rd != dim || (n != nr && !noise_known) {
+        bail!(
+            "{}: reference has {nr} x {rd} values, samples have {n} x {dim}; expected the same N and dimension (same --n and noise)",
+            path.display(),
+        );
+    }
+    let k = n.min(nr) * dim;
+    if noise_known && noise[..k] != rn[..k] {
+        bail!(
+            "{}: its noise is not that of {} in the first {} samples; a reference is compared sample by sample, so it must come from the same noise (the same --seed)",
+            path.display(),
+            samples.display(),
+            n.min(nr)
+        );
+    }
+    if n != nr {
+        eprintln!(
+            "reference: the first {} samples of each (the same noise; {} has {nr}, {} has {n})",
+            n.min(nr),
+            path.display(),
+            samples.display()
+        );
+    }
+    Ok(r[..k].to_vec())
+}
+
 pub(super) fn eval_cmd(mut a: EvalArgs) -> anyhow::Result<()> {
-    let (s, _, dim) = read_samples(&a.samples)?;
+    let (s, noise, dim) = read_samples(&a.samples)?;
     let spec = data_of(&a)?;
     a.data = Some(spec.clone());
     let data = Data::parse(&spec)?;
@@ -94,18 +134,7 @@ pub(super) fn eval_cmd(mut a: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let reference = match &a.reference {
-        Some(p) => {
-            let (r, _, rd) = read_samples(p)?;
-            if r.len() != s.len() || rd != dim {
-                bail!(
-                    "{}: reference has {} x {rd} values, samples have {} x {dim}; expected the same N and dimension (same --n and noise)",
-                    p.display(),
-                    r.len() / rd.max(1),
-                    s.len() / dim
-                );
-            }
-            Some(r)
-        }
+        Some(p) => Some(reference_rows(p, &a.samples, &s, &noise, dim)?),
         None => None,
     };
     let n = s.len() / dim;
@@ -122,10 +151,11 @@ pub(super) fn eval_cmd(mut a: EvalArgs) -> anyhow::Result<()> {
         .map(|g| eval::weight_errors(g, &s))
         .unwrap_or_default();
     let maxw = we.iter().fold(0.0f64, |m, e| m.max(e.abs()));
-    let r = reference.map(|r| eval::rmse(&s, &r));
+    let n_ref = reference.as_ref().map(|r| r.len() / dim);
+    let r = reference.map(|r| eval::rmse(&s[..r.len()], &r));
     println!(
         "{}",
-        serde_json::json!({"samples": a.samples, "n": n, "sw2": sw2, "weight_errors": we, "max_weight_error": maxw, "rmse_to_reference": r})
+        serde_json::json!({"samples": a.samples, "n": n, "sw2": sw2, "weight_errors": we, "max_weight_error": maxw, "rmse_to_reference": r, "n_reference": n_ref})
     );
     Ok(())
 }
@@ -192,15 +222,16 @@ pub(super) fn eval_images(
     let fs = clf.features(s);
     let fr = clf.features(&held.pixels);
     let fid = eval::fid::feature_distance(&fs, &fr, FEATURES);
-    let psnr = reference.map(|r| eval::psnr(s, r));
-    let rmse = reference.map(|r| eval::rmse(s, r));
+    let psnr = reference.map(|r| eval::psnr(&s[..r.len()], r));
+    let rmse = reference.map(|r| eval::rmse(&s[..r.len()], r));
+    let n_ref = reference.map(|r| r.len() / data.dim());
     println!(
         "{}",
         serde_json::json!({
             "samples": a.samples, "n": n,
             "fid_classifier": fid,
             "fid_note": format!("FID in the penultimate features of {clf_name} (test accuracy {:.3}) against {} held-out images; not comparable to Inception FID", m.test_accuracy, held.n),
-            "psnr_to_reference": psnr, "rmse_to_reference": rmse
+            "psnr_to_reference": psnr, "rmse_to_reference": rmse, "n_reference": n_ref
         })
     );
     Ok(())
