@@ -100,16 +100,9 @@ pub fn rows(
         }
         let z = column_noise(seed, cols, m.dim());
         let label = model_label(spec);
-        let full = max_steps.unwrap_or(usize::MAX).min(m.grid().steps);
         let teacher = m.native_steps() == m.grid().steps;
-        // a student is made for its own step count: at more steps it leaves the path it was
-        // distilled on (a 1-step student at 32 steps is noise), so its rows stop there, and it
-        // also gets a row at that count
-        let most = if teacher {
-            full
-        } else {
-            m.native_steps().min(full)
-        };
+        // every model also gets a row at the most it is sampled at: on top for a teacher
+        let most = m.gallery_steps(*max_steps);
         let mut ks: Vec<usize> = steps.to_vec();
         if !ks.contains(&most) {
             if teacher {
@@ -127,7 +120,7 @@ pub fn rows(
                 steps: k,
                 images,
             };
-            if teacher && k == full {
+            if teacher && k == most {
                 top.push(row)
             } else {
                 rest.push(row)

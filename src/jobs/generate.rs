@@ -134,6 +134,13 @@ impl Model {
         }
     }
 
+    /// The most steps a gallery samples this model at: its own step count (a teacher's whole
+    /// grid; a student, made for its own, leaves the path it was distilled on beyond it: a
+    /// 1-step student at 32 steps is noise), or `max_steps` (the manifest's) where less.
+    pub fn gallery_steps(&self, max_steps: Option<usize>) -> usize {
+        max_steps.unwrap_or(usize::MAX).min(self.native_steps())
+    }
+
     pub fn data_spec(&self) -> &str {
         match self {
             Model::Exact { data, .. } => &data.spec,

@@ -355,9 +355,7 @@ async fn gallery(
             )));
         }
         // images: the largest step count first, so the first model's best row is the reference
-        // a student stops at its own step count (at more it leaves the path it was distilled
-        // on); a teacher's own count is its whole grid
-        let most = m.max_steps.unwrap_or(usize::MAX).min(model.native_steps());
+        let most = model.gallery_steps(m.max_steps);
         let mut ks: Vec<usize> = steps.iter().map(|&k| k.min(most)).collect();
         ks.dedup();
         if images {

@@ -208,18 +208,11 @@ pub(super) fn sample(a: SampleArgs) -> anyhow::Result<()> {
     let partial = a.out.with_extension("partial.safetensors");
     let done = continue_partial(&partial, &job)?;
     let dim = m.dim();
-    say_plan(
-        &m,
-        n,
-        n - done.len() / dim,
-        steps,
-        solver,
-        a.n.is_none(),
-        &dev,
-    )?;
+    let done_rows = done.len() / dim;
+    say_plan(&m, n, n - done_rows, steps, solver, a.n.is_none(), &dev)?;
     let prog = Progress::new("sample");
     prog.bar.set_message(format!("{steps} steps"));
-    prog.update((done.len() / dim) as u64, n as u64);
+    prog.update(done_rows as u64, n as u64);
     let t = std::time::Instant::now();
     let mut saved = std::time::Instant::now();
     let every = partial_every_s();
